@@ -1,0 +1,73 @@
+"""Shared test configuration.
+
+* Hypothesis: the ``ci`` profile (derandomized, no deadline) is loaded under
+  ``CI=true`` so CI never turns red by chance; ``dev`` (the default elsewhere)
+  is also deadline-free because the machines are shared and slow.
+* ``require_tool(name)``: a test that needs ptxas, nvdisasm or Triton skips
+  when the tool is missing on a developer machine, but *fails* under
+  ``CI=true`` -- a skip there would hide a broken install step.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "dev",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile("full", parent=settings.get_profile("ci"), max_examples=1000)
+settings.load_profile(os.environ.get("LOWBIT_HYPOTHESIS_PROFILE", "ci" if IN_CI else "dev"))
+
+
+def require_tool(name: str) -> str:
+    """Return the path of an external tool, or skip (fail under CI=true) when it is missing.
+
+    ``name`` is ``"ptxas"``, ``"nvdisasm"`` or ``"triton"``.
+    """
+    if name == "triton":
+        try:
+            import triton  # noqa: F401
+        except ImportError as exc:  # pragma: no cover - depends on the machine
+            _missing(f"triton is not importable ({exc})")
+        return "triton"
+    from lowbit import toolchain  # noqa: PLC0415
+
+    path = toolchain.find_tool(name)
+    if path is None:
+        _missing(f"{name} not found (PATH, CUDA_HOME, nvidia-cuda-* wheels); run `lowbit install-tools`")
+    return path
+
+
+def _missing(message: str) -> None:
+    if IN_CI:
+        pytest.fail(f"CI=true and a required tool is missing: {message}", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def ptxas_path() -> str:
+    return require_tool("ptxas")
+
+
+@pytest.fixture
+def nvdisasm_path() -> str:
+    return require_tool("nvdisasm")
+
+
+@pytest.fixture
+def triton_available() -> str:
+    return require_tool("triton")

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from lowbit.cli import main
+
+
+def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "info" in out and "install-tools" in out
+
+
+def test_info_reports_tools_and_gpu(capsys: pytest.CaptureFixture[str], ptxas_path: str) -> None:
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("lowbit ")
+    assert f"ptxas     13.0" in out and ptxas_path in out
+    assert "gpu " in out
+
+
+def test_info_targets(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "targets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[0] == "target"
+    by_name = {line.split()[0]: line for line in lines[1:]}
+    assert set(by_name) == {"sm_80", "sm_86", "sm_89", "sm_90", "sm_90a", "sm_100a", "sm_120a"}
+    assert "163 KiB" in by_name["sm_80"] and "227 KiB" in by_name["sm_90"]
+
+
+def test_info_formats_lists_every_builtin(capsys: pytest.CaptureFixture[str]) -> None:
+    from lowbit.dtypes import builtin_types
+
+    assert main(["info", "formats"]) == 0
+    out = capsys.readouterr().out
+    for t in builtin_types():
+        assert t.name in out
+
+
+def test_install_tools_dry_run(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["install-tools", "--dry-run"]) == 0
+    assert "nvidia-cuda-nvcc==13.0.88" in capsys.readouterr().out
+
+
+def test_bad_command_exits_2_without_traceback() -> None:
+    res = subprocess.run([sys.executable, "-m", "lowbit.cli", "info", "nonsense"], capture_output=True, text=True)
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr and "invalid choice" in res.stderr
