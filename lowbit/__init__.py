@@ -1,8 +1,43 @@
-"""lowbit: a Python kernel compiler for arbitrary-bit low-precision GPU computation."""
+"""lowbit: a Python kernel compiler for arbitrary-bit low-precision GPU computation.
+
+The public namespace: number formats (``lowbit.dtype("uint3")``,
+``lowbit.codebook(values)``, ``lowbit.e2m1`` ...), bit packing
+(``lowbit.pack`` / ``lowbit.unpack``) and weight quantization
+(``lowbit.quantize`` / ``lowbit.dequantize``).
+"""
 
 from __future__ import annotations
 
 __version__ = "0.1.0.dev0"
 
-from lowbit import errors  # noqa: F401  (leaf, always available)
+from lowbit import errors  # noqa: F401
+from lowbit.dtypes import (  # noqa: F401
+    BipolarType,
+    CodebookType,
+    DType,
+    FloatType,
+    IntType,
+    bf16,
+    codebook,
+    dtype,
+    e2m1,
+    e2m3,
+    e3m2,
+    e4m3,
+    e4m3fn,
+    e5m2,
+    e8m0,
+    f16,
+    f32,
+    nf4,
+    ue4m3,
+)
+from lowbit.dtypes.scaled import SCALED_TYPES, ScaledType  # noqa: F401
 from lowbit.errors import LowbitError  # noqa: F401
+from lowbit.packing import pack, unpack  # noqa: F401
+from lowbit.quant import QuantizedTensor, dequantize, quantize  # noqa: F401
+
+for _bits in range(1, 9):
+    globals()[f"int{_bits}"] = dtype(f"int{_bits}")
+    globals()[f"uint{_bits}"] = dtype(f"uint{_bits}")
+del _bits
