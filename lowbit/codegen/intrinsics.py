@@ -57,7 +57,7 @@ TABLE: tuple[tuple[str, str | None], ...] = (
 )
 
 _COMPILED = tuple((re.compile(pattern + r"\Z"), feature) for pattern, feature in TABLE)
-_DECLARED = re.compile(r"@(llvm\.nvvm\.[\w.]+)")
+_DECLARED = re.compile(r"@\"?(llvm\.nvvm\.[\w.]+)")  # llvmlite quotes every name: @"llvm.nvvm.prmt"
 
 
 def lookup(name: str) -> str | None:

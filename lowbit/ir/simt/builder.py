@@ -1,0 +1,230 @@
+"""Build SIMT kernels from Python: fresh register names, regions as ``with`` blocks.
+
+The VM -> SIMT lowering (and tests) write code like::
+
+    b = Builder("scale", threads=128)
+    x, n = b.param("x", PTR_GLOBAL, elem="f32"), b.param("n", I32)
+    tid = b.sreg("tid.x")
+    with b.for_(b.i32(0), n, b.i32(1), inits=[b.f32(0.0)]) as loop:
+        acc = b.binary("fadd", loop.carried[0], b.f32(1.0))
+        loop.yield_(acc)
+    total = loop.results[0]
+    kernel = b.finish()
+
+Ops are immutable, so a region's op is created when its ``with`` block
+ends; ``loop.results`` exist from then on.  :meth:`Builder.finish` verifies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lowbit.errors import IRError
+from lowbit.ir.simt import ops as O
+from lowbit.ir.simt.control import For, If
+from lowbit.ir.simt.kernel import Kernel, Param, SharedBuffer
+from lowbit.ir.simt.types import F32, I32, I64, PRED, PTR_SHARED, Const, Operand, Reg, ScalarType, Type
+from lowbit.ir.simt.verifier import verify
+
+
+@dataclass
+class LoopScope:
+    iv: Reg
+    carried: tuple[Reg, ...]
+    yields: tuple[Operand, ...] = ()
+    results: tuple[Reg, ...] = ()
+
+    def yield_(self, *values: Operand) -> None:
+        self.yields = tuple(values)
+
+
+@dataclass
+class IfScope:
+    then_ops: list[O.Op] = field(default_factory=list)
+    else_ops: list[O.Op] = field(default_factory=list)
+    then_yields: tuple[Operand, ...] = ()
+    else_yields: tuple[Operand, ...] = ()
+    in_else: bool = False
+    results: tuple[Reg, ...] = ()
+
+    def yield_(self, *values: Operand) -> None:
+        if self.in_else:
+            self.else_yields = tuple(values)
+        else:
+            self.then_yields = tuple(values)
+
+
+class Builder:
+    """Appends ops to the innermost open region; names registers ``hint``, ``hint.1``, ``hint.2``..."""
+
+    def __init__(self, name: str, threads: int) -> None:
+        self.name, self.threads = name, threads
+        self.params: list[Param] = []
+        self.shared: list[SharedBuffer] = []
+        self._stack: list[list[O.Op]] = [[]]
+        self._used: dict[str, int] = {}
+
+    # ---------------------------------------------------------------- registers and constants
+    def reg(self, t: Type, hint: str = "r") -> Reg:
+        n = self._used.get(hint)
+        self._used[hint] = 0 if n is None else n + 1
+        return Reg(hint if n is None else f"{hint}.{n + 1}", t)
+
+    @staticmethod
+    def i32(v: int) -> Const:
+        return Const(v, I32)
+
+    @staticmethod
+    def i64(v: int) -> Const:
+        return Const(v, I64)
+
+    @staticmethod
+    def f32(v: float) -> Const:
+        return Const(v, F32)
+
+    def emit(self, op: O.Op) -> O.Op:
+        self._stack[-1].append(op)
+        return op
+
+    # ---------------------------------------------------------------- kernel header
+    def param(self, name: str, t: Type, elem: str | None = None) -> Reg:
+        r = self.reg(t, name)
+        self.params.append(Param(r, elem))
+        return r
+
+    def shared_buffer(self, name: str, size: int | None, align: int = 16) -> Reg:
+        """Declare a buffer and return its address (a ``shared_addr`` at the current point)."""
+        self.shared.append(SharedBuffer(name, size, align))
+        return self.shared_addr(name)
+
+    # ---------------------------------------------------------------- ops (one helper per op)
+    def sreg(self, name: str) -> Reg:
+        r = self.reg(I32, name.replace(".", "_"))
+        self.emit(O.SReg(r, name))
+        return r
+
+    def binary(self, op: str, a: Operand, b: Operand, hint: str = "r") -> Reg:
+        r = self.reg(a.type, hint)
+        self.emit(O.Binary(r, op, a, b))
+        return r
+
+    def unary(self, op: str, x: Operand, hint: str = "r") -> Reg:
+        r = self.reg(x.type, hint)
+        self.emit(O.Unary(r, op, x))
+        return r
+
+    def fma(self, a: Operand, b: Operand, c: Operand, hint: str = "r") -> Reg:
+        r = self.reg(a.type, hint)
+        self.emit(O.Fma(r, a, b, c))
+        return r
+
+    def cmp(self, pred: str, a: Operand, b: Operand, hint: str = "p") -> Reg:
+        r = self.reg(PRED, hint)
+        self.emit(O.Cmp(r, pred, a, b))
+        return r
+
+    def select(self, cond: Operand, a: Operand, b: Operand, hint: str = "r") -> Reg:
+        r = self.reg(a.type, hint)
+        self.emit(O.Select(r, cond, a, b))
+        return r
+
+    def cast(self, kind: str, x: Operand, to: Type, hint: str = "r") -> Reg:
+        r = self.reg(to, hint)
+        self.emit(O.Cast(r, kind, x))
+        return r
+
+    def gep(self, base: Operand, index: Operand, elem: Type, hint: str = "addr") -> Reg:
+        r = self.reg(base.type, hint)
+        self.emit(O.Gep(r, base, index, elem))
+        return r
+
+    def shared_addr(self, name: str) -> Reg:
+        r = self.reg(PTR_SHARED, name)
+        self.emit(O.SharedAddr(r, name))
+        return r
+
+    def load(self, t: Type, ptr: Operand, align: int, mask: Operand | None = None,
+             other: Operand | None = None, hint: str = "v") -> Reg:
+        r = self.reg(t, hint)
+        self.emit(O.Load(r, ptr, align, mask, other))
+        return r
+
+    def store(self, ptr: Operand, value: Operand, align: int, mask: Operand | None = None) -> None:
+        self.emit(O.Store(ptr, value, align, mask))
+
+    def shfl(self, mode: str, value: Operand, lane: Operand, clamp: int = 31, hint: str = "r") -> Reg:
+        r = self.reg(value.type, hint)
+        self.emit(O.Shfl(r, mode, value, lane, Const(clamp, I32), Const(-1, I32)))
+        return r
+
+    def lop3(self, a: Operand, b: Operand, c: Operand, lut: int, hint: str = "r") -> Reg:
+        r = self.reg(I32, hint)
+        self.emit(O.Lop3(r, a, b, c, lut))
+        return r
+
+    def op(self, cls: type[O.Op], result_type: Type | None, *args: object, hint: str = "r") -> Reg | None:
+        """Any op whose first field is its one result (or which has none: ``result_type=None``)."""
+        if result_type is None:
+            self.emit(cls(*args))  # type: ignore[call-arg]
+            return None
+        r = self.reg(result_type, hint)
+        self.emit(cls(r, *args))  # type: ignore[call-arg]
+        return r
+
+    # ---------------------------------------------------------------- regions
+    def for_(self, start: Operand, stop: Operand, step: Operand, inits: list[Operand] | tuple[Operand, ...] = (),
+             hint: str = "i") -> _ForContext:
+        return _ForContext(self, start, stop, step, tuple(inits), hint)
+
+    def if_(self, cond: Operand) -> _IfContext:
+        return _IfContext(self, cond)
+
+    def else_(self, scope: IfScope) -> None:
+        scope.in_else = True
+        scope.then_ops = self._stack.pop()
+        self._stack.append(scope.else_ops)
+
+    def finish(self) -> Kernel:
+        if len(self._stack) != 1:
+            raise IRError("simt builder: a region is still open")
+        return verify(Kernel(self.name, tuple(self.params), self.threads, tuple(self.shared), tuple(self._stack[0])))
+
+
+class _ForContext:
+    def __init__(self, b: Builder, start: Operand, stop: Operand, step: Operand, inits: tuple[Operand, ...],
+                 hint: str) -> None:
+        self.b, self.start, self.stop, self.step, self.inits = b, start, stop, step, inits
+        iv_type = start.type if isinstance(start.type, ScalarType) else I32
+        self.scope = LoopScope(b.reg(iv_type, hint), tuple(b.reg(v.type, "carry") for v in inits))
+
+    def __enter__(self) -> LoopScope:
+        self.b._stack.append([])
+        return self.scope
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        body = self.b._stack.pop()
+        if exc_type is not None:
+            return
+        s = self.scope
+        s.results = tuple(self.b.reg(c.type, "loop") for c in s.carried)
+        self.b.emit(For(s.iv, self.start, self.stop, self.step, s.carried, self.inits, tuple(body), s.yields,
+                        s.results))
+
+
+class _IfContext:
+    def __init__(self, b: Builder, cond: Operand) -> None:
+        self.b, self.cond, self.scope = b, cond, IfScope()
+
+    def __enter__(self) -> IfScope:
+        self.b._stack.append(self.scope.then_ops)
+        return self.scope
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        ops = self.b._stack.pop()
+        if exc_type is not None:
+            return
+        s = self.scope
+        if not s.in_else:
+            s.then_ops = ops
+        s.results = tuple(self.b.reg(v.type, "sel") for v in s.then_yields)
+        self.b.emit(If(self.cond, tuple(s.then_ops), s.then_yields, tuple(s.else_ops), s.else_yields, s.results))
