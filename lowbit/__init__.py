@@ -34,6 +34,7 @@ from lowbit.dtypes import (  # noqa: F401
 )
 from lowbit.dtypes.scaled import SCALED_TYPES, ScaledType  # noqa: F401
 from lowbit.errors import LowbitError  # noqa: F401
+from lowbit.api import *  # noqa: F401,F403  (the DSL, launch and interpreter names)
 from lowbit.packing import pack, unpack  # noqa: F401
 from lowbit.quant import QuantizedTensor, dequantize, quantize  # noqa: F401
 

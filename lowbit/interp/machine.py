@@ -1,0 +1,326 @@
+"""The reference interpreter: the meaning of every VM op, executed with numpy.
+
+A program runs once per block of the grid; inside a block every op works
+on whole tiles (numpy per tile, never per element).  :data:`HANDLERS` has one
+entry per op class.  Asynchronous copies are modelled faithfully enough to
+catch pipelining bugs: ``copy_async`` reads global memory when issued but
+writes shared memory only when a ``wait`` retires its committed group, so a
+kernel that reads a buffer before waiting sees stale data (as a GPU may).
+Barriers are no-ops: a block is one logical thread of control here.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lowbit.errors import LowbitError
+from lowbit.ir import ops as O
+from lowbit.ir.expr import Expr, Scalar, Var, evaluate
+from lowbit.ir.program import Program
+from lowbit.dtypes import dtype
+from lowbit.ir.types import INT64, SharedType, TileType, Value
+from lowbit.interp import values as V
+from lowbit.interp.memory import Buffer, GlobalViewValue, gather, scatter, tile_indices
+from lowbit.interp.values import InterpError
+
+__all__ = ["HANDLERS", "Block", "run_program"]
+
+Slot = Scalar | np.ndarray | Buffer | GlobalViewValue
+_F64 = dtype("f64")
+
+
+@dataclass
+class Block:
+    """The state of one block: its values, shared memory, async copy groups, grid position."""
+
+    env: dict[Var | Value, Slot]
+    pid: tuple[int, int, int]
+    grid: tuple[int, int, int]
+    pending: list[tuple[np.ndarray, tuple[slice, ...], np.ndarray]] = field(default_factory=list)
+    groups: list[list[tuple[np.ndarray, tuple[slice, ...], np.ndarray]]] = field(default_factory=list)
+    printer: Callable[[str], None] = print
+
+
+def _where(op: O.Op) -> str:
+    return f"{op.opname}" + (f" at {op.loc}" if op.loc is not None else "")
+
+
+def _scalar(b: Block, e: Expr) -> Scalar:
+    return evaluate(e, b.env)  # type: ignore[arg-type]
+
+
+def _ints(b: Block, es: tuple[Expr, ...]) -> tuple[int, ...]:
+    return tuple(int(_scalar(b, e)) for e in es)
+
+
+def _tile(b: Block, v: Value) -> np.ndarray:
+    return b.env[v]  # type: ignore[return-value]
+
+
+def _set(b: Block, v: Var | Value, x: Slot) -> None:
+    b.env[v] = x
+
+
+def _ttype(v: Value) -> TileType:
+    assert isinstance(v.type, TileType)  # noqa: S101 (ops validated at construction)
+    return v.type
+
+
+def _global_view(b: Block, op: O.GlobalView) -> None:
+    buf = b.env[op.ptr]
+    assert isinstance(buf, Buffer)  # noqa: S101
+    _set(b, op.result, GlobalViewValue(buf, op.result.type.dtype, _ints(b, op.shape), _ints(b, op.strides)))
+
+
+def _alloc(b: Block, op: O.AllocShared) -> None:
+    t = op.result.type
+    assert isinstance(t, SharedType)  # noqa: S101
+    # Uninitialised shared memory: all-ones bit patterns (NaN for floats) make reads-before-writes visible.
+    codes = np.full(t.shape, (1 << min(t.dtype.bits, 64)) - 1, dtype=np.uint64)
+    _set(b, op.result, V.from_codes(codes, t.dtype))
+
+
+def _load_global(b: Block, op: O.LoadGlobal) -> None:
+    view = b.env[op.src]
+    assert isinstance(view, GlobalViewValue)  # noqa: S101
+    t = _ttype(op.result)
+    lin, ok = tile_indices(view, _ints(b, op.offsets), t.shape)
+    if op.mask is not None:
+        ok = ok & _tile(b, op.mask)
+    loaded = V.from_codes(gather(view, lin, ok, _where(op)), t.dtype)
+    src = V.storage_dtype(t.dtype)
+    fill = V.from_scalar(op.other, INT64 if isinstance(op.other, int) else _F64, t.dtype, ())
+    _set(b, op.result, np.where(ok, loaded, fill).astype(src))
+
+
+def _store_global(b: Block, op: O.StoreGlobal) -> None:
+    view = b.env[op.dst]
+    assert isinstance(view, GlobalViewValue)  # noqa: S101
+    t = _ttype(op.value)
+    lin, ok = tile_indices(view, _ints(b, op.offsets), t.shape)
+    if op.mask is not None:
+        ok = ok & _tile(b, op.mask)
+    scatter(view, lin, ok, V.to_codes(_tile(b, op.value), t.dtype), _where(op))
+
+
+def _region(b: Block, buf: Value, offsets: tuple[int, ...], shape: tuple[int, ...], op: O.Op) -> tuple[slice, ...]:
+    bshape = buf.type.shape  # type: ignore[union-attr]
+    if any(o < 0 or o + n > m for o, n, m in zip(offsets, shape, bshape)):
+        raise InterpError(f"{_where(op)}: tile {list(shape)} at {list(offsets)} is outside the shared buffer {list(bshape)}")
+    return tuple(slice(o, o + n) for o, n in zip(offsets, shape))
+
+
+def _load_shared(b: Block, op: O.LoadShared) -> None:
+    t = _ttype(op.result)
+    region = _region(b, op.src, _ints(b, op.offsets), t.shape, op)
+    _set(b, op.result, _tile(b, op.src)[region].copy())
+
+
+def _store_shared(b: Block, op: O.StoreShared) -> None:
+    t = _ttype(op.value)
+    region = _region(b, op.dst, _ints(b, op.offsets), t.shape, op)
+    _tile(b, op.dst)[region] = _tile(b, op.value)
+
+
+def _copy_async(b: Block, op: O.CopyAsync) -> None:
+    view = b.env[op.src]
+    assert isinstance(view, GlobalViewValue)  # noqa: S101
+    shape = op.dst.type.shape  # type: ignore[union-attr]
+    lin, ok = tile_indices(view, _ints(b, op.offsets), shape)
+    if op.mask is not None:
+        ok = ok & _tile(b, op.mask)
+    data = V.from_codes(gather(view, lin, ok, _where(op)), view.dtype)
+    b.pending.append((_tile(b, op.dst), tuple(slice(0, n) for n in shape), data))
+
+
+def _commit(b: Block, op: O.CommitGroup) -> None:
+    b.groups.append(b.pending)
+    b.pending = []
+
+
+def _wait(b: Block, op: O.WaitGroup) -> None:
+    while len(b.groups) > op.pending:
+        for dst, region, data in b.groups.pop(0):
+            dst[region] = data
+
+
+def _full(b: Block, op: O.Full) -> None:
+    t = _ttype(op.result)
+    _set(b, op.result, V.from_scalar(_scalar(b, op.value), op.value.dtype, t.dtype, t.shape))
+
+
+def _arange(b: Block, op: O.Arange) -> None:
+    n = _ttype(op.result).shape[0]
+    _set(b, op.result, np.arange(op.start, op.start + n, dtype=np.int64))
+
+
+def _cast(b: Block, op: O.Cast) -> None:
+    _set(b, op.result, V.cast(_tile(b, op.x), _ttype(op.x).dtype, _ttype(op.result).dtype))
+
+
+def _view(b: Block, op: O.View) -> None:
+    x = _ttype(op.x)
+    _set(b, op.result, V.view_bits(_tile(b, op.x), x.dtype, _ttype(op.result).dtype, op.axis % len(x.shape)))
+
+
+def _unary(b: Block, op: O.ElementwiseUnary) -> None:
+    _set(b, op.result, V.unary(op.op, _tile(b, op.x), _ttype(op.x).dtype))
+
+
+def _binary(b: Block, op: O.ElementwiseBinary) -> None:
+    _set(b, op.result, V.binary(op.op, _tile(b, op.a), _tile(b, op.b), _ttype(op.a).dtype, _where(op)))
+
+
+def _where_op(b: Block, op: O.Where) -> None:
+    _set(b, op.result, np.where(_tile(b, op.cond), _tile(b, op.a), _tile(b, op.b)))
+
+
+def _fma(b: Block, op: O.Fma) -> None:
+    # Evaluated in float64 and rounded once to the dtype: exact for f16/bf16 operands;
+    # for f32 a double rounding can differ from a fused f32 fma in rare last-bit cases.
+    a, bb, c = (_tile(b, v).astype(np.float64) for v in (op.a, op.b, op.c))
+    _set(b, op.result, (a * bb + c).astype(V.storage_dtype(_ttype(op.result).dtype)))
+
+
+def _dot(b: Block, op: O.Dot) -> None:
+    ta, tc = _ttype(op.a), _ttype(op.c)
+    a, bb, c = _tile(b, op.a), _tile(b, op.b), _tile(b, op.c)
+    if ta.dtype.is_float:
+        # Products of f16/bf16 are exact in f32; the sum is accumulated in f32 (order unspecified,
+        # as on tensor cores), then rounded to the accumulator's type.
+        acc = a.astype(np.float32) @ bb.astype(np.float32) + c.astype(np.float32)
+        _set(b, op.result, acc.astype(V.storage_dtype(tc.dtype)))
+    else:
+        acc = a.astype(np.int64) @ bb.astype(np.int64) + c.astype(np.int64)
+        _set(b, op.result, V.wrap(acc, tc.dtype))
+
+
+def _reduce(b: Block, op: O.Reduce) -> None:
+    t = _ttype(op.x)
+    x = _tile(b, op.x)
+    if op.kind == "sum":
+        out = x.sum(axis=op.axis, keepdims=True, dtype=np.int64 if t.dtype.is_int else x.dtype)
+    else:
+        fn = (np.fmax if op.kind == "max" else np.fmin) if t.dtype.is_float else (np.maximum if op.kind == "max" else np.minimum)
+        out = fn.reduce(x, axis=op.axis, keepdims=True)
+    _set(b, op.result, V.wrap(out, t.dtype) if t.dtype.is_int else out.astype(x.dtype))
+
+
+def _lookup(b: Block, op: O.Lookup) -> None:
+    table, idx = _tile(b, op.table), _tile(b, op.index).astype(np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= table.shape[0]):
+        raise InterpError(f"{_where(op)}: index {int(idx.max())} outside a table of {table.shape[0]} entries")
+    _set(b, op.result, table[idx])
+
+
+def _broadcast(b: Block, op: O.Broadcast) -> None:
+    _set(b, op.result, np.broadcast_to(_tile(b, op.x), _ttype(op.result).shape).copy())
+
+
+def _reshape(b: Block, op: O.Reshape) -> None:
+    _set(b, op.result, _tile(b, op.x).reshape(_ttype(op.result).shape))
+
+
+def _carry(b: Block, x: Expr | Value) -> Slot:
+    return _scalar(b, x) if isinstance(x, Expr) else b.env[x]
+
+
+def _for(b: Block, op: O.For) -> None:
+    start, stop, step = (int(_scalar(b, e)) for e in (op.start, op.stop, op.step))
+    if step <= 0:
+        raise InterpError(f"{_where(op)}: the loop step must be positive, got {step}")
+    vals = [_carry(b, x) for x in op.inits]
+    for i in range(start, stop, step):
+        _set(b, op.var, i)
+        for a, v in zip(op.args, vals):
+            _set(b, a, v)
+        execute(b, op.body)
+        vals = [_carry(b, y) for y in op.yields]
+    for r, v in zip(op.results, vals):
+        _set(b, r, v)
+
+
+def _if(b: Block, op: O.If) -> None:
+    taken = bool(_scalar(b, op.cond))
+    execute(b, op.then_body if taken else op.else_body)
+    ys = op.then_yields if taken else op.else_yields
+    vals = [_carry(b, y) for y in ys]
+    for r, v in zip(op.results, vals):
+        _set(b, r, v)
+
+
+def _print(b: Block, op: O.Print) -> None:
+    parts = [str(_carry(b, v)) for v in op.values]
+    b.printer(f"[pid {b.pid[0]},{b.pid[1]},{b.pid[2]}] {op.prefix}" + (" " + " ".join(parts) if parts else ""))
+
+
+def _program_id(b: Block, op: O.ProgramId) -> None:
+    _set(b, op.result, b.pid[op.axis])
+
+
+def _num_programs(b: Block, op: O.NumPrograms) -> None:
+    _set(b, op.result, b.grid[op.axis])
+
+
+def _noop(b: Block, op: O.Op) -> None:
+    return None
+
+
+HANDLERS: dict[type[O.Op], Callable[[Block, O.Op], None]] = {
+    O.ProgramId: _program_id,
+    O.NumPrograms: _num_programs,
+    O.GlobalView: _global_view,
+    O.AllocShared: _alloc,
+    O.FreeShared: _noop,
+    O.LoadGlobal: _load_global,
+    O.StoreGlobal: _store_global,
+    O.LoadShared: _load_shared,
+    O.StoreShared: _store_shared,
+    O.CopyAsync: _copy_async,
+    O.CommitGroup: _commit,
+    O.WaitGroup: _wait,
+    O.Barrier: _noop,
+    O.Full: _full,
+    O.Arange: _arange,
+    O.Cast: _cast,
+    O.View: _view,
+    O.ElementwiseUnary: _unary,
+    O.ElementwiseBinary: _binary,
+    O.Where: _where_op,
+    O.Fma: _fma,
+    O.Dot: _dot,
+    O.Reduce: _reduce,
+    O.Lookup: _lookup,
+    O.Broadcast: _broadcast,
+    O.Reshape: _reshape,
+    O.For: _for,
+    O.If: _if,
+    O.Print: _print,
+}  # type: ignore[dict-item]
+
+
+def execute(b: Block, body: tuple[O.Op, ...]) -> None:
+    for op in body:
+        try:
+            HANDLERS[type(op)](b, op)
+        except InterpError:
+            raise
+        except LowbitError as exc:
+            raise InterpError(f"{_where(op)}: {exc}") from None
+
+
+def run_program(
+    prog: Program,
+    grid: tuple[int, int, int],
+    args: Mapping[str, Slot],
+    printer: Callable[[str], None] = print,
+) -> None:
+    """Run ``prog`` on every block of ``grid`` with parameter values ``args`` (already bound)."""
+    base: dict[Var | Value, Slot] = {p.value: args[p.name] for p in prog.params}
+    for z, y, x in itertools.product(range(grid[2]), range(grid[1]), range(grid[0])):
+        block = Block(dict(base), (x, y, z), grid, printer=printer)
+        execute(block, prog.body)

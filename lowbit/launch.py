@@ -1,0 +1,160 @@
+"""The one launch layer: ``kernel[grid](*args, **constexprs)`` and which backend runs it.
+
+The rule (the only place it is decided):
+
+1. ``kernel.interpret[grid](...)`` and ``lowbit.interpret(kernel, grid, ...)``
+   always run the numpy reference interpreter (:mod:`lowbit.interp`).
+2. ``kernel[grid](...)`` runs :func:`select_backend`'s choice.  Today that is
+   the interpreter for every call.  When the compiler and the PTX emulator
+   land, it becomes: the GPU when a CUDA device is usable and the pointer
+   arguments are device arrays; otherwise the PTX emulator on numpy arrays.
+   No environment variable and no global switch changes this; a backend is
+   chosen per call from the arguments.
+
+Arguments bind like a Python call over the kernel's parameters (constexprs
+included; missing constexprs take their defaults).  Pointer arguments are
+C-contiguous numpy arrays updated in place.  Errors are
+:class:`~lowbit.errors.DSLError` (located at the kernel's line) or
+:class:`~lowbit.errors.LaunchError`; both are re-raised here with a fresh
+traceback so the user sees their call, one line of this module and the
+message -- never the compiler's frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from lowbit import interp
+from lowbit.dsl.diagnostics import format_located
+from lowbit.dsl.kernel import KernelFunction
+from lowbit.errors import DSLError, LaunchError
+from lowbit.ir.program import Program
+
+__all__ = ["Kernel", "LaunchSignatureError", "interpret", "kernel", "select_backend"]
+
+Backend = Literal["interpreter"]
+
+
+class LaunchSignatureError(LaunchError, DSLError):
+    """Wrong launch arguments (arity, unknown names), located at the kernel's ``def``.
+
+    Both a :class:`LaunchError` (a bad call) and a :class:`DSLError` (it carries a
+    source location like every kernel mistake)."""
+
+    def __init__(self, reason: str, filename: str, line: int, col: int) -> None:
+        self.reason, self.filename, self.line, self.col = reason, filename, line, col
+        super().__init__(format_located(reason, filename, line, col))
+
+
+def select_backend(kernel: Kernel, args: dict[str, object]) -> Backend:
+    """Which backend runs ``kernel[grid](...)`` for these arguments (see the module docstring)."""
+    return "interpreter"
+
+
+class Kernel:
+    """``@lowbit.kernel``: compile per constexpr set (cached) and launch over a grid."""
+
+    def __init__(self, fn: Callable[..., object], num_warps: int = 4) -> None:
+        try:
+            self.compiler = KernelFunction(fn, num_warps)
+        except DSLError as exc:
+            raise exc.with_traceback(None) from None
+        self.__name__ = fn.__name__
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def __repr__(self) -> str:
+        return f"<lowbit.kernel {self.__name__}>"
+
+    def __getitem__(self, grid: object) -> Launcher:
+        return Launcher(self, grid, None)
+
+    @property
+    def interpret(self) -> _InterpretIndexer:
+        """``kernel.interpret[grid](*args, **constexprs)``: always the reference interpreter."""
+        return _InterpretIndexer(self)
+
+    def __call__(self, *args: object, **kwargs: object) -> None:
+        raise LaunchError(f"launch {self.__name__} with a grid: {self.__name__}[grid](...)")
+
+    def specialize(self, **constexprs: object) -> Program:
+        """The VM program for these constexprs (defaults fill the rest)."""
+        try:
+            return self.compiler.specialize(**constexprs)
+        except (DSLError, LaunchError) as exc:
+            raise exc.with_traceback(None) from None
+
+    def bind(self, args: tuple[object, ...], kwargs: dict[str, object]) -> tuple[dict[str, object], dict[str, object]]:
+        """Split a launch's arguments into (runtime arguments, constexprs) by parameter name."""
+        params = self.compiler.params
+        file, line, col = self.compiler.location
+        runtime = [p.name for p in params if not p.is_constexpr]
+        cx = [p.name for p in params if p.is_constexpr]
+        if len(args) > len(params):
+            raise LaunchSignatureError(
+                f"{self.__name__} takes {len(runtime)} arguments ({', '.join(runtime)})"
+                + (f" and constexprs ({', '.join(cx)})" if cx else "")
+                + f", but {len(args)} were given",
+                file, line, col,
+            )  # fmt: skip
+        values: dict[str, object] = {p.name: a for p, a in zip(params, args)}
+        for k, v in kwargs.items():
+            if k not in {p.name for p in params}:
+                raise LaunchSignatureError(f"{self.__name__} has no parameter '{k}'", file, line, col)
+            if k in values:
+                raise LaunchSignatureError(f"{self.__name__}: argument '{k}' given twice", file, line, col)
+            values[k] = v
+        missing = [n for n in runtime if n not in values]
+        if missing:
+            raise LaunchSignatureError(
+                f"{self.__name__} takes {len(runtime)} arguments ({', '.join(runtime)}); "
+                f"missing {', '.join(repr(m) for m in missing)}",
+                file, line, col,
+            )  # fmt: skip
+        return {n: values[n] for n in runtime}, {n: values[n] for n in cx if n in values}
+
+    def launch(self, grid: object, args: tuple[object, ...], kwargs: dict[str, object], backend: Backend | None) -> None:
+        runtime, cx = self.bind(args, kwargs)
+        prog = self.compiler.specialize(**cx)
+        if callable(grid):
+            grid = grid({**runtime, **self.compiler.bind_constexprs(cx)})
+        chosen = backend or select_backend(self, runtime)
+        if chosen == "interpreter":
+            interp.run(prog, grid, runtime)
+
+
+class Launcher:
+    """``kernel[grid]``: call it with the kernel's arguments."""
+
+    def __init__(self, kernel: Kernel, grid: object, backend: Backend | None) -> None:
+        self.kernel, self.grid, self.backend = kernel, grid, backend
+
+    def __call__(self, *args: object, **kwargs: object) -> None:
+        try:
+            self.kernel.launch(self.grid, args, kwargs, self.backend)
+        except (DSLError, LaunchError, interp.InterpError) as exc:
+            raise exc.with_traceback(None) from None
+
+
+class _InterpretIndexer:
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+
+    def __getitem__(self, grid: object) -> Launcher:
+        return Launcher(self.kernel, grid, "interpreter")
+
+
+def kernel(fn: Callable[..., object] | None = None, *, num_warps: int = 4) -> Kernel | Callable[[Callable[..., object]], Kernel]:
+    """``@lowbit.kernel`` or ``@lowbit.kernel(num_warps=8)``."""
+    if fn is None:
+        return lambda f: Kernel(f, num_warps)
+    return Kernel(fn, num_warps)
+
+
+def interpret(k: Kernel, grid: object, *args: object, **constexprs: object) -> None:
+    """Run ``k`` on the reference interpreter: ``lowbit.interpret(kernel, grid, *args, **constexprs)``."""
+    try:
+        k.launch(grid, args, constexprs, "interpreter")
+    except (DSLError, LaunchError, interp.InterpError) as exc:
+        raise exc.with_traceback(None) from None
