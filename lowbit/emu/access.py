@@ -7,12 +7,15 @@ every access is checked the same way (issue 4, item 5):
   launch's shared size or the thread's local size, and aligned to the access
   size (PTX ISA 5.1 / 6.4.1: "the address must be naturally aligned");
 * shared accesses go through :class:`~lowbit.emu.sanitizer.RaceState` (plain
-  loads and stores; atomics are exempt) and are refused while a ``cp.async``
-  to the same bytes is pending;
+  loads and stores, and atomics, which race only with plain accesses of other
+  warps) and are refused while a ``cp.async`` to the same bytes is pending;
 * shared/local loads return the per-element definedness from the shadow.
 
 Generic addresses are split by window (:mod:`lowbit.emu.memory`).  Stats
-count bytes and, for shared memory, bank wavefronts.
+count bytes and, for shared memory, bank wavefronts.  Space ``"callparam"``
+is local memory holding a call's ``.param`` arguments
+(:mod:`lowbit.emu.inline`); its bytes are not counted as local traffic
+(ptxas passes arguments in registers).
 """
 
 from __future__ import annotations
@@ -66,8 +69,13 @@ class MemUnit:
         flat = self.m.block_of[idx] * self.S + addr
         return flat
 
-    def _hazards(self, flat, idx, nbytes, op, write, atomic=False):
-        """cp.async pending bytes and racecheck for shared bytes ``flat[:, None] + arange(nbytes)``."""
+    def _hazards(self, flat, idx, nbytes, op, write, atomic=False, race=True):
+        """cp.async pending bytes and racecheck for shared bytes ``flat[:, None] + arange(nbytes)``.
+
+        ``atomic``: the access is half of an atomic read-modify-write (checked
+        and recorded once, on the write half); ``race=False`` skips racecheck
+        (a cp.async is checked when it completes, not when it is issued).
+        """
         m = self.m
         if not m.checks:
             return
@@ -79,18 +87,24 @@ class MemUnit:
                 raise fault(m, "cp.async", f"shared bytes at {int(flat[i] % self.S):#x} are "
                             f"{'written' if write else 'read'} while a cp.async to them is still in flight "
                             "(no cp.async.wait_group/wait_all covers it yet)", idx[pend], op)
-        if atomic:
+        if not race or (atomic and not write):
             return
         warps = np.broadcast_to(m.warp_of[idx][:, None], bidx.shape)
-        hit = (self.race.write if write else self.race.read)(bidx, warps)
+        if atomic:
+            hit = self.race.atomic_access(bidx, warps)
+        else:
+            hit = (self.race.write if write else self.race.read)(bidx, warps)
         if hit is not None:
             pos, other = hit
             t = int(idx[pos // nbytes])
             me = int(m.warp_of[t]) % m.wpb
             blk = m.describe_thread(t).split(" thread")[0]
-            raise fault(m, "race", f"shared-memory race in {blk}: warp {me} {'writes' if write else 'reads'} "
-                        f"shared address {int(bidx.reshape(-1)[pos] % self.S):#x} which warp {other % m.wpb} "
-                        "accessed since the last barrier (missing bar.sync?)", [t], op)
+            verb = "atomically updates" if atomic else ("writes" if write else "reads")
+            who = f"warp {other % m.wpb}" if other >= 0 else "atomics of several other warps"
+            how = "plainly accessed" if atomic else "accessed"
+            raise fault(m, "race", f"shared-memory race in {blk}: warp {me} {verb} shared address "
+                        f"{int(bidx.reshape(-1)[pos] % self.S):#x} which {who} {how} since the last barrier "
+                        "(missing bar.sync?)", [t], op)
 
     def _local_flat(self, addr, idx, nbytes, op):
         if self.local is None or ((addr < 0) | (addr + nbytes > self.local_size)).any():
@@ -144,13 +158,20 @@ class MemUnit:
                 st.shared_bytes_read += idx.size * nbytes
             vals = self.shared.read(flat, esize, nvec)
             return vals, self._defined(self.shared, flat, esize, nvec)
-        if space == "local":
+        if space == "local" or space == "callparam":
             flat = self._local_flat(addr, idx, nbytes, op)
+            if st is not None and space == "local":
+                st.local_bytes_read += idx.size * nbytes
             return self.local.read(flat, esize, nvec), self._defined(self.local, flat, esize, nvec)
         raise fault(self.m, "unsupported", f"load from .{space} through an address register", idx, op)
 
-    def store(self, space, addr, idx, values, op, atomic=False):
-        """Write ``values (n, nvec)`` (uint of the element width) for threads ``idx``."""
+    def store(self, space, addr, idx, values, op, atomic=False, defined=True):
+        """Write ``values (n, nvec)`` (uint of the element width) for threads ``idx``.
+
+        ``defined`` (``True`` or an ``(n, nvec)`` bool array) goes to the
+        definedness shadow; only call arguments (``"callparam"``) store
+        undefined values -- every other store refuses them before it gets here.
+        """
         esize = values.dtype.itemsize
         nvec = values.shape[1]
         nbytes = esize * nvec
@@ -175,12 +196,19 @@ class MemUnit:
                 st.shared_bytes_written += idx.size * nbytes
             self.shared.write(flat, esize, values)
             self.shared.defined[flat[:, None] + np.arange(nbytes)] = True
-        elif space == "local":
+        elif space == "local" or space == "callparam":
             flat = self._local_flat(addr, idx, nbytes, op)
+            if st is not None and space == "local":
+                st.local_bytes_written += idx.size * nbytes
             self.local.write(flat, esize, values)
-            self.local.defined[flat[:, None] + np.arange(nbytes)] = True
+            byte_def = True if defined is True else np.repeat(defined, esize, axis=1)
+            self.local.defined[flat[:, None] + np.arange(nbytes)] = byte_def
         else:
             raise fault(self.m, "memcheck", f"store to the read-only .{space} space", idx, op)
+
+    def check_aligned(self, space, addr, nbytes, idx, op):
+        """memcheck's alignment rule alone, for an access made of smaller ones (vector atomics)."""
+        self._align(addr, nbytes, idx, op, space)
 
     def _unwindow(self, addr, k):
         return addr if k == 0 else addr - (SHARED_WINDOW if k == 1 else LOCAL_WINDOW)
@@ -208,7 +236,7 @@ class MemUnit:
             self.shared.defined[flat[:, None] + np.arange(k)] = True
             self.m.epoch += 1
             return
-        self._hazards(flat, idx, k, op, True, atomic=True)
+        self._hazards(flat, idx, k, op, True, race=False)
         bidx = flat[:, None] + np.arange(k)
         np.add.at(self.pending, bidx.reshape(-1), 1)
         self.copies.issue(idx, bidx, data, self.m.warp_of[idx])

@@ -77,6 +77,21 @@ class CFG:
         instruction-level immediate post-dominator; ``body_length`` means the exit)."""
         return self.reconvergence_pc(pc)
 
+    def join_table(self) -> tuple[int, ...]:
+        """Per instruction: the reconvergence pc of a branch ending its block there, ``-1`` for none.
+
+        ``-1`` also stands for "only at the exit": threads that part at such a
+        branch never meet again -- each part runs until it exits -- so the
+        machine sets no join for them (a join at the end of the body would
+        keep finished threads live, and ``barrier.sync`` counts live threads).
+        Only branches consult this table; other instructions get ``-1``.
+        """
+        out = [-1] * self.body_length
+        for b in self.blocks:
+            r = self.start_pc(self.ipdom[b.index])
+            out[b.end - 1] = -1 if r >= self.body_length else r
+        return tuple(out)
+
     def postdominates(self, a: int, b: int) -> bool:
         """True when every path from block ``b`` to the exit passes through ``a`` (reflexive)."""
         node = b

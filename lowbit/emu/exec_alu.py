@@ -96,19 +96,25 @@ def _int_binary(m, ins, t):
     raise _unsupported(ins)
 
 
-def _carry(m, ins, t, sub, use_in):
+def _carry(m, ins, t, sub, use_in, mad_mode=None):
+    """add.cc/addc/sub.cc/subc, and with ``mad_mode`` ("lo"/"hi") mad.cc/madc: CC.CF in and out."""
     b = bits_of(t)
-    fa, fb = fetch(m, ins.operands[1], t), fetch(m, ins.operands[2], t)
+    nsrc = 3 if mad_mode else 2
+    fs = [fetch(m, o, t) for o in ins.operands[1 : 1 + nsrc]]
     w = store(m, ins.operands[0], t)
     write_cc = "cc" in ins.modifiers
     wc = store(m, A.Register(CC), "u32")
     R = m.R
+    s = is_signed(t)
 
     def run(act):
-        (a, da), (c, dc) = fa(), fb()
+        got = [f() for f in fs]
         cin = R[CC].astype(UINT[b]) if use_in else None
-        d, cout = I.add_cc(a, c, b, carry_in=cin, sub=sub)
-        dd = and_defined(da, dc, m.D[CC] if use_in else True)
+        if mad_mode:
+            d, cout = I.mad_cc(got[0][0], got[1][0], got[2][0], b, s, mad_mode, carry_in=cin)
+        else:
+            d, cout = I.add_cc(got[0][0], got[1][0], b, carry_in=cin, sub=sub)
+        dd = and_defined(*(g[1] for g in got), m.D[CC] if use_in else True)
         w(np.asarray(d).astype(UINT[b]), dd, act)
         if write_cc:
             wc(np.asarray(cout).astype(np.uint32), dd, act)
@@ -121,6 +127,11 @@ def build_int_or_float(m, ins):
     op = ins.opcode
     if op in ("addc", "subc"):
         return _carry(m, ins, t, op == "subc", True)
+    if op == "madc" or (op == "mad" and "cc" in ins.modifiers):
+        mode = next((x for x in ins.modifiers if x in ("lo", "hi", "wide")), "lo")
+        if mode == "wide" or t not in ("u32", "s32", "u64", "s64"):
+            raise _unsupported(ins)
+        return _carry(m, ins, t, False, op == "madc", mad_mode=mode)
     if t in FLOATS:
         return _float(m, ins, t)
     if op in ("mad", "mad24"):
@@ -130,8 +141,6 @@ def build_int_or_float(m, ins):
         sat = "sat" in mods
         if op == "mad24":
             return alu(m, ins, [t, t, t], t, lambda a, c, e: I.mad24(a, c, e, s, mode, sat))
-        if "cc" in mods:
-            raise _unsupported(ins)
         dtt = (("s" if s else "u") + str(2 * b)) if mode == "wide" else t
         return alu(m, ins, [t, t, dtt], dtt, lambda a, c, e: I.mad(a, c, e, b, s, mode, sat))
     if op in ("abs", "neg", "not", "cnot", "popc", "clz", "brev", "bfind"):
@@ -314,7 +323,7 @@ BUILDERS = {
     **{k: build_int_or_float for k in (
         "add", "sub", "mul", "mad", "mul24", "mad24", "div", "rem", "min", "max", "abs", "neg", "and", "or",
         "xor", "not", "cnot", "shl", "shr", "popc", "clz", "brev", "bfind", "fma", "rcp", "sqrt", "rsqrt",
-        "ex2", "lg2", "sin", "cos", "tanh", "copysign", "addc", "subc")},
+        "ex2", "lg2", "sin", "cos", "tanh", "copysign", "addc", "subc", "madc")},
     "bfe": build_bits, "bfi": build_bits, "shf": build_bits, "lop3": build_bits, "prmt": build_bits,
     "dp4a": build_bits, "dp2a": build_bits, "testp": build_testp, "cvt": build_cvt, "mma": build_mma,
 }

@@ -1,7 +1,8 @@
 """Executors for control, predicates and warp collectives.
 
-``bra`` (PTX ISA 9.7.12.1), ``ret``/``exit`` (9.7.12.4-5), ``bar.sync`` /
-``barrier.sync`` (9.7.13.1), ``setp``/``selp``/``set`` (9.7.7), and the
+``bra`` (PTX ISA 9.7.12.1), ``ret``/``exit`` (9.7.12.4-5), ``bar``/``barrier``
+``.sync``, ``.arrive`` and ``.red`` (9.7.13.1; the machine's barrier unit does
+the waiting), ``setp``/``selp``/``set`` (9.7.7), and the
 warp collectives ``shfl.sync`` (9.7.9.6), ``vote.sync`` (9.7.13.4),
 ``redux.sync`` (9.7.13.10), ``activemask`` (9.7.13.11), ``bar.warp.sync``
 (9.7.13.3).  Collectives act per warp and check their member mask: a lane
@@ -36,31 +37,85 @@ def build_exit(m, ins):
     return Op(ins, EXIT, klass="control")
 
 
+class BarrierSpec:
+    """What a ``bar``/``barrier`` instruction asks of the machine's barrier unit (PTX ISA 9.7.13.1).
+
+    ``mode`` is ``"sync"``, ``"arrive"`` or ``"red"``; ``aligned`` is true for
+    every ``bar.*`` spelling (``bar.sync`` = ``barrier.sync.aligned``) and for
+    ``barrier.*.aligned``; ``__call__(arr)`` gives ``(barrier id, thread count
+    or None)`` for the arriving threads ``arr``; for ``.red``, ``red`` is the
+    operator (``"popc"``, ``"and"``, ``"or"``), ``pred(arr)`` the arriving
+    threads' predicate ``c`` and ``write(values, mask)`` stores the result in
+    ``d`` of the threads ``mask`` when the barrier completes.
+    """
+
+    def __init__(self, mode, aligned, ids, red=None, pred=None, write=None):
+        self.mode = mode
+        self.aligned = aligned
+        self.ids = ids
+        self.red = red
+        self.pred = pred
+        self.write = write
+
+    def __call__(self, arr):
+        return self.ids(arr)
+
+
 def build_bar(m, ins):
     mods = ins.modifiers
     if ins.opcode == "bar" and "warp" in mods:
         return build_bar_warp(m, ins)
-    if not ("sync" in mods or (ins.opcode == "barrier" and not mods) or "cta" in mods and "sync" in mods):
-        raise UnsupportedPTXError(f"PTX line {ins.line}: `{ins.full_opcode}` is not implemented (only bar.sync)")
-    ops = ins.operands
+    mode = next((x for x in mods if x in ("sync", "arrive", "red")), None)
+    if mode is None:
+        if ins.opcode == "barrier" and not [x for x in mods if x not in ("cta", "aligned")]:
+            mode = "sync"
+        else:
+            raise UnsupportedPTXError(f"PTX line {ins.line}: `{ins.full_opcode}` is not implemented "
+                                      "(bar/barrier .sync, .arrive and .red are)")
+    ops = list(ins.operands)
+    red = pred_f = write = None
+    if mode == "red":
+        red = next((x for x in mods if x in ("popc", "and", "or")), None)
+        if red is None or len(ops) not in (3, 4):
+            raise UnsupportedPTXError(f"PTX line {ins.line}: `{ins.full_opcode}` is not a bar.red form")
+        dst, ops, c_op = ops[0], ops[1:-1], ops[-1]
+        write = store(m, dst, "u32" if red == "popc" else "pred")
+        pred_f = fetch(m, c_op, "pred")
+    elif mode == "arrive" and len(ops) != 2:
+        raise UnsupportedPTXError(f"PTX line {ins.line}: `{ins.full_opcode}` needs a thread count "
+                                  "(bar.arrive a, b)")
     bid_f = fetch(m, ops[0], "u32") if ops else None
     cnt_f = fetch(m, ops[1], "u32") if len(ops) > 1 else None
 
-    def data(arr):
-        bid = 0
-        count = None
-        if bid_f is not None:
-            v, _ = bid_f()
-            vals = np.unique(v[arr])
-            if vals.size != 1:
-                raise fault(m, "barrier", "barrier id differs between threads", np.flatnonzero(arr), op)
-            bid = int(vals[0])
-        if cnt_f is not None:
-            count = int(cnt_f()[0][arr][0])
+    def uniform(f, arr, what):
+        v, d = f()
+        if d is not True and (arr & ~d).any():
+            raise fault(m, "undefined value", f"barrier {what} is undefined", np.flatnonzero(arr & ~d), op)
+        vals = np.unique(v[arr])
+        if vals.size != 1:
+            raise fault(m, "barrier", f"barrier {what} differs between threads", np.flatnonzero(arr), op)
+        return int(vals[0])
+
+    def ids(arr):
+        bid = 0 if bid_f is None else uniform(bid_f, arr, "id")
+        if not 0 <= bid < 16:
+            raise fault(m, "barrier", f"barrier id {bid} is outside 0..15", np.flatnonzero(arr), op)
+        count = None if cnt_f is None else uniform(cnt_f, arr, "thread count")
+        if count is not None and count <= 0:
+            raise fault(m, "barrier", f"barrier thread count {count} must be positive", np.flatnonzero(arr), op)
         return bid, count
 
-    data.aligned = ins.opcode == "bar" or "aligned" in ins.modifiers  # bar.sync = barrier.sync.aligned
-    op = Op(ins, BARRIER, klass="sync", data=data)
+    def pred(arr):
+        v, d = pred_f()
+        if d is not True and (arr & ~d).any():
+            raise fault(m, "undefined value", "bar.red predicate is used before it is written",
+                        np.flatnonzero(arr & ~d), op)
+        return v
+
+    aligned = ins.opcode == "bar" or "aligned" in mods  # bar.X = barrier.X.aligned
+    spec = BarrierSpec(mode, aligned, ids, red, pred if red else None,
+                       (lambda v, mask: write(v, True, mask)) if red else None)
+    op = Op(ins, BARRIER, klass="sync", data=spec, dsts=_names(ins.operands[0]) if red else ())
     return op
 
 
@@ -315,6 +370,13 @@ def build_vote(m, ins):
 def build_redux(m, ins):
     kind = next(x for x in ins.modifiers if x in ("add", "min", "max", "and", "or", "xor"))
     t = type_of(ins)
+    if t == "f32":
+        # redux.sync.{min,max}{.abs}{.NaN}.f32 is PTX ISA 8.6 and sm_100a-family
+        # only, so the sm_80..sm_90 PTX this emulator is built for cannot hold it.
+        raise UnsupportedPTXError(
+            f"PTX line {ins.line}: `{ins.full_opcode}` (float redux.sync) is not implemented: it needs "
+            f"PTX ISA 8.6 and an sm_100a-family target (this PTX is .target {m.module.target}); the emulator "
+            "runs redux.sync on .u32/.s32/.b32 only")
     if t not in ("u32", "s32", "b32"):
         raise UnsupportedPTXError(f"PTX line {ins.line}: `{ins.full_opcode}` is not implemented")
     dst, src, mask = ins.operands[:3]

@@ -1,7 +1,8 @@
 """Executors that move data: mov, ld, st, cvta, atom/red, cp.async, ldmatrix, and the no-ops.
 
 PTX ISA sections: mov 9.7.9.1 (incl. vector pack/unpack), ld 9.7.9.8, st
-9.7.9.10, cvta 9.7.9.18, atom 9.7.13.5, red 9.7.13.6, cp.async 9.7.9.25,
+9.7.9.10, cvta 9.7.9.18, atom 9.7.13.5 and red 9.7.13.6 (scalar, packed
+f16x2/bf16x2 and the sm_90 ``.v2/.v4/.v8`` vector forms), cp.async 9.7.9.25,
 ldmatrix 9.7.14.5.15; membar/fence 9.7.13.4, prefetch 9.7.9.15,
 createpolicy 9.7.9.17, discard 9.7.9.16 have no effect on emulated data.
 
@@ -114,8 +115,17 @@ def _scatter(m, writers, vals, dfd, idx, act):
         w(v, d, act)
 
 
+def _call_param(m, space, addr) -> bool:
+    """``ld``/``st.param`` on a call-site argument variable (per-thread local memory, see
+    :mod:`lowbit.emu.inline`) rather than on a kernel parameter."""
+    return (space == "param" and isinstance(addr, A.Address) and isinstance(addr.base, A.Symbol)
+            and m.symbol_space.get(addr.base.name) == "local")
+
+
 def build_ld(m, ins):
     space = _space(ins)
+    if _call_param(m, space, ins.operands[1]):
+        space = "callparam"
     nvec = _nvec(ins)
     t = type_of(ins)
     esize = A.TYPE_SIZES[t]
@@ -155,8 +165,24 @@ def build_st(m, ins):
     t = type_of(ins)
     srcs = operands_flat(ins.operands[1])
     fs = [fetch(m, o, t) for o in srcs]
-    get = address(m, ins.operands[0], space, ins)
     mem = m.mem
+    if _call_param(m, space, ins.operands[0]):
+        # passing an argument is a register move on the GPU: an undefined value
+        # may be passed (it stays undefined in the callee), so no check here
+        get = address(m, ins.operands[0], "local", ins)
+
+        def run_arg(act):
+            idx = _idx(m, act)
+            if idx.size == 0:
+                return
+            got = [f() for f in fs]
+            vals = np.stack([v[idx] for v, _ in got], 1)
+            dfd = np.stack([np.broadcast_to(d, (m.T,))[idx] for _, d in got], 1)
+            mem.store("callparam", get(idx, op), idx, vals, op, defined=True if dfd.all() else dfd)
+
+        op = Op(ins, run=run_arg, klass="memory")
+        return op
+    get = address(m, ins.operands[0], space, ins)
 
     def run(act):
         idx = _idx(m, act)
@@ -249,39 +275,83 @@ def build_createpolicy(m, ins):
 
 
 # ---------------------------------------------------------------- atomics
+_FLOAT_ATOM = ("f32", "f64", "f16", "bf16", "f16x2", "bf16x2")
+
+
 def _atom_fn(kind, t, ins):
+    """``fn(old, x, c, glob) -> new`` for one atomic operation; ``glob`` marks global-memory elements.
+
+    ``atom/red.add.f32`` on *global* memory flushes subnormal inputs and
+    results to sign-preserving zero, on shared memory it does not (PTX ISA
+    9.7.13.5: "Current implementation of atom.add.f32 on global memory
+    flushes subnormal inputs and results ..."); the f16/bf16 forms carry
+    ``.noftz`` and never flush.
+    """
     b = bits_of(t)
-    if t in ("f32", "f64", "f16", "bf16", "f16x2", "bf16x2"):
+    if t in _FLOAT_ATOM:
         if kind == "add":
-            if t.endswith("x2"):
-                return lambda old, x, c: fparith.add(t, old, x)
-            return lambda old, x, c: fparith.add(t, old, x)
+            if t == "f32":
+                def add_f32(old, x, c, glob):
+                    plain = fparith.add(t, old, x)
+                    if not glob.any():
+                        return plain
+                    return np.where(glob, fparith.add(t, old, x, ftz=True), plain)
+                return add_f32
+            return lambda old, x, c, glob: fparith.add(t, old, x)
         if kind in ("min", "max"):
-            return lambda old, x, c: (fparith.fmin if kind == "min" else fparith.fmax)(t, old, x)
+            f = fparith.fmin if kind == "min" else fparith.fmax
+            return lambda old, x, c, glob: f(t, old, x)
         if kind == "exch":
-            return lambda old, x, c: x
+            return lambda old, x, c, glob: x
         raise UnsupportedPTXError(f"PTX line {ins.line}: `{ins.full_opcode}` is not implemented")
     dt = UINT[b]
     sdt = {32: np.int32, 64: np.int64}.get(b)
     signed = is_signed(t)
     table = {
-        "add": lambda o, x, c: (o + x).astype(dt),
-        "and": lambda o, x, c: o & x,
-        "or": lambda o, x, c: o | x,
-        "xor": lambda o, x, c: o ^ x,
-        "exch": lambda o, x, c: x,
-        "cas": lambda o, x, c: np.where(o == x, c, o),
-        "inc": lambda o, x, c: np.where(o >= x, dt(0), o + dt(1)).astype(dt),
-        "dec": lambda o, x, c: np.where((o == 0) | (o > x), x, o - dt(1)).astype(dt),
+        "add": lambda o, x, c, g: (o + x).astype(dt),
+        "and": lambda o, x, c, g: o & x,
+        "or": lambda o, x, c, g: o | x,
+        "xor": lambda o, x, c, g: o ^ x,
+        "exch": lambda o, x, c, g: x,
+        "cas": lambda o, x, c, g: np.where(o == x, c, o),
+        "inc": lambda o, x, c, g: np.where(o >= x, dt(0), o + dt(1)).astype(dt),
+        "dec": lambda o, x, c, g: np.where((o == 0) | (o > x), x, o - dt(1)).astype(dt),
     }
     if kind in ("min", "max"):
         f = np.minimum if kind == "min" else np.maximum
         if signed:
-            return lambda o, x, c: f(o.view(sdt), x.view(sdt)).view(dt)
-        return lambda o, x, c: f(o, x)
+            return lambda o, x, c, g: f(o.view(sdt), x.view(sdt)).view(dt)
+        return lambda o, x, c, g: f(o, x)
     if kind not in table:
         raise UnsupportedPTXError(f"PTX line {ins.line}: `{ins.full_opcode}` is not implemented")
     return table[kind]
+
+
+def _require_sm(m, ins, sm: int, ptx: tuple[int, int], what: str) -> None:
+    """Refuse ``what`` in PTX whose .target is below ``sm_<sm>`` or whose .version is below ``ptx``."""
+    if m.module.sm < sm or tuple(m.module.version) < ptx:
+        raise UnsupportedPTXError(
+            f"PTX line {ins.line}: `{ins.full_opcode}`: {what} needs sm_{sm}+ and PTX ISA {ptx[0]}.{ptx[1]}+; "
+            f"this PTX is .target {m.module.target} .version {m.module.version[0]}.{m.module.version[1]}")
+
+
+def _check_vector_atom(m, ins, kind, t, nvec):
+    """PTX ISA 8.1 vector atom/red (sm_90): .global only; f32 .add in v2/v4; f16/bf16 .add/.min/.max
+    .noftz in v2/v4/v8; f16x2/bf16x2 .add/.min/.max .noftz in v2/v4.  Each element is a separate atomic."""
+    _require_sm(m, ins, 90, (8, 1), "a vector atomic")
+    if t == "f32":
+        ok = kind == "add" and nvec in (2, 4)
+    elif t in ("f16", "bf16"):
+        ok = kind in ("add", "min", "max") and "noftz" in ins.modifiers and nvec in (2, 4, 8)
+    elif t in ("f16x2", "bf16x2"):
+        ok = kind in ("add", "min", "max") and "noftz" in ins.modifiers and nvec in (2, 4)
+    else:
+        ok = False
+    if not ok:
+        raise UnsupportedPTXError(f"PTX line {ins.line}: `{ins.full_opcode}` is not a vector atomic of the PTX "
+                                  "ISA (f32 .add .v2/.v4; f16/bf16 .noftz .v2/.v4/.v8; f16x2/bf16x2 .noftz .v2/.v4)")
+    if _space(ins) not in ("global", "generic"):
+        raise UnsupportedPTXError(f"PTX line {ins.line}: `{ins.full_opcode}`: vector atomics exist for .global only")
 
 
 def build_atom(m, ins):
@@ -290,14 +360,21 @@ def build_atom(m, ins):
     t = type_of(ins)
     kind = next((x for x in ins.modifiers if x in ("add", "min", "max", "and", "or", "xor", "exch", "cas",
                                                      "inc", "dec")), None)
-    if kind is None or _nvec(ins) != 1:
+    if kind is None:
         raise UnsupportedPTXError(f"PTX line {ins.line}: `{ins.full_opcode}` is not implemented")
+    nvec = _nvec(ins)
+    if nvec > 1:
+        _check_vector_atom(m, ins, kind, t, nvec)
+    elif t in ("bf16", "bf16x2"):
+        _require_sm(m, ins, 90, (7, 8), "a bf16 atomic")
     fn = _atom_fn(kind, t, ins)
     ops = ins.operands
     if is_red:
-        w, addr_op, srcs = None, ops[0], ops[1:]
+        dsts, addr_op, srcs = (), ops[0], ops[1:]
     else:
-        w, addr_op, srcs = store(m, ops[0], t), ops[1], ops[2:]
+        dsts, addr_op, srcs = operands_flat(ops[0]), ops[1], ops[2:]
+    writers = [None if isinstance(o, A.Sink) else store(m, o, t) for o in dsts]
+    srcs = [e for o in srcs for e in operands_flat(o)][: nvec if nvec > 1 else None]
     fs = [fetch(m, o, t) for o in srcs]
     get = address(m, addr_op, space, ins)
     esize = A.TYPE_SIZES[t]
@@ -309,23 +386,39 @@ def build_atom(m, ins):
             return
         a = get(idx, op)
         xs = _gather_sources(fs, idx, op, m, "used as an atomic operand")
-        x = xs[:, 0]
-        c = xs[:, 1] if xs.shape[1] > 1 else None
-        old_all = np.zeros(idx.size, x.dtype)
-        todo = np.arange(idx.size)
+        if nvec > 1:  # separate atomics on adjacent elements (ISA: no atomicity across the vector)
+            mem.check_aligned(space, a, esize * nvec, idx, op)
+            a = (a[:, None] + np.arange(nvec) * esize).reshape(-1)
+            who = np.repeat(idx, nvec)
+            x, c = xs.reshape(-1), None
+        else:
+            who = idx
+            x = xs[:, 0]
+            c = xs[:, 1] if xs.shape[1] > 1 else None
+        if space == "global":
+            glob = np.ones(a.size, bool)
+        elif space == "generic":
+            glob = a < SHARED_WINDOW
+            if nvec > 1 and not glob.all():
+                raise fault(m, "memcheck", "a vector atomic through a generic address that is not global "
+                            "(vector atomics exist for .global only)", np.unique(who[~glob]), op)
+        else:
+            glob = np.zeros(a.size, bool)
+        old_all = np.zeros(a.size, x.dtype)
+        todo = np.arange(a.size)
         while todo.size:  # one round per multiplicity: a legal serialisation in thread order
             _, first = np.unique(a[todo], return_index=True)
             sel = todo[first]
-            old, _ = mem.load(space, a[sel], idx[sel], esize, 1, op, atomic=True)
+            old, _ = mem.load(space, a[sel], who[sel], esize, 1, op, atomic=True)
             old = old[:, 0]
-            new = fn(old, x[sel], None if c is None else c[sel])
-            mem.store(space, a[sel], idx[sel], np.asarray(new, old.dtype)[:, None], op, atomic=True)
+            new = fn(old, x[sel], None if c is None else c[sel], glob[sel])
+            mem.store(space, a[sel], who[sel], np.asarray(new, old.dtype)[:, None], op, atomic=True)
             old_all[sel] = old
             todo = np.setdiff1d(todo, sel, assume_unique=True)
-        if w is not None:
-            _scatter(m, [w], old_all[:, None], True, idx, act)
+        if writers:
+            _scatter(m, writers, old_all.reshape(idx.size, -1), True, idx, act)
 
-    op = Op(ins, run=run, klass="memory", dsts=() if is_red else _names(ops[0]))
+    op = Op(ins, run=run, klass="memory", dsts=() if is_red else _names(*dsts))
     return op
 
 

@@ -6,7 +6,10 @@ bits 15:0, element 1 in bits 31:16; every packed op works per half, PTX ISA
 9.7.4).  Every function is vectorised over arbitrary (broadcastable) shapes and
 knows nothing about threads.  Type names are PTX's without the dot.
 
-Public API (M decodes the modifiers of an instruction into these calls):
+Public API (M decodes the modifiers of an instruction into these calls).  The
+arithmetic lives here; the approximate functions, sign operations, min/max,
+comparisons and classification live in :mod:`lowbit.emu.fparith_special` and
+are re-exported, so every name below is ``fparith.<name>``:
 
     add(ty, a, b, rnd="rn", ftz=False, sat=False, relu=False) -> bits
     sub(ty, a, b, rnd="rn", ftz=False, sat=False, relu=False) -> bits
@@ -71,47 +74,14 @@ from fractions import Fraction
 import numpy as np
 
 from lowbit.emu import fparith_round as R
+from lowbit.emu.fparith_round import PACKED, decoded, from_float64, per_half, ptx_format, to_float64  # noqa: F401
+from lowbit.emu.fparith_special import (  # noqa: F401  (re-exported: the executors call F.<name>)
+    abs_, approx, compare, copysign, div_approx, fmax, fmin, neg, testp,
+)
 from lowbit.errors import UnsupportedPTXError
 
 _U64 = np.uint64
-_PACKED = {"f16x2": "f16", "bf16x2": "bf16"}
 _SPLIT = float(2**27 + 1)  # Veltkamp splitter for 53-bit significands
-
-
-# ------------------------------------------------------------ bits <-> float64
-
-
-def _fmt(ty: str) -> R.FloatFormat:
-    if ty not in ("f16", "bf16", "f32", "f64"):
-        raise UnsupportedPTXError(f"floating-point operation on unsupported type .{ty}")
-    return R.fmt(ty)
-
-
-def to_float64(ty: str, bits) -> np.ndarray:
-    """Exact float64 value of f16/bf16/f32/f64 bit patterns."""
-    return R.to_f64(_fmt(ty), bits)
-
-
-def from_float64(ty: str, x, rnd: str = "rn", ftz: bool = False) -> np.ndarray:
-    """Round float64 values to ``ty`` bits (one rounding of the float64 value)."""
-    return R.round_f64(x, _fmt(ty), rnd, ftz=ftz)
-
-
-def _packed(ty: str, fn, *args):
-    """Apply ``fn(base_ty, *halves)`` to both 16-bit halves of packed operands."""
-    base = _PACKED[ty]
-    ws = [np.asarray(a, dtype=np.uint32) for a in args]
-    lo = fn(base, *[(w & np.uint32(0xFFFF)).astype(np.uint16) for w in ws])
-    hi = fn(base, *[(w >> np.uint32(16)).astype(np.uint16) for w in ws])
-    if lo.dtype == bool:
-        return lo, hi
-    return (hi.astype(np.uint32) << np.uint32(16)) | lo.astype(np.uint32)
-
-
-def _inputs(f: R.FloatFormat, ftz: bool, *bits):
-    if ftz and f is not R.F64:
-        bits = [R.flush_subnormal_inputs(f, b) for b in bits]
-    return [R.to_f64(f, b) for b in bits]
 
 
 # ------------------------------------------------------------ error-free transforms
@@ -251,10 +221,10 @@ def _sum(f, x, y, rnd):
 
 
 def _binary(op, ty, a, b, rnd, ftz, sat, relu):
-    if ty in _PACKED:
-        return _packed(ty, lambda t, x, y: _binary(op, t, x, y, rnd, ftz, sat, relu), a, b)
-    f = _fmt(ty)
-    x, y = _inputs(f, ftz, a, b)
+    if ty in PACKED:
+        return per_half(ty, lambda t, x, y: _binary(op, t, x, y, rnd, ftz, sat, relu), a, b)
+    f = ptx_format(ty)
+    x, y = decoded(f, ftz, a, b)
     if op == "sub":
         op, y = "add", -y
     if op == "add":
@@ -291,10 +261,10 @@ def mul(ty, a, b, rnd="rn", ftz=False, sat=False, relu=False):
 
 def fma(ty, a, b, c, rnd="rn", ftz=False, sat=False, relu=False):
     """``fma.rnd{.ftz}{.sat}{.relu}.ty`` and ``mad.rnd``: a*b + c with one rounding."""
-    if ty in _PACKED:
-        return _packed(ty, lambda t, x, y, z: fma(t, x, y, z, rnd, ftz, sat, relu), a, b, c)
-    f = _fmt(ty)
-    x, y, z = _inputs(f, ftz, a, b, c)
+    if ty in PACKED:
+        return per_half(ty, lambda t, x, y, z: fma(t, x, y, z, rnd, ftz, sat, relu), a, b, c)
+    f = ptx_format(ty)
+    x, y, z = decoded(f, ftz, a, b, c)
     with np.errstate(all="ignore"):
         if f is not R.F64:
             r = _sum(f, x * y, z, rnd)  # x*y is exact here
@@ -323,10 +293,10 @@ def _fma64(x, y, z, rnd):
 
 def div(ty, a, b, rnd="rn", ftz=False):
     """``div.rnd{.ftz}.f32`` / ``div.rnd.f64``: IEEE 754 correctly rounded division."""
-    f = _fmt(ty)
+    f = ptx_format(ty)
     if f not in (R.F32, R.F64):
         raise UnsupportedPTXError(f"div.{rnd}.{ty} is not a PTX instruction")
-    x, y = _inputs(f, ftz, a, b)
+    x, y = decoded(f, ftz, a, b)
     with np.errstate(all="ignore"):
         q = x / y
         h, lo = _two_prod(q, y)
@@ -345,17 +315,17 @@ def div(ty, a, b, rnd="rn", ftz=False):
 
 def rcp(ty, a, rnd="rn", ftz=False):
     """``rcp.rnd{.ftz}.f32`` / ``rcp.rnd.f64``: correctly rounded 1/a."""
-    f = _fmt(ty)
+    f = ptx_format(ty)
     one = R.round_f64(np.float64(1.0), f)
     return div(ty, np.broadcast_to(one, np.shape(a)), a, rnd, ftz)
 
 
 def sqrt(ty, a, rnd="rn", ftz=False):
     """``sqrt.rnd{.ftz}.f32`` / ``sqrt.rnd.f64``: correctly rounded square root."""
-    f = _fmt(ty)
+    f = ptx_format(ty)
     if f not in (R.F32, R.F64):
         raise UnsupportedPTXError(f"sqrt.{rnd}.{ty} is not a PTX instruction")
-    (x,) = _inputs(f, ftz, a)
+    (x,) = decoded(f, ftz, a)
     with np.errstate(all="ignore"):
         # Scale by an even power of two into a range where TwoProduct is exact;
         # sqrt halves the exponent, so the scaling back is exact (results of
@@ -371,164 +341,6 @@ def sqrt(ty, a, rnd="rn", ftz=False):
     return _finish(f, r, rnd, ftz, False, False)
 
 
-# ------------------------------------------------------------ approximate functions
-
-
-def _approx_f64(op: str, x: np.ndarray) -> np.ndarray:
-    with np.errstate(all="ignore"):
-        if op == "ex2":
-            return np.exp2(x)
-        if op == "lg2":
-            return np.where(x == 0, -np.inf, np.log2(x))
-        if op == "rcp":
-            return 1.0 / x
-        if op == "sqrt":
-            return np.sqrt(x)
-        if op == "rsqrt":
-            return 1.0 / np.sqrt(x)  # rsqrt(-0) = -inf, rsqrt(+0) = +inf
-        if op == "sin":
-            return np.sin(x)
-        if op == "cos":
-            return np.cos(x)
-        if op == "tanh":
-            return np.tanh(x)
-    raise UnsupportedPTXError(f"{op}.approx is not implemented")
-
-
-def approx(op, ty, a, ftz=False):
-    """``op.approx{.ftz}.ty`` for op in ex2 lg2 rcp sqrt rsqrt sin cos tanh.
-
-    Returns RN(op(a)) of the exact function (see module docstring for the
-    hardware's documented error bounds).  ``ty``: f32, f64 (rcp/sqrt/rsqrt
-    only, ``.ftz`` for rcp.approx.ftz.f64 flushes inputs), f16/bf16 and the
-    packed types (ex2, tanh).
-    """
-    if ty in _PACKED:
-        return _packed(ty, lambda t, x: approx(op, t, x, ftz), a)
-    f = _fmt(ty)
-    x = _inputs(f, ftz, a)[0]
-    return R.round_f64(_approx_f64(op, x), f, "rn", ftz=ftz)
-
-
 def div_full(a, b, ftz=False):
     """``div.full{.ftz}.f32``: full-range division; returns RN(a/b) (hardware: <= 2 ulp)."""
     return div("f32", a, b, "rn", ftz)
-
-
-def div_approx(a, b, ftz=False):
-    """``div.approx{.ftz}.f32``: a * (1/b); for 2^126 <= |b| <= 2^128 the ISA's result is 0."""
-    x, y = _inputs(R.F32, ftz, a, b)
-    with np.errstate(all="ignore"):
-        q = x / y
-        tiny = (np.abs(y) >= 2.0**126) & np.isfinite(y) & np.isfinite(x)
-        q = np.where(tiny, 0.0 * np.sign(x) * np.sign(y), q)
-    return R.round_f64(q, R.F32, "rn", ftz=ftz)
-
-
-# ------------------------------------------------------------ sign, min/max, compare, classify
-
-
-def neg(ty, a, ftz=False):
-    """``neg{.ftz}.ty``: flip the sign bit (NaN stays NaN with its payload, as in hardware)."""
-    if ty in _PACKED:
-        return np.asarray(a, np.uint32) ^ np.uint32(0x80008000)
-    f = _fmt(ty)
-    a = R.flush_subnormal_inputs(f, a) if ftz and f is not R.F64 else np.asarray(a, f.udtype)
-    return a ^ f.udtype(1 << (f.width - 1))
-
-
-def abs_(ty, a, ftz=False):
-    """``abs{.ftz}.ty``: clear the sign bit."""
-    if ty in _PACKED:
-        return np.asarray(a, np.uint32) & np.uint32(0x7FFF7FFF)
-    f = _fmt(ty)
-    a = R.flush_subnormal_inputs(f, a) if ftz and f is not R.F64 else np.asarray(a, f.udtype)
-    return a & f.udtype((1 << (f.width - 1)) - 1)
-
-
-def _minmax(is_max, ty, a, b, ftz, nan, relu):
-    if ty in _PACKED:
-        return _packed(ty, lambda t, x, y: _minmax(is_max, t, x, y, ftz, nan, relu), a, b)
-    f = _fmt(ty)
-    if ftz and f is not R.F64:
-        a, b = R.flush_subnormal_inputs(f, a), R.flush_subnormal_inputs(f, b)
-    a, b = np.asarray(a, f.udtype), np.asarray(b, f.udtype)
-    x, y = R.to_f64(f, a), R.to_f64(f, b)
-    # -0.0 is treated as smaller than +0.0 (PTX ISA min/max).
-    less = (x < y) | ((x == y) & np.signbit(x) & ~np.signbit(y))
-    pick_a = ~less if is_max else less
-    pick_a |= (x == y) & (np.signbit(x) == np.signbit(y))
-    r = np.where(pick_a, a, b)
-    xn, yn = np.isnan(x), np.isnan(y)
-    canon = f.udtype(f.nan_mag)
-    r = np.where(xn & ~yn, b, np.where(yn & ~xn, a, r))
-    r = np.where(xn & yn, canon, r)
-    if nan:
-        r = np.where(xn | yn, canon, r)
-    if relu:
-        v = R.to_f64(f, r)
-        r = np.where(np.signbit(v) & ~np.isnan(v), f.udtype(0), r)
-    return r.astype(f.udtype)
-
-
-def fmin(ty, a, b, ftz=False, nan=False, relu=False):
-    """``min{.ftz}{.NaN}{.relu}.ty``: a NaN operand yields the other; both NaN -> canonical NaN."""
-    return _minmax(False, ty, a, b, ftz, nan, relu)
-
-
-def fmax(ty, a, b, ftz=False, nan=False, relu=False):
-    """``max{.ftz}{.NaN}{.relu}.ty``."""
-    return _minmax(True, ty, a, b, ftz, nan, relu)
-
-
-_CMP = {
-    "eq": lambda x, y: x == y, "ne": lambda x, y: x != y, "lt": lambda x, y: x < y,
-    "le": lambda x, y: x <= y, "gt": lambda x, y: x > y, "ge": lambda x, y: x >= y,
-}
-
-
-def compare(ty, cmp, a, b, ftz=False):
-    """``setp.cmp{.ftz}.ty`` comparison (PTX ISA 9.7.3 Table "Floating-point comparison").
-
-    Ordered ``eq ne lt le gt ge`` are false if either operand is NaN (``ne``
-    included); unordered ``equ neu ltu leu gtu geu`` are true then; ``num``:
-    both are numbers, ``nan``: either is NaN.  For packed types returns
-    ``(lo, hi)`` boolean arrays.
-    """
-    if ty in _PACKED:
-        return _packed(ty, lambda t, x, y: compare(t, cmp, x, y, ftz), a, b)
-    f = _fmt(ty)
-    x, y = _inputs(f, ftz, a, b)
-    unord = np.isnan(x) | np.isnan(y)
-    if cmp == "num":
-        return ~unord
-    if cmp == "nan":
-        return unord
-    if cmp in _CMP:
-        return _CMP[cmp](x, y) & ~unord
-    if cmp.endswith("u") and cmp[:-1] in _CMP:
-        return _CMP[cmp[:-1]](x, y) | unord
-    raise UnsupportedPTXError(f"setp.{cmp}.{ty} is not a PTX comparison")
-
-
-def testp(ty, op, a):
-    """``testp.op.ty``: finite, infinite, number, notanumber, normal, subnormal."""
-    f = _fmt(ty)
-    x = R.to_f64(f, a)
-    mag = np.abs(x)
-    tiny = 2.0 ** (1 - f.bias)
-    res = {
-        "finite": np.isfinite(x), "infinite": np.isinf(x), "number": ~np.isnan(x),
-        "notanumber": np.isnan(x), "normal": np.isfinite(x) & (mag >= tiny),
-        "subnormal": (mag > 0) & (mag < tiny),
-    }.get(op)
-    if res is None:
-        raise UnsupportedPTXError(f"testp.{op} is not a PTX test")
-    return res
-
-
-def copysign(ty, a, b):
-    """``copysign.ty d, a, b``: d is b with the sign of a (PTX ISA 9.7.3)."""
-    f = _fmt(ty)
-    s = f.udtype(1 << (f.width - 1))
-    return (np.asarray(b, f.udtype) & ~s) | (np.asarray(a, f.udtype) & s)

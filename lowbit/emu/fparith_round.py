@@ -272,3 +272,44 @@ def flush_subnormal_inputs(f: FloatFormat, bits) -> np.ndarray:
     signmask = f.udtype(1 << (f.width - 1))
     mag = bits & f.udtype(~(1 << (f.width - 1)) & ((1 << f.width) - 1))
     return np.where((mag != 0) & (mag < f.min_normal_mag), bits & signmask, bits).astype(f.udtype)
+
+
+# ------------------------------------------------------------ PTX type names <-> formats
+# Shared by fparith (arithmetic) and fparith_special (approx, min/max, compare).
+
+PACKED = {"f16x2": "f16", "bf16x2": "bf16"}
+
+
+def ptx_format(ty: str) -> FloatFormat:
+    """The format of a PTX arithmetic type (f16, bf16, f32, f64); others raise."""
+    if ty not in ("f16", "bf16", "f32", "f64"):
+        raise UnsupportedPTXError(f"floating-point operation on unsupported type .{ty}")
+    return fmt(ty)
+
+
+def to_float64(ty: str, bits) -> np.ndarray:
+    """Exact float64 value of f16/bf16/f32/f64 bit patterns."""
+    return to_f64(ptx_format(ty), bits)
+
+
+def from_float64(ty: str, x, rnd: str = "rn", ftz: bool = False) -> np.ndarray:
+    """Round float64 values to ``ty`` bits (one rounding of the float64 value)."""
+    return round_f64(x, ptx_format(ty), rnd, ftz=ftz)
+
+
+def per_half(ty: str, fn, *args):
+    """Apply ``fn(base_ty, *halves)`` to both 16-bit halves of packed operands."""
+    base = PACKED[ty]
+    ws = [np.asarray(a, dtype=np.uint32) for a in args]
+    lo = fn(base, *[(w & np.uint32(0xFFFF)).astype(np.uint16) for w in ws])
+    hi = fn(base, *[(w >> np.uint32(16)).astype(np.uint16) for w in ws])
+    if lo.dtype == bool:
+        return lo, hi
+    return (hi.astype(np.uint32) << np.uint32(16)) | lo.astype(np.uint32)
+
+
+def decoded(f: FloatFormat, ftz: bool, *bits):
+    """Exact float64 values of ``bits`` operands, subnormals flushed first under ``.ftz`` (not f64)."""
+    if ftz and f is not F64:
+        bits = [flush_subnormal_inputs(f, b) for b in bits]
+    return [to_f64(f, b) for b in bits]

@@ -14,6 +14,7 @@ width unless stated.
     div(a, b, bits, signed), rem(a, b, bits, signed)
     add_sat(a, b) / sub_sat(a, b)            add.sat.s32 / sub.sat.s32
     add_cc(a, b, bits, carry_in=None, sub=False) -> (d, carry_out)
+    mad_cc(a, b, c, bits, signed, mode, carry_in=None) -> (d, carry_out)   mad.cc / madc
     shl(a, n, bits), shr(a, n, bits, signed)
     shf(a, b, n, left, mode)                  mode: "wrap" | "clamp" (32-bit)
     bfe(a, pos, length, bits, signed), bfi(a, b, pos, length, bits)
@@ -46,6 +47,10 @@ Corner cases, each from the ISA text:
   31..0 of the 48-bit product, .hi bits 47..16.
 * add.cc/sub.cc: the carry flag; for subtraction it is the *borrow*
   (``subc d = a - b - CF``), as PTX's multiword arithmetic defines it.
+* mad.cc/madc (9.7.2.5-6): ``t = a * b`` (signed or unsigned by the type),
+  then ``d = t<lo or hi half> + c (+ CF for madc)``; the carry out is that of
+  the *unsigned* addition of the bit patterns (the signedness only picks the
+  product's high half).  No ``.wide`` form exists.
 """
 
 from __future__ import annotations
@@ -198,6 +203,13 @@ def add_cc(a, b, bits, carry_in=None, sub=False):
     d = d1 + c
     carry = (d1 < x) | ((d == 0) & cin & (d1 == _U[bits](np.iinfo(_U[bits]).max)))
     return d.astype(_U[bits]), carry
+
+
+def mad_cc(a, b, c, bits, signed, mode, carry_in=None):
+    """mad{.lo,.hi}.cc / madc{.lo,.hi}{.cc}: returns (d, carry_out) with carry a bool array."""
+    if mode not in ("lo", "hi"):
+        raise UnsupportedPTXError(f"mad.cc/madc have .lo and .hi forms only, not .{mode}")
+    return add_cc(mul(a, b, bits, signed, mode), c, bits, carry_in=carry_in)
 
 
 def shl(a, n, bits):

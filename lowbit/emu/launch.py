@@ -27,12 +27,13 @@ import numpy as np
 from lowbit.arch import target as arch_target
 from lowbit.emu import ptx_ast as A
 from lowbit.emu.access import MemUnit
+from lowbit.emu.cfg import build_cfg
+from lowbit.emu.inline import inline_calls
 from lowbit.emu.exec_alu import BUILDERS as ALU, CC
 from lowbit.emu.exec_ctrl import BUILDERS as CTRL
 from lowbit.emu.exec_data import BUILDERS as DATA
 from lowbit.emu.machine import Machine
 from lowbit.emu.memory import GlobalHeap
-from lowbit.emu.reconv import reconvergence_points
 from lowbit.emu.stats import Stats
 from lowbit.errors import ArchError, LaunchError, UnsupportedPTXError
 
@@ -106,6 +107,7 @@ def _layout(vars_, start=0):
 def build(module, func, grid, block, args, shared_bytes, max_dynamic_shared, trace, checks, max_steps):
     if func.body is None:
         raise LaunchError(f"{func.name} has no body")
+    func = inline_calls(module, func)
     grid, block = _dims(grid, "grid"), _dims(block, "block")
     nthreads = block[0] * block[1] * block[2]
     if block[0] > 1024 or block[1] > 1024 or block[2] > 64 or nthreads > 1024:
@@ -172,7 +174,7 @@ def build(module, func, grid, block, args, shared_bytes, max_dynamic_shared, tra
             m.declare(name, bits)
     m.declare(CC, 32)
     m.ops = [_decode(m, ins) for ins in func.body]
-    m.reconv = reconvergence_points(m.ops)
+    m.reconv = build_cfg(func).join_table()
     return m
 
 

@@ -9,16 +9,19 @@ launch (``machine.R[name]``, raw bits), with a definedness companion
 Scheduling (PTX ISA 9.7.12 "Control flow", 9.7.13 "Parallel synchronization"):
 a *group* is a set of threads at one pc that execute together; the launch
 starts as one group.  A branch on which a group's threads disagree splits it;
-the parts meet again at the branch's immediate post-dominator, where a *join*
+the parts meet again at the branch's immediate post-dominator
+(:meth:`lowbit.emu.cfg.CFG.join_table`), where a *join*
 collects them.  A join releases its threads *per warp*: a warp continues as
 soon as all its expected lanes arrived (threads of different warps, or
 blocks, are never made to wait for each other there), so blocks or warps that
 diverge on a spin loop or an inter-block flag are scheduled independently.
 Exited threads leave every join and barrier.  ``bar.sync`` waits for all live
-threads of the block.  Groups at the same pc and join stack are merged to
-keep batches large; the scheduler runs the group nested deepest first (so
-stragglers catch up) and yields a group that provably spins (its registers
-and all memory unchanged over a cycle of back edges).  When nothing can run,
+threads of the block (or for its thread count, in whole warps); ``bar.arrive``
+only counts; ``bar.red`` also reduces a predicate (:meth:`Machine._barrier`).
+Groups at the same pc and join stack are merged to keep batches large; the
+scheduler runs the group nested deepest first (so stragglers catch up) and
+yields a group that provably spins (its registers and all memory unchanged
+over a cycle of back edges).  When nothing can run,
 the launch raises "no forward progress" or reports a barrier deadlock
 instead of hanging.
 """
@@ -71,7 +74,7 @@ class Join:
 class Group:
     """Threads (``mask``) executing together at ``pc`` inside the joins of ``stack``."""
 
-    __slots__ = ("pc", "mask", "stack", "full", "spin_epoch", "backedges", "snap", "bid")
+    __slots__ = ("pc", "mask", "stack", "full", "spin_epoch", "backedges", "snap", "bid", "spec")
 
     def __init__(self, pc, mask, stack):
         self.pc = pc
@@ -82,6 +85,7 @@ class Group:
         self.backedges = 0
         self.snap = None
         self.bid = 0
+        self.spec = None  # waiting at a barrier: the instruction's BarrierSpec
 
 
 class Machine:
@@ -121,6 +125,7 @@ class Machine:
         self.symbols: dict[str, int] = {}
         self.bar_arrived: dict[int, np.ndarray] = {}
         self.bar_count: dict[int, int | None] = {}
+        self.bar_pred: dict[int, np.ndarray] = {}  # bar.red: each arrived thread's predicate
         self.bar_waiting: list[Group] = []
         self.runnable: list[Group] = []
         self.ops: list[Op] = []
@@ -380,37 +385,80 @@ class Machine:
 
     # ------------------------------------------------------------------ barriers
     def _barrier(self, g, arr, op):
-        bid, count = op.data(arr)
-        if op.data.aligned:
+        """``bar``/``barrier`` ``.sync``/``.arrive``/``.red`` by the threads ``arr`` of ``g`` (PTX ISA 9.7.13.1).
+
+        A warp arrives once all its non-exited threads have; a barrier with a
+        thread count completes when ``32 x arrived warps`` reaches it, one
+        without when every live thread of the block arrived.  ``.arrive``
+        threads go on at once; ``.sync``/``.red`` threads wait for completion,
+        where ``.red`` threads receive the reduction of every arrived thread's
+        predicate.  A warp arriving again before the barrier completed, or more
+        warps arriving than the count admits, is undefined on the GPU (ISA:
+        "care must be taken to keep a warp from executing more barrier
+        instructions than intended") and raises.
+        """
+        spec = op.data
+        bid, count = spec(arr)
+        if spec.aligned:
             part = (arr.reshape(-1, 32).any(1)[:, None] & self.live.reshape(-1, 32)) & ~arr.reshape(-1, 32)
             if part.any():
                 raise fault(self, "divergent barrier",
-                            "bar.sync (aligned) reached by only part of a warp; the other live lanes did not arrive",
-                            np.flatnonzero(part.reshape(-1)), op)
-        rest = g.mask & ~arr
-        if rest.any():
-            self.push(Group(g.pc + 1, rest, g.stack))
-        w = Group(g.pc + 1, arr.copy(), g.stack)
-        w.bid = bid
-        self.bar_waiting.append(w)
-        if bid not in self.bar_arrived:
-            self.bar_arrived[bid] = np.zeros(self.T, bool)
-        self.bar_arrived[bid] |= arr
+                            f"{op.opcode}.{spec.mode} (aligned) reached by only part of a warp; the other live "
+                            "lanes did not arrive", np.flatnonzero(part.reshape(-1)), op)
+        arrived = self.bar_arrived.get(bid)
+        if arrived is None:
+            arrived = self.bar_arrived[bid] = np.zeros(self.T, bool)
+        again = arrived & arr
+        if again.any():
+            raise fault(self, "barrier", f"threads arrive at barrier {bid} a second time before it completed "
+                        "(a bar.arrive followed by another barrier instruction on the same id)",
+                        np.flatnonzero(again), op)
+        arrived |= arr
         self.bar_count[bid] = count
+        if spec.red is not None:
+            if bid not in self.bar_pred:
+                self.bar_pred[bid] = np.zeros(self.T, bool)
+            self.bar_pred[bid][arr] = spec.pred(arr)[arr]
+        if spec.mode == "arrive":
+            self.push(Group(g.pc + 1, g.mask, g.stack))
+        else:
+            rest = g.mask & ~arr
+            if rest.any():
+                self.push(Group(g.pc + 1, rest, g.stack))
+            w = Group(g.pc + 1, arr.copy(), g.stack)
+            w.bid = bid
+            w.spec = spec
+            self.bar_waiting.append(w)
         self._check_barriers()
 
     def _check_barriers(self):
         for bid, arrived in self.bar_arrived.items():
             count = self.bar_count.get(bid)
-            blocks_arr = arrived.reshape(self.nb, self.P)
+            a = arrived.reshape(-1, 32)
             if count is None:
                 missing = (self.live & ~arrived).reshape(self.nb, self.P).any(1)
-                complete = blocks_arr.any(1) & ~missing
+                complete = arrived.reshape(self.nb, self.P).any(1) & ~missing
+                rel = arrived
             else:
-                complete = blocks_arr.sum(1) >= count
+                warp_in = a.any(1) & ~(self.live.reshape(-1, 32) & ~a).any(1)
+                nwarps = warp_in.reshape(self.nb, self.wpb).sum(1)
+                complete = nwarps * 32 >= count
+                over = complete & ((nwarps - 1) * 32 >= count)
+                if over.any():
+                    b = int(np.argmax(over))
+                    raise fault(self, "barrier", f"{int(nwarps[b])} warps arrived at barrier {bid} whose thread "
+                                f"count {count} admits {-(-count // 32)}; which of them pass is timing-dependent",
+                                np.flatnonzero(arrived.reshape(self.nb, self.P)[b]) + b * self.P)
+                rel = arrived & np.repeat(warp_in, 32)
             if not complete.any():
                 continue
-            cm = np.repeat(complete, self.P)
+            cm = rel & np.repeat(complete, self.P)
+            red = None
+            if bid in self.bar_pred:
+                pv = (self.bar_pred[bid] & cm).reshape(self.nb, self.P)
+                ncm = cm.reshape(self.nb, self.P).sum(1)
+                red = {"popc": pv.sum(1).astype(np.uint32), "or": pv.any(1),
+                       "and": pv.sum(1) == ncm}
             arrived &= ~cm
             if self.stats is not None:
                 self.stats.barriers += int(complete.sum())
@@ -420,12 +468,17 @@ class Machine:
                 if w.bid == bid:
                     part = w.mask & cm
                     if part.any():
+                        spec = w.spec
+                        if spec is not None and spec.red is not None:
+                            spec.write(np.repeat(red[spec.red], self.P), part)
                         self.push(Group(w.pc, part, w.stack))
                         w.mask = w.mask & ~cm
                     if not w.mask.any():
                         continue
                 keep.append(w)
             self.bar_waiting = keep
+            if red is not None and not arrived.any():
+                del self.bar_pred[bid]
 
     def on_barrier(self, complete_blocks: np.ndarray) -> None:
         """Hook: the blocks in ``complete_blocks`` passed a barrier (racecheck resets there)."""

@@ -13,6 +13,13 @@ the machine checks what a GPU would punish (issue 4, item 5):
   ordered by the warp itself and are never reported (PTX ISA 8.x memory
   consistency model: threads of a warp executing one instruction are not
   racing with each other in the sense that matters to CUDA programs).
+  Atomics (``atom``/``red`` on shared memory): two atomics never race with
+  each other (their atomicity orders them), but an atomic by one warp to a
+  byte that another warp *plainly* wrote or read since the last barrier, or a
+  plain access to a byte another warp updated atomically, is a race -- the
+  plain access is not atomic with respect to the atomic one and which comes
+  first is timing-dependent.  This is the hazard ``compute-sanitizer
+  --tool racecheck`` reports between plain and atomic shared accesses.
 * :class:`AsyncCopies` holds the outstanding ``cp.async`` copies per thread and
   group (PTX ISA 9.7.9.25 "cp.async", "cp.async.commit_group",
   "cp.async.wait_group"): a copy's data lands in shared memory only when the
@@ -56,16 +63,51 @@ class RaceState:
     (block * warps_per_block + warp); bytes are flat (block * shared_size + offset).
     """
 
+    #: ``atomic[b]`` when atomics of two or more different warps touched byte ``b``
+    SEVERAL = -2
+
     def __init__(self, nbytes: int) -> None:
         self.writer = np.full(nbytes, -1, np.int32)
         self.reader = np.full(nbytes, -1, np.int32)
         self.multi = np.zeros(nbytes, bool)
+        self.atomic = np.full(nbytes, -1, np.int32)  # warp of the atomics since the barrier, or SEVERAL
+        self.any_atomic = False  # lets plain accesses skip the atomic check when no atomic ran
 
     def reset(self, lo: int | None = None, hi: int | None = None) -> None:
         """Forget all accesses in bytes ``[lo, hi)`` (a barrier of the blocks owning them)."""
         self.writer[lo:hi] = -1
         self.reader[lo:hi] = -1
         self.multi[lo:hi] = False
+        if self.any_atomic:
+            self.atomic[lo:hi] = -1
+            if lo is None:
+                self.any_atomic = False
+
+    def _atomic_clash(self, byte_idx, warps):
+        """``(position, other_warp)`` of a byte another warp (``-1``: several) updated atomically, or None."""
+        if not self.any_atomic:
+            return None
+        a = self.atomic[byte_idx]
+        bad = (a == self.SEVERAL) | ((a >= 0) & (a != warps))
+        if bad.any():
+            i = int(np.argmax(bad.reshape(-1)))
+            return i, max(int(a.reshape(-1)[i]), -1)
+        return None
+
+    def atomic_access(self, byte_idx: np.ndarray, warps: np.ndarray):
+        """Record an atomic read-modify-write; return ``(position, other_warp)`` of a plain access by
+        another warp since the barrier, else ``None``.  Each byte occurs at most once in ``byte_idx``."""
+        w = self.writer[byte_idx]
+        r = self.reader[byte_idx]
+        bad = ((w >= 0) & (w != warps)) | ((r >= 0) & (r != warps)) | self.multi[byte_idx]
+        if bad.any():
+            i = int(np.argmax(bad.reshape(-1)))
+            wi, ri = int(w.reshape(-1)[i]), int(r.reshape(-1)[i])
+            return i, wi if wi >= 0 and wi != int(warps.reshape(-1)[i]) else ri
+        a = self.atomic[byte_idx]
+        self.atomic[byte_idx] = np.where((a == -1) | (a == warps), warps, self.SEVERAL)
+        self.any_atomic = True
+        return None
 
     def read(self, byte_idx: np.ndarray, warps: np.ndarray):
         """Record reads; return ``(position, other_warp)`` of the first race found, else ``None``."""
@@ -74,6 +116,9 @@ class RaceState:
         if bad.any():
             i = int(np.argmax(bad.reshape(-1)))
             return i, int(w.reshape(-1)[i])
+        hit = self._atomic_clash(byte_idx, warps)
+        if hit is not None:
+            return hit
         r = self.reader[byte_idx]
         first = r < 0
         self.reader[byte_idx[first]] = warps[first]
@@ -92,6 +137,9 @@ class RaceState:
             i = int(np.argmax(bad.reshape(-1)))
             other = int(w.reshape(-1)[i]) if w.reshape(-1)[i] >= 0 and w.reshape(-1)[i] != warps.reshape(-1)[i] else int(r.reshape(-1)[i])
             return i, other
+        hit = self._atomic_clash(byte_idx, warps)
+        if hit is not None:
+            return hit
         self.writer[byte_idx] = warps
         again = self.writer[byte_idx]
         clash = again != warps  # two warps wrote one byte in this very instruction

@@ -32,6 +32,8 @@ class Stats:
     warp_by_opcode: Counter = field(default_factory=Counter)
     global_bytes_read: int = 0
     global_bytes_written: int = 0
+    local_bytes_read: int = 0  # .local (stack, spills), generic addresses into it included
+    local_bytes_written: int = 0
     shared_bytes_read: int = 0
     shared_bytes_written: int = 0
     shared_wavefronts: int = 0
@@ -50,6 +52,7 @@ class Stats:
         return (
             f"{self.thread_instructions} thread-instr ({self.warp_instructions} warp-instr) in "
             f"{self.seconds:.3f}s; global r/w {self.global_bytes_read}/{self.global_bytes_written} B; "
+            f"local r/w {self.local_bytes_read}/{self.local_bytes_written} B; "
             f"shared r/w {self.shared_bytes_read}/{self.shared_bytes_written} B, "
             f"{self.shared_wavefronts} wavefronts / {self.shared_requests} requests; mma {self.mma}; top: {top}"
         )

@@ -141,6 +141,17 @@ CASES: dict[str, dict] = {
         ],
         "reference": "block_sum",
     },
+    "llvm_device_calls": {
+        "source": {"kind": "llvmlite", "ll": "llvm_device_calls.ll", "cpu": "sm_80", "features": "+ptx70"},
+        "grid": [3, 1, 1],
+        "block": [96, 1, 1],
+        "args": [
+            _arr("out", "uint32", [250], {"kind": "bits", "value": 0x5EADBEEF}, _EXACT),
+            _arr("fout", "float32", [250], _SENTINEL32, _EXACT),
+            _scalar("n", "int32", 250),
+        ],
+        "reference": "device_calls",
+    },
     "llvm_inline_asm": {
         "source": {"kind": "llvmlite", "ll": "llvm_inline_asm.ll", "cpu": "sm_80", "features": "+ptx70"},
         "grid": [2, 1, 1],

@@ -249,3 +249,45 @@ def test_random_programs_match_brute_force(body):
     check(cfg)
     for pc in range(len(fn.body)):
         assert cfg.blocks[cfg.block_of[pc]].start <= pc < cfg.blocks[cfg.block_of[pc]].end
+    # the machine's join table (lowbit.emu.launch uses it): a branch's join is the
+    # first instruction of its block's brute-force ipdom, -1 when that is the exit
+    brute = brute_ipdom(cfg)
+    table = cfg.join_table()
+    assert len(table) == len(fn.body)
+    for b in cfg.blocks:
+        want = -1 if brute[b.index] == cfg.exit else cfg.blocks[brute[b.index]].start
+        assert table[b.end - 1] == want
+        assert all(table[pc] == -1 for pc in range(b.start, b.end - 1))
+
+
+def test_parts_that_meet_only_at_the_exit_do_not_wait_for_each_other():
+    # lanes 0-15 fall off the end of the body, lanes 16-31 wait at a
+    # non-aligned barrier.sync for 32 threads... of which the first 16 have
+    # exited.  With a join at the exit the first half would stay live and the
+    # barrier would never complete; with none, the count drops to the live 16.
+    import numpy as np
+
+    from lowbit.emu import launch
+
+    text = HEADER + """.visible .entry k(.param .u64 out)
+{
+.reg .pred %p<2>; .reg .b32 %r<4>; .reg .b64 %rd<4>;
+ld.param.u64 %rd1, [out];
+mov.u32 %r1, %tid.x;
+mul.wide.u32 %rd2, %r1, 4;
+add.s64 %rd3, %rd1, %rd2;
+setp.lt.u32 %p1, %r1, 16;
+@%p1 bra $L_lo;
+barrier.sync 1;
+st.global.u32 [%rd3], 7;
+ret;
+$L_lo:
+st.global.u32 [%rd3], 3;
+}
+"""
+    cfg = build_cfg(parse(text).entry("k"))
+    branch = next(pc for pc, ins in enumerate(parse(text).entry("k").body) if ins.opcode == "bra")
+    assert cfg.ipdom[cfg.block_of[branch]] == cfg.exit and cfg.join_table()[branch] == -1
+    out = np.zeros(32, np.uint32)
+    launch(text, "k", 1, 32, [out])
+    assert out.tolist() == [3] * 16 + [7] * 16
