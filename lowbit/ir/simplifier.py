@@ -87,7 +87,13 @@ def match(p: Pattern, e: Expr, b: Binding) -> bool:
         b[p.name] = e
         return True
     if isinstance(p, PLit):
-        return isinstance(e, Const) and e.value == p.value and not isinstance(e.value, float)
+        # bool literals match only bool constants: True == 1 in Python, but `x & 1` is not `x and true`
+        return (
+            isinstance(e, Const)
+            and not isinstance(e.value, float)
+            and isinstance(e.value, bool) == isinstance(p.value, bool)
+            and e.value == p.value
+        )
     node = _children(e)
     if node is None or node[0] != p.op or len(node[1]) != len(p.args):
         return False
