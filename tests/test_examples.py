@@ -141,6 +141,37 @@ def test_w4a16_matches_dequantise_then_matmul(seed: int) -> None:
     assert not np.all(np.abs(_matmul64(a, w_bad) - ref) <= bound)
 
 
+@pytest.mark.full
+@pytest.mark.parametrize("m, n, k", [(75, 230, 1000), (129, 61, 392)])
+def test_w4a16_large_shapes_many_groups(m: int, n: int, k: int) -> None:
+    """Many quantization groups, the last one partial (K % 128 != 0), no dimension a multiple of a tile."""
+    kern = kernel_of(load("04_w4a16_matmul"))
+    rng = np.random.default_rng(m + n + k)
+    a = rng.standard_normal((m, k)).astype(np.float16)
+    q = lowbit.quantize(rng.standard_normal((k, n)), "uint4", group_size=128, symmetric=False, zero="int")
+    words = lowbit.pack(q.codes, 4, axis=0)
+    c = np.full((m, n), np.nan, np.float16)
+    kern.interpret[(-(-m // 16), -(-n // 32))](a, words, np.array(q.scales, np.float16),
+                                               np.array(q.zeros, np.uint8), c, m, n, k)
+    w = _dequant64(q)
+    ref, mag = _matmul64(a, w), _matmul64(np.abs(a), np.abs(w))
+    bound = (2.0**-11 + k * 2.0**-24) * mag + 2.0**-11 * np.abs(ref) + 2.0**-24
+    assert np.all(np.abs(c.astype(np.float64) - ref) <= bound)
+
+
+@pytest.mark.full
+def test_matmul_f16_large_shape() -> None:
+    kern = kernel_of(load("03_matmul_f16"))
+    m, n, k = 130, 250, 520
+    rng = np.random.default_rng(13)
+    a = rng.standard_normal((m, k)).astype(np.float16)
+    b = rng.standard_normal((k, n)).astype(np.float16)
+    c = np.full((m, n), np.nan, np.float32)
+    kern.interpret[(-(-m // 32), -(-n // 32))](a, b, c, m, n, k)
+    bound = k * 2.0**-24 * _matmul64(np.abs(a), np.abs(b))
+    assert np.all(np.abs(c - _matmul64(a, b)) <= bound)
+
+
 def _write_goldens() -> None:
     GOLDEN.mkdir(exist_ok=True)
     for path in EXAMPLES:

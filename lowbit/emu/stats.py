@@ -75,14 +75,28 @@ def warp_wavefronts(warp: np.ndarray, lane: np.ndarray, addr: np.ndarray, access
     first = addr.astype(np.int64) // banks.BANK_BYTES
     words = (first[:, None] + np.arange(nwords)).reshape(-1)
     phases = np.repeat(phase, nwords)
-    # distinct (phase, word) pairs, then count words per (phase, bank) and take the max per phase
-    key = np.unique(phases * (1 << 34) + words)
+    # distinct (phase, word) pairs, then count words per (phase, bank) and take the max per phase.
+    # One sort and run boundaries instead of np.unique: numpy 2's hash-based unique is several
+    # times slower here, and this runs for every shared access of every launch.
+    key = np.sort(phases * (1 << 34) + words)
+    key = key[_run_starts(key)]
     ph = key >> 34
     bank = (key & ((1 << 34) - 1)) % banks.NUM_BANKS
-    uph, inv = np.unique(ph, return_inverse=True)
-    counts = np.bincount(inv * banks.NUM_BANKS + bank, minlength=uph.size * banks.NUM_BANKS)
-    total = int(counts.reshape(uph.size, banks.NUM_BANKS).max(axis=1).sum())
-    return total, int(np.unique(warp).size)
+    starts = _run_starts(ph)
+    inv = np.cumsum(starts) - 1
+    nph = int(inv[-1]) + 1
+    counts = np.bincount(inv * banks.NUM_BANKS + bank, minlength=nph * banks.NUM_BANKS)
+    total = int(counts.reshape(nph, banks.NUM_BANKS).max(axis=1).sum())
+    warp_of_phase = ph[starts] // (banks.WARP_SIZE // step)  # sorted, like the phases
+    return total, int(np.count_nonzero(_run_starts(warp_of_phase)))
+
+
+def _run_starts(sorted_keys: np.ndarray) -> np.ndarray:
+    """Mask of the first element of each run of equal values in a sorted, non-empty array."""
+    out = np.empty(sorted_keys.size, dtype=bool)
+    out[0] = True
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=out[1:])
+    return out
 
 
 def ldmatrix_wavefronts(warp: np.ndarray, lane: np.ndarray, addr: np.ndarray) -> tuple[int, int]:

@@ -218,3 +218,33 @@ def test_closure_variables_are_visible() -> None:
     x = np.zeros(3, np.float32)
     shifted[1](x, 3)
     np.testing.assert_array_equal(x, [2.5, 2.5, 2.5])
+
+
+def test_layouts_can_be_given_and_travel_through_the_text_form() -> None:
+    from lowbit.ir.parser import parse
+    from lowbit.layout import local, product, row_major, spatial
+
+    reg = product(local(2, 1), spatial(8, 16))  # 128 threads, 2 rows each: covers [16, 16]
+    smem = row_major(16, 32)
+
+    @lowbit.kernel
+    def given(x_ptr: lowbit.ptr("f32"), n: lowbit.int32):
+        x = lowbit.global_view(x_ptr, (n, n))
+        t = lowbit.load(x, (0, 0), (16, 16), layout=reg)
+        buf = lowbit.shared(lowbit.f32, (16, 32), layout=smem)
+        u = lowbit.load(x, (0, 0), (16, 16))  # left for inference
+        lowbit.store(x, t + u, (0, 0))
+        lowbit.free(buf)
+
+    prog = given.specialize()
+    text = print_program(prog)
+    assert f"tile<f32, [16, 16], `{reg}`>" in text and f"shared<f32, [16, 32], `{smem}`>" in text
+    assert text.count("`") == 4  # only the two given layouts are printed
+    again = parse(text)
+    assert print_program(again) == text
+    loads = [op for op in again.body if isinstance(op, O.LoadGlobal)]
+    assert loads[0].result.type.layout == reg and loads[1].result.type.layout is None
+    x = np.arange(256, dtype=np.float32).reshape(16, 16)
+    want = 2 * x
+    given.interpret[1](x, 16)
+    np.testing.assert_array_equal(x, want)  # a layout changes where data lives, never what it means

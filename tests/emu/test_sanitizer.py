@@ -361,3 +361,67 @@ def test_checks_off_skips_the_sanitizer_but_not_memcheck():
     tail = kernel(TAIL.format(guard=""), ".param .u64 x, .param .u64 y, .param .u32 n")
     with pytest.raises(EmulatorError, match="memcheck"):
         run(tail, 2, 128, [np.zeros(200, np.float32), np.zeros(200, np.float32), i32(200)], checks=False)
+
+
+# ------------------------------------------------------------------ memcheck on shared and local memory
+SHARED_TAIL = """
+    ld.param.u64 %rd1, [out];
+    mov.u32 %r1, %tid.x;
+    mov.u32 %r3, smem;
+    shl.b32 %r4, %r1, 2;
+    add.s32 %r5, %r3, %r4{skew};
+    st.shared.u32 [%r5], %r1;
+    bar.sync 0;
+    ld.shared.u32 %r6, [%r5];
+    mul.wide.u32 %rd2, %r1, 4;
+    add.s64 %rd3, %rd1, %rd2;
+    st.global.u32 [%rd3], %r6;
+    ret;
+"""
+
+
+def test_shared_out_of_bounds_names_block_thread_address_and_line():
+    # 128 threads x 4 bytes into a 480-byte array: threads 120..127 write past its end.
+    sm = ".shared .align 4 .b8 smem[480];"
+    ptx = kernel(SHARED_TAIL.format(skew=""), ".param .u64 out", shared=sm)
+    with pytest.raises(EmulatorError) as e:
+        run(ptx, 2, 128, [np.zeros(128, np.uint32)])
+    msg = str(e.value)
+    assert "memcheck: out-of-bounds shared store of 4 bytes" in msg, msg
+    assert re.search(r"block \(0,0,0\) thread \(120,0,0\)", msg), msg
+    assert "address 0x" in msg and f"PTX line {line_of(ptx, 'st.shared.u32')}" in msg, msg
+    out = np.zeros(120, np.uint32)  # the fixed twin: 120 threads fit
+    run(ptx, 1, 120, [out])
+    np.testing.assert_array_equal(out, np.arange(120))
+
+
+def test_misaligned_shared_access_is_reported():
+    ptx = kernel(SHARED_TAIL.format(skew=";\n    add.s32 %r5, %r5, 2"), ".param .u64 out",
+                 shared=".shared .align 4 .b8 smem[512];")
+    with pytest.raises(EmulatorError, match="misaligned shared access of 4 bytes") as e:
+        run(ptx, 1, 64, [np.zeros(64, np.uint32)])
+    assert f"PTX line {line_of(ptx, 'st.shared.u32')}" in str(e.value)
+
+
+def test_local_out_of_bounds_is_reported():
+    # a 16-byte local array indexed by tid: thread 4 steps past it.
+    body = """
+    .local .align 4 .b8 stack[16];
+    ld.param.u64 %rd1, [out];
+    mov.u32 %r1, %tid.x;
+    mov.u64 %rd4, stack;
+    mul.wide.u32 %rd2, %r1, 4;
+    add.s64 %rd5, %rd4, %rd2;
+    st.local.u32 [%rd5], %r1;
+    ld.local.u32 %r2, [%rd5];
+    add.s64 %rd3, %rd1, %rd2;
+    st.global.u32 [%rd3], %r2;
+    ret;
+"""
+    ptx = kernel(body, ".param .u64 out")
+    out = np.zeros(4, np.uint32)
+    run(ptx, 1, 4, [out])
+    np.testing.assert_array_equal(out, np.arange(4))
+    with pytest.raises(EmulatorError, match="memcheck: out-of-bounds local access of 4 bytes at local address 0x10") as e:
+        run(ptx, 1, 8, [np.zeros(8, np.uint32)])
+    assert "thread (4,0,0)" in str(e.value) and f"PTX line {line_of(ptx, 'st.local.u32')}" in str(e.value)
