@@ -183,6 +183,13 @@ def dequantize(q: QuantizedTensor, out_dtype: object = np.float64) -> np.ndarray
     """
     if not isinstance(q, QuantizedTensor):
         raise QuantizeError(f"dequantize: expected a QuantizedTensor, got {type(q).__name__}")
+    if q.group_types is not None:
+        # Reserved for per-group format tags (BitMoD); decoding them is not built yet, and
+        # ignoring them would silently decode every group with q.dtype.
+        raise QuantizeError(
+            "dequantize: per-group format tags (group_types) are reserved and not supported yet; "
+            "pass a QuantizedTensor with group_types=None"
+        )
     out = np.dtype(out_dtype)
     if out not in (np.dtype(np.float64), np.dtype(np.float32)):
         raise QuantizeError(f"dequantize: out_dtype must be float64 or float32, got {out}")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -51,3 +52,19 @@ def test_bad_command_exits_2_without_traceback() -> None:
     res = subprocess.run([sys.executable, "-m", "lowbit.cli", "info", "nonsense"], capture_output=True, text=True)
     assert res.returncode == 2
     assert "Traceback" not in res.stderr and "invalid choice" in res.stderr
+
+
+def test_console_script_is_installed_and_runs() -> None:
+    # pyproject's [project.scripts] entry, as installed (pip install -e . / .[test])
+    from importlib.metadata import entry_points
+
+    (ep,) = [e for e in entry_points(group="console_scripts") if e.name == "lowbit"]
+    assert ep.value == "lowbit.cli:main"
+    script = Path(sys.executable).parent / "lowbit"
+    assert script.exists(), f"no `lowbit` script next to {sys.executable}"
+    res = subprocess.run([str(script), "info", "formats"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    mxfp4 = next(line for line in res.stdout.splitlines() if line.startswith("mxfp4 "))
+    assert "6 x 2^127" in mxfp4  # OCP MX: e2m1 max 6 times the largest E8M0 scale 2**127
+    res = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "install-tools" in res.stdout

@@ -7,6 +7,7 @@ bounds, and exact reproduction of representable inputs.
 
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 
 import ml_dtypes
@@ -290,6 +291,9 @@ def test_weight_shape_and_dtype_errors():
         quantize(np.ones((4, 4), dtype=complex), "int4")
     with pytest.raises(QuantizeError, match="expected a QuantizedTensor"):
         dequantize(np.ones((2, 2)))
+    q = quantize(weight(32, 2, 0), "int4", group_size=16)
+    with pytest.raises(QuantizeError, match="group_types"):  # reserved: refused, never silently ignored
+        dequantize(dataclasses.replace(q, group_types=np.zeros((2, 2), dtype=np.uint8)))
 
 
 def test_ties_round_half_to_even():

@@ -161,6 +161,41 @@ class ScaledType:
         _, e = np.frexp(float(self.element.max))
         return int(e) - 1 + self.element_exp
 
+    # -- range (what a block can hold; NVFP4: per unit tensor scale) ------------
+    @property
+    def max(self) -> float:
+        """Largest finite value a block can hold: ``element.max * 2**element_exp * scale.max``.
+
+        MX: ``elem_max * 2**127`` (mxfp4: 6 * 2**127).  NVFP4: ``6 * 448 =
+        2688`` per unit tensor scale (the float32 tensor scale multiplies it).
+        Exact in float64 (a product of powers of two and short significands).
+        """
+        return float(self.element.max) * 2.0**self.element_exp * float(self.scale.max)
+
+    @property
+    def min(self) -> float:
+        """Most negative finite value: ``element.min * 2**element_exp * scale.max``.
+
+        ``-max`` for the float elements; MXINT8 reaches ``-128/64 * 2**127 = -2**128``
+        (its int8 elements include -128).
+        """
+        return float(self.element.min) * 2.0**self.element_exp * float(self.scale.max)
+
+    @property
+    def smallest_subnormal(self) -> float | None:
+        """Smallest positive value: the element's smallest subnormal times the smallest positive scale.
+
+        MX floats: ``element.smallest_subnormal * 2**-127`` (mxfp4: 2**-128);
+        NVFP4: ``0.5 * 2**-9 = 2**-10`` per unit tensor scale; None for
+        MXINT8, whose integer elements have no subnormals (its smallest
+        positive value is ``2**-6 * 2**-127``).
+        """
+        sub = self.element.smallest_subnormal
+        if sub is None:
+            return None
+        tiny_scale = self.scale.smallest_subnormal or float(self.scale.min)  # e8m0: 2**-127 (code 0)
+        return float(sub) * 2.0**self.element_exp * float(tiny_scale)
+
     def __str__(self) -> str:
         return self.name
 

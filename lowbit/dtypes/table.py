@@ -8,6 +8,7 @@ here is typed in by hand, so the table cannot drift from the code).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,6 +17,9 @@ from lowbit.dtypes.codebook import CodebookType
 from lowbit.dtypes.floats import FloatType
 from lowbit.dtypes.integers import BipolarType, IntType
 from lowbit.dtypes.names import builtin_types
+
+if TYPE_CHECKING:  # the module itself is looked up lazily, as lowbit.dtypes.names does
+    from lowbit.dtypes.scaled import ScaledType
 
 __all__ = ["format_table"]
 
@@ -48,8 +52,9 @@ def _kind(t: DType) -> str:
         return "bipolar"
     if isinstance(t, CodebookType):
         return "codebook"
-    if hasattr(t, "element_name") and hasattr(t, "block"):  # block-scaled (lowbit.dtypes.scaled)
-        return f"{t.element_name} x {getattr(t, 'scale_name', '?')} per {t.block}"
+    if _is_scaled(t):
+        tensor = " x f32" if t.has_tensor_scale else ""
+        return f"{t.element_name} x {t.scale_name} per {t.block}{tensor}"
     return type(t).__name__
 
 
@@ -70,18 +75,58 @@ def _examples(t: DType) -> str:
     return "..., -1, 0, 1, ..." if t.is_signed else "0, 1, 2, ..."
 
 
-def _row(t: DType) -> tuple[str, ...]:
-    def attr(name: str) -> str:
-        try:
-            return _num(getattr(t, name))
-        except Exception:  # noqa: BLE001 - a block-scaled type may not define it
-            return "-"
+def _is_scaled(t: object) -> bool:
+    return hasattr(t, "element_name") and hasattr(t, "block")  # lowbit.dtypes.scaled.ScaledType
 
-    try:
-        examples = _examples(t)
-    except Exception:  # noqa: BLE001
-        examples = "-"
-    return (t.name, _kind(t), str(t.bits), attr("min"), attr("max"), attr("smallest_subnormal"), examples)
+
+def _scaled_row(t: ScaledType) -> tuple[str, ...]:
+    """A block-scaled format's row: ranges as element value x largest/smallest scale.
+
+    MX: the element's range times ``2**127`` (the largest E8M0 scale), the
+    element's smallest subnormal times ``2**-127``.  NVFP4: per unit tensor
+    scale ``T`` (its per-tensor float32 scale multiplies every value).
+    Computed from the element and scale formats, so it cannot drift.
+    """
+    elem, scale = t.element, t.scale
+    unit = 2.0 ** t.element_exp
+    per_t = " x T" if t.has_tensor_scale else ""
+    if t.is_mx:
+        top = f" x {_num(float(scale.max))}"
+
+        def rng(v: float) -> str:
+            return f"{_num(v * unit)}{top}"
+
+        sub = elem.smallest_subnormal
+        smallest = "-" if sub is None else _num(float(sub) * unit * float(scale.min))
+        what = "int8 / 64" if t.element_exp else f"{elem.name} value"
+        examples = f"{what} x 2^k, k in -127..127 per block of {t.block}"
+        return (t.name, _kind(t), str(t.bits), rng(float(elem.min)), rng(float(elem.max)), smallest, examples)
+    smallest = t.smallest_subnormal
+    examples = f"{elem.name} value x {scale.name} (0..{_num(float(scale.max))}) per {t.block}{per_t}"
+    return (
+        t.name,
+        _kind(t),
+        str(t.bits),
+        _num(t.min) + per_t,
+        _num(t.max) + per_t,
+        ("-" if smallest is None else _num(smallest)) + per_t,
+        examples,
+    )
+
+
+def _row(t: DType) -> tuple[str, ...]:
+    if _is_scaled(t):
+        return _scaled_row(t)  # type: ignore[arg-type]
+    smallest = t.smallest_subnormal
+    return (
+        t.name,
+        _kind(t),
+        str(t.bits),
+        _num(t.min),
+        _num(t.max),
+        "-" if smallest is None else _num(smallest),
+        _examples(t),
+    )
 
 
 def format_table() -> str:

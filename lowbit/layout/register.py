@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -126,6 +127,10 @@ class RegisterLayout:
 
     def coords(self, thread: int, slot: int) -> tuple[int, ...]:
         """The coordinates held by ``thread`` in ``slot``."""
+        try:
+            thread, slot = operator.index(thread), operator.index(slot)
+        except TypeError:
+            raise LayoutError(f"coords() takes integer thread and slot, got ({thread!r}, {slot!r})", self.shape) from None
         if not (0 <= thread < self.num_threads and 0 <= slot < self.local_size):
             raise LayoutError(
                 f"(thread={thread}, slot={slot}) out of range for {self} "
@@ -279,7 +284,7 @@ def product(*layouts: RegisterLayout) -> RegisterLayout:
     ``product(local(2, 1), spatial(8, 4), local(1, 2))``.
     """
     if not layouts:
-        raise LayoutError("product() needs at least one layout")
+        raise LayoutError("product() needs at least one layout, got none", layouts)
     result = layouts[0]
     for inner in layouts[1:]:
         if not isinstance(result, RegisterLayout) or not isinstance(inner, RegisterLayout):

@@ -166,7 +166,7 @@ def _crd2idx(coord: IntTuple, shape: IntTuple, stride: IntTuple, where: object) 
 def make_layout(*layouts: Layout) -> Layout:
     """Concatenate layouts as the modes of a new one: ``make_layout(a, b)((i, j)) == a(i) + b(j)``."""
     if not layouts:
-        raise LayoutError("make_layout() needs at least one layout")
+        raise LayoutError("make_layout() needs at least one layout, got none", layouts)
     return Layout(tuple(x.shape for x in layouts), tuple(x.stride for x in layouts))
 
 
@@ -214,12 +214,14 @@ def compose(a: Layout, b: Layout | tuple[Layout, ...]) -> Layout:
         if b.cosize > a.size:
             raise LayoutError(f"compose(): {b} reaches offset {b.cosize - 1}, outside {a} of size {a.size}", a, b)
         radix = coalesce(a).flat_modes()
-        if len(radix) > 1:
+        moving = [(s, d) for s, d in b.flat_modes() if s > 1 and d > 0]
+        if len(radix) > 1 and len(moving) > 1:
             # composing mode by mode is exact only when b's modes never carry into each other in a's
             # mixed radix: sorted by stride, each mode must start where the previous one ends (or beyond,
-            # evenly), and every start and end must fall on a digit boundary of a
+            # evenly), and every start and end must fall on a digit boundary of a.  A single moving
+            # mode (the others of size 1 or stride 0) has nothing to carry into: compose(a, m) decides.
             cur = 1
-            for d, s in sorted((d, s) for s, d in b.flat_modes() if s > 1 and d > 0):
+            for d, s in sorted((d, s) for s, d in moving):
                 if d % cur or not _on_boundary(radix, d) or not _on_boundary(radix, d * s):
                     raise LayoutError(f"compose(): modes of {b} carry into each other in {a}'s index space", a, b)
                 cur = d * s

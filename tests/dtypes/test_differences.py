@@ -131,6 +131,15 @@ def test_int4_round_and_clip_vs_ml_dtypes_wrap() -> None:
     assert x.astype(ml_dtypes.int4).astype(int).tolist()[:3] == [-8, 7, 7]  # wrap, truncate
 
 
+def test_int2_round_and_clip_vs_ml_dtypes_wrap() -> None:
+    x = np.asarray([2.0, 3.0, -3.0, 1.6, -2.5], dtype=np.float32)
+    assert dtype("int2").decode(dtype("int2").encode(x)).tolist() == [1, 1, -2, 1, -2]  # rint, clip to [-2, 1]
+    assert x.astype(ml_dtypes.int2).astype(int).tolist()[:4] == [-2, -1, 1, 1]  # wrap, truncate
+    u = np.asarray([4.0, 5.0, 2.5], dtype=np.float32)
+    assert dtype("uint2").decode(dtype("uint2").encode(u)).tolist() == [3, 3, 2]
+    assert u.astype(ml_dtypes.uint2).astype(int).tolist()[:2] == [0, 1]
+
+
 @pytest.mark.parametrize("name", ["int2", "int4", "uint2", "uint4", "int3", "uint7"])
 @settings(max_examples=50)
 @given(xs=st.lists(st.one_of(st.floats(allow_nan=False), st.floats(-20, 20),

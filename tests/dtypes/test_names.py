@@ -196,3 +196,12 @@ def test_format_table_lists_every_builtin() -> None:
     assert "0, 0.5, 1, 1.5, 2, 3, 4, 6" in row and " 6 " in row and "-6" in row
     row = next(line for line in lines if line.startswith("e4m3fn "))
     assert "448" in row and "0.00195312" in row
+    # block-scaled rows give their ranges too (OCP MX v1.0: element range x E8M0 2**-127..2**127;
+    # NVFP4: e2m1 x ue4m3 per unit tensor scale T), never "-"
+    cells = {line.split()[0]: [c.strip() for c in line.split("  ") if c.strip()] for line in lines[2:]}
+    assert cells["mxfp4"][3:6] == ["-6 x 2^127", "6 x 2^127", "2^-128"]
+    assert cells["mxfp8_e4m3"][3:6] == ["-448 x 2^127", "448 x 2^127", "2^-136"]
+    assert cells["mxint8"][3:6] == ["-2 x 2^127", "1.98438 x 2^127", "-"]
+    assert cells["nvfp4"][3:5] == ["-2688 x T", "2688 x T"]
+    for name in ("mxfp8_e5m2", "mxfp6_e3m2", "mxfp6_e2m3"):
+        assert "2^127" in cells[name][4] and cells[name][5].startswith("2^-")

@@ -155,6 +155,8 @@ def random_blocks(rng: np.random.Generator, nblocks: int, elem: str) -> np.ndarr
     return np.concatenate(rows)
 
 
+MX_NAMES = ["mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e3m2", "mxfp6_e2m3", "mxfp4", "mxint8"]
+
 # -- registry -----------------------------------------------------------------------
 
 EXPECTED = {
@@ -190,9 +192,37 @@ def test_registry_names_fields_and_lookup():
         ScaledType("x", "e2m1", "e8m0", 0)
 
 
-# -- MX conversion against the spec formula ----------------------------------------------
+@pytest.mark.parametrize("name", MX_NAMES)
+def test_mx_range_is_reachable_and_not_exceeded(name):
+    # min / max / smallest_subnormal from the spec's grids (not lowbit's decoders) and the
+    # E8M0 scale range 2**-127..2**127; each extreme must survive quantize -> dequantize exactly.
+    t = SCALED_TYPES[name]
+    elem = EXPECTED[name][0]
+    grid = [v * (Fraction(1, 64) if elem == "int8" else 1) for v, _ in grid_for(elem)]
+    top, bottom = Fraction(2) ** 127, Fraction(2) ** -127
+    assert Fraction(t.max) == max(grid) * top and Fraction(t.min) == min(grid) * top
+    if elem == "int8":
+        assert t.smallest_subnormal is None and t.min == -(2.0**128)
+        tiny = float(Fraction(1, 64) * bottom)  # int8 code 1 with the smallest scale
+    else:
+        assert Fraction(t.smallest_subnormal) == min(v for v in grid if v > 0) * bottom
+        tiny = t.smallest_subnormal
+    for v in (t.max, t.min, tiny, -tiny):
+        codes, scales = t.quantize(np.full(32, v))
+        assert t.dequantize(codes, scales).tolist() == [v] * 32, v
+    codes, scales = t.quantize(np.full(32, 4 * t.max))  # beyond the range: saturates at max
+    assert t.dequantize(codes, scales).max() == t.max
+    codes, scales = t.quantize(np.full(32, tiny / 2))  # a tie with zero: rounds to even (0)
+    assert not t.dequantize(codes, scales).any()
 
-MX_NAMES = ["mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e3m2", "mxfp6_e2m3", "mxfp4", "mxint8"]
+
+def test_nvfp4_range_per_unit_tensor_scale():
+    t = SCALED_TYPES["nvfp4"]
+    assert (t.min, t.max) == (-6 * 448.0, 6 * 448.0)  # e2m1 max x ue4m3 max (0x7E)
+    assert t.smallest_subnormal == float(Fraction(1, 2) * Fraction(1, 2**9))  # e2m1 0.5 x ue4m3 2**-9
+
+
+# -- MX conversion against the spec formula ----------------------------------------------
 
 
 @pytest.mark.parametrize("name", MX_NAMES)

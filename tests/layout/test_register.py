@@ -346,16 +346,23 @@ def test_values_are_immutable_hashable_picklable():
         lambda: product(local(2), local(2, 2)),
         lambda: divide(local(2), local(2, 2)),
         lambda: local(2, 2).coords(0, 4),
+        lambda: local(2, 2).coords("0", 1),
         lambda: local(2, 2).owners((2, 0)),
         lambda: permute(local(2, 2), (0, 0)),
         lambda: reshape(local(2, 2), (3,)),
         lambda: replicate(0),
         lambda: local(2, 2).contiguous_run(2),
+        lambda: product(),
+        lambda: divide_outer(local(2, 2), "x"),
+        lambda: reduce_dim(local(2, 2), 5),
+        lambda: spatial(2, 3).render() and local(2, 2, 2).render(),
     ],
 )
 def test_errors_are_layout_errors(call):
-    with pytest.raises(LayoutError):
+    # never a bare assert or IndexError: a LayoutError that carries the offending shapes
+    with pytest.raises(LayoutError) as info:
         call()
+    assert info.value.shapes, info.value
 
 
 def test_module_names_do_not_clash_with_strided():

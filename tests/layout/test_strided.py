@@ -109,6 +109,19 @@ def test_compose_known_cases():
         assert [r(i) for i in range(b.size)] == [a(b(i)) for i in range(b.size)]
 
 
+def test_compose_with_one_moving_mode_never_refuses_what_one_mode_can_do():
+    # b has one mode that moves (the others: size 1 or stride 0); there is nothing to carry into,
+    # so compose must agree with composing that single mode (found by a brute-force search)
+    cases = [
+        (Layout(((1,), 2, (2, 3)), ((2,), 2, (2, 0))), Layout((2,), (6,))),
+        (Layout(((3,), (1, 4)), ((1,), (3, 2))), Layout((2, 1, 1), (2, 2, 2))),
+        (Layout((3, (2,)), (16, (14,))), Layout((1, 2, 4), (6, 1, 0))),
+    ]
+    for a, b in cases:
+        r = compose(a, b)
+        assert [r(i) for i in range(b.size)] == [ref_offset(a, ref_offset(b, i)) for i in range(b.size)]
+
+
 def test_compose_tiler_by_mode():
     a = row_major(16, 64)
     r = compose(a, (Layout(8, 2), Layout(4, 16)))
@@ -270,11 +283,18 @@ def test_row_major_and_text():
         lambda: complement(Layout((2, 2), (1, 1))),
         lambda: Layout((2, 2)).mode(2),
         lambda: compose(Layout(4), (Layout(2), Layout(2))),
+        lambda: make_layout(),
+        lambda: left_inverse(Layout((4, 2), (1, 0))),
+        lambda: complement(Layout(4, 2), 0),
+        lambda: logical_divide(Layout(4), (Layout(2), Layout(2))),
+        lambda: logical_product(Layout(4), Layout(3, 2)) and logical_product(Layout((2, 2), (1, 1)), Layout(2)),
     ],
 )
 def test_errors_are_layout_errors(call):
-    with pytest.raises(LayoutError):
+    # never a bare assert or IndexError: a LayoutError that carries the offending shapes
+    with pytest.raises(LayoutError) as info:
         call()
+    assert info.value.shapes, info.value
 
 
 @pytest.mark.full
