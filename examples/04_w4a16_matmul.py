@@ -67,7 +67,12 @@ def tolerance(ref: np.ndarray, mag: np.ndarray, k: int) -> np.ndarray:
     return 2.0 * ((2.0**-11 + k * 2.0**-24) * mag + 2.0**-11 * np.abs(ref)) + 2.0**-24
 
 
-def run(m: int = 37, n: int = 100, k: int = 136, bm: int = 16, bn: int = 32, bk: int = 32, seed: int = 3) -> bool:
+def _launcher(kernel, backend: str):
+    """``kernel[grid]`` compiles to PTX and runs it on lowbit's emulator; ``.interpret`` is the numpy reference."""
+    return kernel.interpret if backend == "interpreter" else kernel
+
+
+def run(m: int = 37, n: int = 100, k: int = 136, bm: int = 16, bn: int = 32, bk: int = 32, seed: int = 3, backend: str = "emulator") -> bool:
     rng = np.random.default_rng(seed)
     a = rng.standard_normal((m, k)).astype(np.float16)
     q = lowbit.quantize(rng.standard_normal((k, n)), "uint4", group_size=128, symmetric=False, zero="int")
@@ -75,7 +80,7 @@ def run(m: int = 37, n: int = 100, k: int = 136, bm: int = 16, bn: int = 32, bk:
     scales = np.ascontiguousarray(q.scales, dtype=np.float16)
     zeros = np.ascontiguousarray(q.zeros, dtype=np.uint8)
     c = np.full((m, n), np.nan, dtype=np.float16)
-    w4a16_matmul.interpret[(-(-m // bm), -(-n // bn))](
+    _launcher(w4a16_matmul, backend)[(-(-m // bm), -(-n // bn))](
         a, words.copy(), scales.copy(), zeros.copy(), c, m, n, k, BM=bm, BN=bn, BK=bk
     )
     ref, mag = reference(a, q)
@@ -83,6 +88,11 @@ def run(m: int = 37, n: int = 100, k: int = 136, bm: int = 16, bn: int = 32, bk:
 
 
 if __name__ == "__main__":
+    compiled = lowbit.compile(w4a16_matmul)  # DSL -> VM -> SIMT -> LLVM -> PTX (+ cubin with ptxas), cached
+    print(f"compiled {compiled.kernel_name} for {compiled.arch}: {len(compiled.ptx.splitlines())} lines of PTX")
+    print(f"ptxas: {compiled.resources or 'not found, PTX only (run `lowbit install-tools`)'}")
+    ok_ref = run(backend="interpreter")
+    print(f"w4a16_matmul on the reference interpreter matches the float64 dequantise-then-matmul reference: {ok_ref}")
     ok = run()
-    print(f"w4a16_matmul (interpreter) matches the float64 dequantise-then-matmul reference: {ok}")
-    sys.exit(0 if ok else 1)
+    print(f"w4a16_matmul as PTX on the emulator matches the float64 dequantise-then-matmul reference: {ok}")
+    sys.exit(0 if ok and ok_ref else 1)

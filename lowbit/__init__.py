@@ -42,3 +42,12 @@ for _bits in range(1, 9):
     globals()[f"int{_bits}"] = dtype(f"int{_bits}")
     globals()[f"uint{_bits}"] = dtype(f"uint{_bits}")
 del _bits
+
+
+def __getattr__(name: str) -> object:
+    # lowbit.compile / lowbit.CompiledKernel load the compiler (LLVM driver, passes) only when used
+    if name in ("compile", "CompiledKernel"):
+        from lowbit import compiler
+
+        return getattr(compiler, name)
+    raise AttributeError(f"module 'lowbit' has no attribute {name!r}")

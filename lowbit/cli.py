@@ -4,6 +4,9 @@
     lowbit info formats      every built-in number format: bits, range, example values
     lowbit info targets      the target table: shared memory, native/emulated mma forms
     lowbit install-tools     pip-install the pinned ptxas/nvdisasm wheels (no CUDA toolkit needed)
+    lowbit compile FILE.py[:kernel] [--arch sm_80] [-D NAME=VALUE ...] [-o OUT]
+                   [--emit vm|simt|llvm|ptx|cubin] [--dump DIR]
+                             compile a @lowbit.kernel and print ptxas' resource report
 
 Errors a user can cause are printed as one ``lowbit: error: ...`` line with
 exit status 2, never as a traceback.
@@ -83,6 +86,109 @@ def _cmd_install_tools(args: argparse.Namespace) -> int:
     return subprocess.call(cmd)
 
 
+_EMITS = ("vm", "simt", "llvm", "ptx", "cubin")
+
+
+def _load_kernels(path: str) -> dict[str, object]:
+    """Import FILE.py as a module (its ``__main__`` guard stays closed) and collect its kernels."""
+    import importlib.util
+    from pathlib import Path
+
+    from lowbit.errors import LaunchError
+    from lowbit.launch import Kernel
+
+    file = Path(path)
+    if not file.is_file():
+        raise LaunchError(f"{path}: no such file")
+    spec = importlib.util.spec_from_file_location(f"_lowbit_cli_{file.stem}", file)
+    if spec is None or spec.loader is None:
+        raise LaunchError(f"{path}: cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(file.parent.resolve()))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.pop(0)
+    return {name: obj for name, obj in vars(module).items() if isinstance(obj, Kernel)}
+
+
+def _parse_define(text: str) -> tuple[str, object]:
+    """``NAME=VALUE``: a Python literal (16, 0.5, True), else a lowbit dtype name (uint4, e2m1), else a string."""
+    import ast
+
+    from lowbit.errors import LaunchError
+
+    name, sep, raw = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise LaunchError(f"-D expects NAME=VALUE, got {text!r}")
+    try:
+        return name, ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        pass
+    try:
+        from lowbit.dtypes import dtype
+
+        return name, dtype(raw)
+    except LowbitError:
+        return name, raw
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lowbit.compiler import compile as lowbit_compile
+    from lowbit.errors import LaunchError
+
+    path, _, wanted = args.source.partition(":")
+    kernels = _load_kernels(path)
+    if wanted:
+        if wanted not in kernels:
+            known = ", ".join(sorted(kernels)) or "none"
+            raise LaunchError(f"{path} has no @lowbit.kernel named {wanted!r} (kernels: {known})")
+        kernel = kernels[wanted]
+    elif len(kernels) == 1:
+        kernel = next(iter(kernels.values()))
+    elif not kernels:
+        raise LaunchError(f"{path} defines no @lowbit.kernel")
+    else:
+        raise LaunchError(
+            f"{path} defines {len(kernels)} kernels ({', '.join(sorted(kernels))}); name one: {path}:KERNEL"
+        )
+    constexprs = dict(_parse_define(d) for d in args.define)
+    compiled = lowbit_compile(kernel, arch=args.arch, **constexprs)
+    stages = {
+        "vm": compiled.vm, "simt": compiled.simt, "llvm": compiled.llvm, "ptx": compiled.ptx, "cubin": compiled.cubin,
+    }  # fmt: skip
+    if args.dump:
+        out_dir = Path(args.dump)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        suffix = {"vm": "lbir", "simt": "simt", "llvm": "ll", "ptx": "ptx", "cubin": "cubin"}
+        for stage, content in stages.items():
+            if content is None:
+                continue
+            target = out_dir / f"{compiled.kernel_name}.{suffix[stage]}"
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                target.write_text(content)
+    content = stages[args.emit]
+    if content is None:
+        raise LaunchError("no cubin: ptxas was not found (run `lowbit install-tools`); --emit ptx still works")
+    if args.output:
+        out = Path(args.output)
+        if isinstance(content, bytes):
+            out.write_bytes(content)
+        else:
+            out.write_text(content)
+    elif isinstance(content, bytes):
+        raise LaunchError("--emit cubin writes binary: give -o FILE")
+    else:
+        sys.stdout.write(content if content.endswith("\n") else content + "\n")
+    report = str(compiled.resources) if compiled.resources is not None else "ptxas not found: PTX only"
+    print(f"lowbit: {compiled.kernel_name} for {compiled.arch}: {report}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lowbit", description="lowbit: a kernel compiler for arbitrary-bit low-precision GPU computation"
@@ -94,6 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
     tools = sub.add_parser("install-tools", help="pip-install the pinned ptxas/nvdisasm wheels")
     tools.add_argument("--dry-run", action="store_true", help="print the pip command without running it")
     tools.set_defaults(func=_cmd_install_tools)
+    comp = sub.add_parser("compile", help="compile a @lowbit.kernel to PTX (and a cubin with ptxas)")
+    comp.add_argument("source", metavar="FILE.py[:kernel]", help="the Python file, and the kernel when it has several")
+    comp.add_argument("--arch", default=None, help="target (default sm_80; sm_89 when the kernel needs FP8)")
+    comp.add_argument("-D", dest="define", action="append", default=[], metavar="NAME=VALUE",
+                      help="set a constexpr (Python literal or dtype name); others take their defaults")
+    comp.add_argument("-o", "--output", help="write the emitted stage here instead of stdout")
+    comp.add_argument("--emit", choices=_EMITS, default="ptx", help="which stage to output (default ptx)")
+    comp.add_argument("--dump", metavar="DIR", help="also write every stage into DIR")
+    comp.set_defaults(func=_cmd_compile)
     return parser
 
 

@@ -5,19 +5,24 @@ The rule (the only place it is decided):
 1. ``kernel.interpret[grid](...)`` and ``lowbit.interpret(kernel, grid, ...)``
    always run the numpy reference interpreter (:mod:`lowbit.interp`).
 2. ``kernel[grid](...)`` runs :func:`select_backend`'s choice.  Today that is
-   the interpreter for every call.  When the compiler and the PTX emulator
-   land, it becomes: the GPU when a CUDA device is usable and the pointer
-   arguments are device arrays; otherwise the PTX emulator on numpy arrays.
-   No environment variable and no global switch changes this; a backend is
-   chosen per call from the arguments.
+   the PTX emulator for every call: the kernel is compiled (DSL -> PTX, cached
+   in memory per constexpr set and on disk by :mod:`lowbit.compiler`) for the
+   default target -- sm_80, or sm_89 when the kernel uses FP8 -- and the exact
+   PTX runs on :mod:`lowbit.emu` with memcheck, racecheck and definedness
+   checks on.  ``kernel.on("sm_90")[grid](...)`` picks the target.  When the
+   GPU runtime lands, the choice becomes the GPU when a CUDA device is usable
+   and the pointer arguments are device arrays.  No environment variable and
+   no global switch changes this; a backend is chosen per call from the
+   arguments, and a kernel the compiler cannot lower is an error at the
+   user's line, never a silent fall-back to the interpreter.
 
 Arguments bind like a Python call over the kernel's parameters (constexprs
 included; missing constexprs take their defaults).  Pointer arguments are
 C-contiguous numpy arrays updated in place.  Errors are
-:class:`~lowbit.errors.DSLError` (located at the kernel's line) or
-:class:`~lowbit.errors.LaunchError`; both are re-raised here with a fresh
-traceback so the user sees their call, one line of this module and the
-message -- never the compiler's frames.
+:class:`~lowbit.errors.DSLError` (located at the kernel's line),
+:class:`~lowbit.errors.LaunchError` or :class:`~lowbit.errors.CodegenError`;
+all are re-raised here with a fresh traceback so the user sees their call,
+one line of this module and the message -- never the compiler's frames.
 """
 
 from __future__ import annotations
@@ -28,12 +33,13 @@ from typing import Literal
 from lowbit import interp
 from lowbit.dsl.diagnostics import format_located
 from lowbit.dsl.kernel import KernelFunction
-from lowbit.errors import DSLError, LaunchError
+from lowbit.errors import CodegenError, DSLError, EmulatorError, LaunchError
 from lowbit.ir.program import Program
 
 __all__ = ["Kernel", "LaunchSignatureError", "interpret", "kernel", "select_backend"]
 
-Backend = Literal["interpreter"]
+Backend = Literal["interpreter", "emulator"]
+_USER_ERRORS = (DSLError, LaunchError, CodegenError, EmulatorError, interp.InterpError)
 
 
 class LaunchSignatureError(LaunchError, DSLError):
@@ -49,7 +55,7 @@ class LaunchSignatureError(LaunchError, DSLError):
 
 def select_backend(kernel: Kernel, args: dict[str, object]) -> Backend:
     """Which backend runs ``kernel[grid](...)`` for these arguments (see the module docstring)."""
-    return "interpreter"
+    return "emulator"
 
 
 class Kernel:
@@ -63,12 +69,26 @@ class Kernel:
         self.__name__ = fn.__name__
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
+        self._compiled: dict[tuple[int, str | None], tuple[Program, object]] = {}
 
     def __repr__(self) -> str:
         return f"<lowbit.kernel {self.__name__}>"
 
     def __getitem__(self, grid: object) -> Launcher:
         return Launcher(self, grid, None)
+
+    def on(self, arch: str) -> _TargetIndexer:
+        """``kernel.on("sm_90")[grid](...)``: compile for ``arch`` and run on the emulator."""
+        return _TargetIndexer(self, arch)
+
+    def compiled(self, prog: Program, arch: str | None) -> object:
+        """The compiled kernel for a specialised program (memoised; the disk cache sits behind it)."""
+        from lowbit.compiler import compile_program  # noqa: PLC0415 - keeps `import lowbit` light
+
+        key = (id(prog), arch)
+        if key not in self._compiled:
+            self._compiled[key] = (prog, compile_program(prog, arch))
+        return self._compiled[key][1]
 
     @property
     def interpret(self) -> _InterpretIndexer:
@@ -114,7 +134,10 @@ class Kernel:
             )  # fmt: skip
         return {n: values[n] for n in runtime}, {n: values[n] for n in cx if n in values}
 
-    def launch(self, grid: object, args: tuple[object, ...], kwargs: dict[str, object], backend: Backend | None) -> None:
+    def launch(
+        self, grid: object, args: tuple[object, ...], kwargs: dict[str, object], backend: Backend | None,
+        arch: str | None = None,
+    ) -> None:
         runtime, cx = self.bind(args, kwargs)
         prog = self.compiler.specialize(**cx)
         if callable(grid):
@@ -122,19 +145,31 @@ class Kernel:
         chosen = backend or select_backend(self, runtime)
         if chosen == "interpreter":
             interp.run(prog, grid, runtime)
+        else:
+            from lowbit.compiler import run_on_emulator  # noqa: PLC0415
+
+            run_on_emulator(self.compiled(prog, arch), grid, runtime)
 
 
 class Launcher:
     """``kernel[grid]``: call it with the kernel's arguments."""
 
-    def __init__(self, kernel: Kernel, grid: object, backend: Backend | None) -> None:
-        self.kernel, self.grid, self.backend = kernel, grid, backend
+    def __init__(self, kernel: Kernel, grid: object, backend: Backend | None, arch: str | None = None) -> None:
+        self.kernel, self.grid, self.backend, self.arch = kernel, grid, backend, arch
 
     def __call__(self, *args: object, **kwargs: object) -> None:
         try:
-            self.kernel.launch(self.grid, args, kwargs, self.backend)
-        except (DSLError, LaunchError, interp.InterpError) as exc:
+            self.kernel.launch(self.grid, args, kwargs, self.backend, self.arch)
+        except _USER_ERRORS as exc:
             raise exc.with_traceback(None) from None
+
+
+class _TargetIndexer:
+    def __init__(self, kernel: Kernel, arch: str) -> None:
+        self.kernel, self.arch = kernel, arch
+
+    def __getitem__(self, grid: object) -> Launcher:
+        return Launcher(self.kernel, grid, "emulator", self.arch)
 
 
 class _InterpretIndexer:
@@ -156,5 +191,5 @@ def interpret(k: Kernel, grid: object, *args: object, **constexprs: object) -> N
     """Run ``k`` on the reference interpreter: ``lowbit.interpret(kernel, grid, *args, **constexprs)``."""
     try:
         k.launch(grid, args, constexprs, "interpreter")
-    except (DSLError, LaunchError, interp.InterpError) as exc:
+    except _USER_ERRORS as exc:
         raise exc.with_traceback(None) from None

@@ -68,3 +68,52 @@ def test_console_script_is_installed_and_runs() -> None:
     assert "6 x 2^127" in mxfp4  # OCP MX: e2m1 max 6 times the largest E8M0 scale 2**127
     res = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "install-tools" in res.stdout
+
+
+# --------------------------------------------------------------------------- lowbit compile
+
+from pathlib import Path  # noqa: E402
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_compile_prints_ptx_and_the_resource_line(capsys: pytest.CaptureFixture[str], ptxas_path: str) -> None:
+    assert main(["compile", str(EXAMPLES / "01_vector_add.py")]) == 0
+    captured = capsys.readouterr()
+    assert ".visible .entry vector_add(" in captured.out and ".target sm_80" in captured.out
+    assert "vector_add for sm_80:" in captured.err and "registers" in captured.err and "0 bytes spill stores" in captured.err
+
+
+def test_compile_defines_emit_dump_and_output(tmp_path: Path, capsys: pytest.CaptureFixture[str], ptxas_path: str) -> None:
+    src = str(EXAMPLES / "01_vector_add.py") + ":vector_add"
+    assert main(["compile", src, "--arch", "sm_90", "-D", "BLOCK=64", "--emit", "vm"]) == 0
+    vm = capsys.readouterr().out
+    assert "64" in vm and "program_id" in vm
+    dump = tmp_path / "dump"
+    cubin = tmp_path / "k.cubin"
+    assert main(["compile", src, "--emit", "cubin", "-o", str(cubin), "--dump", str(dump)]) == 0
+    assert cubin.read_bytes()[:4] == b"\x7fELF"
+    assert sorted(p.suffix for p in dump.iterdir()) == [".cubin", ".lbir", ".ll", ".ptx", ".simt"]
+
+
+def test_compile_errors_name_the_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    two = tmp_path / "two.py"
+    two.write_text(
+        "import lowbit\n"
+        "@lowbit.kernel\n"
+        "def a(x: lowbit.ptr('f32'), n: lowbit.int32):\n"
+        "    lowbit.store(lowbit.global_view(x, (n,)), lowbit.zeros((128,), lowbit.f32), (0,))\n"
+        "@lowbit.kernel\n"
+        "def b(x: lowbit.ptr('f32'), n: lowbit.int32):\n"
+        "    lowbit.store(lowbit.global_view(x, (n,)), lowbit.zeros((128,), lowbit.f32), (0,))\n"
+    )
+    assert main(["compile", str(two)]) == 2
+    assert "defines 2 kernels (a, b)" in capsys.readouterr().err
+    assert main(["compile", f"{two}:c"]) == 2
+    assert "no @lowbit.kernel named 'c'" in capsys.readouterr().err
+    assert main(["compile", str(tmp_path / "missing.py")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["compile", f"{two}:a", "-D", "not an assignment"]) == 2
+    assert "-D expects NAME=VALUE" in capsys.readouterr().err
+    assert main(["compile", f"{two}:a", "-D", "NOPE=3"]) == 2
+    assert "NOPE" in capsys.readouterr().err

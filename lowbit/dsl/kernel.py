@@ -162,7 +162,14 @@ class KernelFunction:
         return tuple(out)
 
     def bind_constexprs(self, given: dict[str, object]) -> dict[str, object]:
-        """Every constexpr's value: given ones, else defaults; an error names a missing one."""
+        """Every constexpr's value: given ones, else defaults; an error names a missing or unknown one."""
+        known = {p.name for p in self.params if p.is_constexpr}
+        unknown = sorted(set(given) - known)
+        if unknown:
+            listed = ", ".join(sorted(known)) or "none"
+            raise LaunchError(
+                f"kernel {self.__name__} has no constexpr {unknown[0]!r} (its constexprs: {listed})"
+            )
         out = {}
         for p in self.params:
             if not p.is_constexpr:

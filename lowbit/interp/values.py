@@ -117,7 +117,7 @@ def cast(x: np.ndarray, src: DType, dst: DType) -> np.ndarray:
         return v != 0
     with np.errstate(all="ignore"):
         if _is_value_int(dst):
-            if v.dtype.kind == "f":
+            if v.dtype.kind not in "iub":  # any float storage, ml_dtypes' bfloat16 (kind 'V') included
                 f = np.trunc(v.astype(np.float64))
                 f = np.clip(np.nan_to_num(f, nan=0.0), float(dst.min), float(dst.max))
                 # float64 cannot hold the 64-bit maxima exactly: clip again after converting.

@@ -1,0 +1,88 @@
+"""Choose a register layout for every register tile that has none: the block-wide flat distribution.
+
+Requires: a verified VM program.
+Ensures:  every register tile whose distribution is expressible in
+          :mod:`lowbit.layout` carries its layout on its type, so the printed
+          ``.lbir`` shows it: for ``n`` elements over ``T = 32 * num_warps``
+          threads, ``product(local(n/T), spatial(T))`` reshaped to the tile
+          (``T`` divides ``n``) or ``T/n``-fold replication of ``spatial(n)``
+          (``n`` divides ``T``).  Row-major element ``e`` sits in slot
+          ``e // T`` of thread ``e % T``.  Tiles with other sizes keep
+          ``None``; the lowering distributes them the same way, with
+          duplicate trailing slots.
+Preserves: the program's meaning (layouts do not change values), op order,
+          source locations, given layouts.
+
+This is the simplest layout that lowers every op; layout *inference*
+(mma fragments, vector-friendly runs) replaces it in a later issue.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import lru_cache
+
+from lowbit.errors import LayoutError
+from lowbit.ir import ops as V
+from lowbit.ir.program import Param, Program
+from lowbit.ir.types import TileType, Value
+from lowbit.layout import register as R
+from lowbit.transforms.options import Options
+
+__all__ = ["flat_layout", "run"]
+
+
+@lru_cache(maxsize=None)
+def flat_layout(shape: tuple[int, ...], threads: int) -> R.RegisterLayout | None:
+    """The flat cyclic distribution of a ``shape`` tile over ``threads`` threads, or None if inexpressible."""
+    n = 1
+    for s in shape:
+        n *= s
+    try:
+        if n % threads == 0:
+            flat = R.product(R.local(n // threads), R.spatial(threads)) if n > threads else R.spatial(n)
+        elif threads % n == 0:
+            flat = R.product(R.replicate(threads // n, 1), R.spatial(n))
+        else:
+            return None
+        return R.reshape(flat, shape)
+    except LayoutError:
+        return None
+
+
+class _Rewriter:
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self.values: dict[Value, Value] = {}
+
+    def value(self, v: Value) -> Value:
+        got = self.values.get(v)
+        if got is None:
+            t = v.type
+            if isinstance(t, TileType) and t.layout is None:
+                lay = flat_layout(t.shape, self.threads)
+                got = Value(TileType(t.dtype, t.shape, lay), v.hint) if lay is not None else v
+            else:
+                got = v
+            self.values[v] = got
+        return got
+
+    def field(self, x: object) -> object:
+        if isinstance(x, Value):
+            return self.value(x)
+        if isinstance(x, V.Op):
+            return self.op(x)
+        if isinstance(x, tuple):
+            return tuple(self.field(y) for y in x)
+        return x
+
+    def op(self, op: V.Op) -> V.Op:
+        kw = {f.name: self.field(getattr(op, f.name)) for f in dataclasses.fields(op)}
+        return type(op)(**kw)
+
+
+def run(prog: Program, opts: Options) -> Program:
+    rw = _Rewriter(prog.num_warps * 32)
+    params = tuple(Param(p.name, rw.field(p.value)) for p in prog.params)  # type: ignore[arg-type]
+    body = tuple(rw.op(op) for op in prog.body)
+    return Program(prog.name, params, body, prog.constexprs, prog.num_warps, prog.grid)

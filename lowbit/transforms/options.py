@@ -1,0 +1,32 @@
+"""Options that travel through the pass pipeline as one frozen value.
+
+Every pass receives the same :class:`Options`; its fields are the only
+knobs a pass may read (no environment variables, no globals), and the
+compile driver puts them into the cache key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lowbit.arch import target as get_target
+from lowbit.errors import CodegenError
+
+__all__ = ["Options"]
+
+
+@dataclass(frozen=True)
+class Options:
+    """``arch``: the target (``sm_80``...); ``verify``: run the verifiers after every pass."""
+
+    arch: str = "sm_80"
+    verify: bool = True
+
+    def __post_init__(self) -> None:
+        try:
+            get_target(self.arch)
+        except Exception as exc:  # noqa: BLE001 - an unknown target is a user error, reported as such
+            raise CodegenError(f"unknown target {self.arch!r}: {exc}") from None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"arch": self.arch, "verify": self.verify}
