@@ -80,6 +80,8 @@ def _cmd_install_tools(args: argparse.Namespace) -> int:
     from lowbit import toolchain
 
     cmd = toolchain.install_tools_command()
+    if args.quiet:
+        cmd.append("-q")
     print("+ " + " ".join(cmd))
     if args.dry_run:
         return 0
@@ -199,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=_cmd_info)
     tools = sub.add_parser("install-tools", help="pip-install the pinned ptxas/nvdisasm wheels")
     tools.add_argument("--dry-run", action="store_true", help="print the pip command without running it")
+    tools.add_argument("-q", "--quiet", action="store_true", help="pass -q to pip")
     tools.set_defaults(func=_cmd_install_tools)
     comp = sub.add_parser("compile", help="compile a @lowbit.kernel to PTX (and a cubin with ptxas)")
     comp.add_argument("source", metavar="FILE.py[:kernel]", help="the Python file, and the kernel when it has several")
