@@ -98,7 +98,9 @@ def _select(em: _Emitter, op: O.Select) -> None:
 
 def _cast(em: _Emitter, op: O.Cast) -> None:
     x, to = em.val(op.x), lltype(op.result.type)
-    if op.kind in ("fptosi.sat", "fptoui.sat"):
+    if op.kind == "ptrtoint":
+        v = em.b.ptrtoint(x, to)
+    elif op.kind in ("fptosi.sat", "fptoui.sat"):
         name = f"llvm.{op.kind}.{overload_suffix(to)}.{overload_suffix(x.type)}"
         v = em.call(name, to, [x])
     else:
@@ -165,6 +167,11 @@ def _store(em: _Emitter, op: O.Store) -> None:
 def _atomic_add(em: _Emitter, op: O.AtomicAdd) -> None:
     kind = "fadd" if op.value.type.is_float else "add"
     em.bind(op.result, em.b.atomic_rmw(kind, em.val(op.ptr), em.val(op.value), "monotonic"))
+
+
+def _atomic_bits(em: _Emitter, op: O.AtomicBits) -> None:
+    # atomicrmw and/or monotonic on addrspace(1)/(3) -> atom.{global,shared}.{and,or}.b32 (red when unused)
+    em.bind(op.result, em.b.atomic_rmw(op.kind, em.val(op.ptr), em.val(op.value), "monotonic"))
 
 
 def _cp_async(em: _Emitter, op: O.CpAsync) -> None:
@@ -243,7 +250,7 @@ def _call(em: _Emitter, op: O.Call) -> None:
 _TABLE: dict[type, Callable] = {
     O.SReg: _sreg, O.Binary: _binary, O.Unary: _unary, O.Fma: _fma, O.Cmp: _cmp, O.Select: _select,
     O.Cast: _cast, O.Pack: _pack, O.Extract: _extract, O.Gep: _gep, O.SharedAddr: _shared_addr,
-    O.Load: _load, O.Store: _store, O.AtomicAdd: _atomic_add, O.CpAsync: _cp_async,
+    O.Load: _load, O.Store: _store, O.AtomicAdd: _atomic_add, O.AtomicBits: _atomic_bits, O.CpAsync: _cp_async,
     O.CpAsyncCommit: _commit, O.CpAsyncWait: _wait, O.Barrier: _barrier, O.Shfl: _shfl, O.Vote: _vote,
     O.Lop3: _lop3, O.Prmt: _prmt, O.CvtPack: _cvt_pack, O.CvtUnpack: _cvt_unpack, O.Call: _call,
 }  # fmt: skip

@@ -47,7 +47,7 @@ def alu(m, ins, src_types, dst_type, fn, klass="arith", extra_def=None):
         vals = [g[0] for g in got]
         r = fn(*vals)
         d = and_defined(*(g[1] for g in got))
-        if extra_def is not None:
+        if extra_def is not None and m.checks:  # checks=False: keep the value the GPU would produce
             d = and_defined(d, extra_def(*vals))
         w(r, d, act)
 
@@ -303,7 +303,8 @@ def build_mma(m, ins):
                 if d is not True:
                     dd = and_defined(dd, d.reshape(-1, 32)[wids].all(1))
             frags.append(np.stack(cols, -1))
-        out = S.mma_sync(shape, dtype, atype, btype, ctype, *frags, satfinite=sat, bop=bop)
+        out = S.mma_sync(shape, dtype, atype, btype, ctype, *frags, satfinite=sat,
+                         bop=f"{bop}.popc" if bop else None)
         d = True
         if dd is not True:
             d = np.zeros(m.T, bool)

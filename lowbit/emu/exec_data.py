@@ -89,7 +89,7 @@ def _gather_sources(fs, idx, op, m, what="stored"):
     for f in fs:
         v, d = f()
         vals.append(v[idx])
-        if d is not True:
+        if d is not True and m.checks:
             bad = ~d[idx]
             if bad.any():
                 raise fault(m, "undefined value", f"an undefined value is {what} to memory", idx[bad], op)

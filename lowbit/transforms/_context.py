@@ -55,6 +55,9 @@ class GView:
     dtype: DType
     shape: tuple[Expr, ...]
     strides: tuple[Expr, ...]
+    #: the pointer's own elements are whole 32-bit words (ptr<uint32>, ptr<f32>, ptr<int64>...), so the
+    #: buffer starts 4-byte aligned and ends on a word: word-wide atomics on it stay inside it
+    whole_words: bool = False
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ distribution, so slot ``j`` of each holds the same element).  Ops that need
 other threads' elements exchange through scratch shared memory
 (:meth:`Ctx.exchange`): ``dot`` is the straightforward per-thread FMA scheme
 (each thread owns C elements and walks K over A and B in shared memory),
-``reduce`` walks the reduced axis, ``view`` assembles each result code from
+``reduce`` combines inside warps with butterfly shuffles where the reduced
+axis allows and walks the rest in scratch, ``view`` assembles each result code from
 the one or more source codes it overlaps (LSB-first, ``lowbit.pack``'s order).
 """
 
@@ -14,10 +15,11 @@ from __future__ import annotations
 from lowbit.dtypes import dtype
 from lowbit.ir import ops as V
 from lowbit.ir.simt import Const, Operand
-from lowbit.ir.simt.types import F32, I32, I64
+from lowbit.ir.simt import ops as S
+from lowbit.ir.simt.types import BF16, F16, F32, I32, I64
 from lowbit.ir.types import TileType
 from lowbit.transforms import _values as vals
-from lowbit.transforms._context import Ctx, Tile, fail, row_strides
+from lowbit.transforms._context import Ctx, Tile, fail, nbytes, row_strides, spill_type
 
 __all__ = ["HANDLERS"]
 
@@ -222,33 +224,108 @@ def _dot(ctx: Ctx, op: V.Dot) -> None:
     _result(ctx, op, op.result, regs)
 
 
+def _warp_split(shape: tuple[int, ...], ax: int) -> tuple[int, int] | None:
+    """``(s, n1)``: the reduced axis (stride ``s`` elements) splits into groups of ``n1`` held by ``s * n1`` lanes.
+
+    Under the flat distribution element ``e`` sits in lane ``e mod 32`` of
+    slot ``e // T`` (or, for tiles smaller than the block, ``e mod n``).  When
+    ``s`` is a power of two and ``n1`` a power of two dividing the extent with
+    ``s * n1 <= 32``, the ``n1`` elements ``base + i*s`` (``i`` in one group)
+    are in one slot and in lanes of one aligned ``s * n1``-lane block whose
+    lane bits equal the element's low bits, so ``shfl.bfly`` with masks
+    ``s, 2s, ..., s*n1/2`` combines exactly one group.  None: no such split.
+    """
+    s, n = row_strides(shape)[ax], shape[ax]
+    if s & (s - 1) or s >= 32:
+        return None
+    n1 = 1
+    while n % (2 * n1) == 0 and s * n1 * 2 <= 32:
+        n1 *= 2
+    return (s, n1) if n1 > 1 else None
+
+
+def _shfl_bfly(ctx: Ctx, v: Operand, mask: int) -> Operand:
+    """``v`` of the lane ``laneid ^ mask``: shuffles move 32 bits, so narrower floats ride in f32, 64-bit in halves."""
+    b = ctx.b
+    t = v.type
+    if t in (I32, F32):
+        return b.shfl("bfly", v, Const(mask, I32), hint="sh")
+    if t in (F16, BF16):  # exact both ways
+        return b.cast("fptrunc", b.shfl("bfly", b.cast("fpext", v, F32), Const(mask, I32), hint="sh"), t)
+    w = v if t == I64 else b.cast("bitcast", v, I64)
+    lo = b.shfl("bfly", b.cast("trunc", w, I32), Const(mask, I32), hint="sh")
+    hi = b.shfl("bfly", b.cast("trunc", b.binary("lshr", w, Const(32, I64)), I32), Const(mask, I32), hint="sh")
+    out = b.binary("or", b.cast("zext", lo, I64), b.binary("shl", b.cast("zext", hi, I64), Const(32, I64)))
+    return out if t == I64 else b.cast("bitcast", out, t)
+
+
 def _reduce(ctx: Ctx, op: V.Reduce) -> None:
+    """Reduce along ``op.axis``: butterfly shuffles inside each warp where the axis allows, then scratch memory.
+
+    With a warp split (:func:`_warp_split`) each group of ``n1`` elements is
+    combined with ``log2(n1)`` ``shfl.bfly`` steps, one lane per group writes
+    its partial to scratch, and each result element combines its ``n / n1``
+    partials in order; otherwise every element goes through scratch and each
+    result walks the whole axis.  Integer results are bit-identical to the
+    interpreter (sums wrap modulo 2**32 or 2**64 and are normalised once,
+    max/min are exact), and so are float max/min.  Float sums add in the
+    element dtype in another order than the interpreter's (numpy's pairwise
+    sum): both are within ``(N-1) u sum|x|`` of the exact sum, so they differ
+    by at most ``2 (N-1) u sum|x|`` (``u`` = 2**-24 f32, 2**-11 f16, 2**-8
+    bf16, 2**-53 f64) -- the tolerance the tests hold it to.
+    """
     x = ctx.tile(op.x, op)
     t = op.result.type
     assert isinstance(t, TileType)  # noqa: S101
-    b, ax, n_ax = ctx.b, op.axis, x.shape[op.axis]
-    (base, st), = ctx.exchange([x])
-    stride = row_strides(x.shape)[ax]
+    b, ax = ctx.b, op.axis
     fn = {"sum": "add", "max": "max", "min": "min"}[op.kind]
     acc_dt = x.dtype
+
+    def combine(a: Operand, v: Operand) -> Operand:
+        if vals.is_int(acc_dt) and fn == "add":
+            return b.binary("add", a, v)  # wraps; normalised once at the end
+        return vals.binary(b, fn, a, v, acc_dt)
+
+    split = _warp_split(x.shape, ax)
+    if split is None:
+        (base, st), = ctx.exchange([x])
+        part_shape = x.shape
+    else:
+        s, n1 = split
+        part_shape = x.shape[:ax] + (x.shape[ax] // n1,) + x.shape[ax + 1:]
+        parts = []
+        for r in x.regs:
+            v, m = r, s
+            while m < s * n1:
+                v = combine(v, _shfl_bfly(ctx, v, m))
+                m *= 2
+            parts.append(v)
+        st = spill_type(x.dtype)
+        size = 1
+        for d in part_shape:
+            size *= d
+        base = ctx.scratch(-(-(size * nbytes(st)) // 16) * 16)
+        b.emit(S.Barrier())  # scratch may still be read by an earlier exchange
+        for j, v in enumerate(parts):
+            c = list(ctx.coords(x.shape, j))
+            lead = b.cmp("eq", b.binary("and", c[ax], Const(n1 - 1, I32)), Const(0, I32), "lead")
+            c[ax] = b.binary("lshr", c[ax], Const(n1.bit_length() - 1, I32), "grp")
+            p = b.gep(base, _flat_index(ctx, c, part_shape), st, "pa")
+            b.store(p, v, nbytes(st), ctx.and_(ctx.primary(x.size, j), lead))
+        b.emit(S.Barrier())
+    n_ax, stride = part_shape[ax], row_strides(part_shape)[ax]
     firsts, bases = [], []
     for j in range(ctx.slots(t.size)):
-        p0 = b.gep(base, _flat_index(ctx, list(ctx.coords(t.shape, j)), x.shape), st, "rb")
+        p0 = b.gep(base, _flat_index(ctx, list(ctx.coords(t.shape, j)), part_shape), st, "rb")
         bases.append(p0)
-        firsts.append(b.load(st, p0, st.bits // 8))
+        firsts.append(b.load(st, p0, nbytes(st)))
     if n_ax == 1:
         results = firsts
     else:
         with b.for_(Const(1, I32), Const(n_ax, I32), Const(1, I32), firsts, "r") as loop:
             off = b.binary("mul", loop.iv, Const(stride, I32)) if stride > 1 else loop.iv
-            nxt = []
-            for j, p0 in enumerate(bases):
-                v = b.load(st, b.gep(p0, off, st, "rp"), st.bits // 8)
-                if vals.is_int(acc_dt) and fn == "add":
-                    nxt.append(b.binary("add", loop.carried[j], v))  # wraps; normalised once at the end
-                else:
-                    nxt.append(vals.binary(b, fn, loop.carried[j], v, acc_dt))
-            loop.yield_(*nxt)
+            loop.yield_(*[combine(loop.carried[j], b.load(st, b.gep(p0, off, st, "rp"), nbytes(st)))
+                          for j, p0 in enumerate(bases)])  # fmt: skip
         results = list(loop.results)
     _result(ctx, op, op.result, [vals.normalize(b, r, acc_dt) for r in results])
 

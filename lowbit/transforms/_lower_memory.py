@@ -5,7 +5,10 @@ Global addressing: element ``i`` of a view sits at element offset
 2**31); an element is in bounds when ``0 <= i_d < shape_d`` for every d.
 Out-of-bounds or masked-off elements are not touched (predicated accesses)
 and read the load's ``other``.  Elements narrower than a byte are read as
-the one or two bytes that hold them, LSB-first (``lowbit.pack``'s order).
+the one or two bytes that hold them, LSB-first (``lowbit.pack``'s order),
+and written with an atomic and/or pair per 32-bit word they touch (other
+threads and blocks own the neighbouring bits; see :func:`_store_bits`), which
+needs a pointer to whole 32-bit words.
 
 Shared buffers are dense row-major arrays with one storage unit per element
 (sub-byte elements take a byte): the VM reaches shared memory only through
@@ -16,11 +19,12 @@ from __future__ import annotations
 
 from lowbit.dtypes import DType
 from lowbit.ir import ops as V
+from lowbit.ir.expr import Const as EConst
 from lowbit.ir.simt import Const, Operand, Reg
 from lowbit.ir.simt import ops as S
 from lowbit.ir.simt.kernel import SharedBuffer
 from lowbit.ir.simt.types import I8, I16, I32, I64, PTR_GLOBAL, ScalarType
-from lowbit.ir.types import GlobalType, SharedType, TileType, is_bool
+from lowbit.ir.types import GlobalType, PointerType, SharedType, TileType, is_bool
 from lowbit.transforms import _values as vals
 from lowbit.transforms._context import Ctx, GView, SBuf, Tile, fail, nbytes, row_strides
 
@@ -53,7 +57,9 @@ def _global_view(ctx: Ctx, op: V.GlobalView) -> None:
     g = op.result.type
     assert isinstance(g, GlobalType)  # noqa: S101
     ptr = ctx.get(op.ptr, op)
-    ctx.put(op.result, GView(ptr, g.dtype, op.shape, op.strides))  # type: ignore[arg-type]
+    pt = op.ptr.type
+    words = isinstance(pt, PointerType) and not is_bool(pt.dtype) and pt.dtype.bits % 32 == 0
+    ctx.put(op.result, GView(ptr, g.dtype, op.shape, op.strides, words))  # type: ignore[arg-type]
 
 
 def _element(ctx: Ctx, view: GView, offsets: tuple, shape: tuple[int, ...], j: int, op: V.Op):  # noqa: ANN202
@@ -121,8 +127,12 @@ def _store_global(ctx: Ctx, op: V.StoreGlobal) -> None:
     assert isinstance(view, GView)  # noqa: S101
     st = storage_type(x.dtype)
     if st is None:
-        raise fail(op, f"stores of {x.dtype.name} (narrower than a byte) to global memory are not supported yet; "
-                       "view the tile as uint32 words and store those")  # fmt: skip
+        if is_bool(x.dtype) or x.dtype.bits > 8:
+            raise fail(op, f"global elements of {x.dtype.name} are not supported")
+        if not view.whole_words:
+            raise fail(op, f"stores of {x.dtype.name} (narrower than a byte) update whole 32-bit words atomically, "
+                           "so the pointer must be to 32-bit words (declare it lowbit.ptr('uint32') and view it with "
+                           f"dtype={x.dtype.name}): a buffer of bytes may start or end inside a word")  # fmt: skip
     mask = ctx.tile(op.mask, op) if op.mask is not None else None
     b = ctx.b
     for j, r in enumerate(x.regs):
@@ -130,7 +140,55 @@ def _store_global(ctx: Ctx, op: V.StoreGlobal) -> None:
         if mask is not None:
             ok = b.binary("and", ok, mask.regs[j])
         ok = ctx.and_(ok, ctx.primary(x.size, j))
-        b.store(b.gep(view.ptr, lin, st), _to_storage(ctx, r, st), nbytes(st), ok)
+        if st is None:
+            _store_bits(ctx, view, lin, vals.code_of(b, r, x.dtype, False), ok)
+        else:
+            b.store(b.gep(view.ptr, lin, st), _to_storage(ctx, r, st), nbytes(st), ok)
+
+
+def _store_bits(ctx: Ctx, view: GView, lin: Operand, code: Operand, ok: Operand | None) -> None:
+    """Write a sub-byte element's ``code`` at element offset ``lin`` (where ``ok``), keeping every other bit.
+
+    Neighbouring elements of one word may belong to other threads or other
+    blocks, so the word is never read and written back: for each of the one
+    or two 32-bit words the element's bits fall in, ``atomic_and(word,
+    ~mask)`` clears them and ``atomic_or(word, bits)`` sets them.  Each
+    thread's pair touches only its own bits, so pairs of different threads
+    interleave in any order and still leave every thread's bits as written
+    and all other bits as they were (the argument in
+    :class:`~lowbit.ir.simt.ops.AtomicBits`).  Elements of 3, 5, 6 or 7 bits
+    straddle a word boundary when ``bit % 32 > 32 - bits``; the second
+    word's pair runs only then.
+    """
+    b, bits = ctx.b, view.dtype.bits
+    full = (1 << bits) - 1
+    bitaddr = b.binary("mul", lin, Const(bits, I64), "bit")
+    word = b.binary("ashr", bitaddr, Const(5, I64), "wi")
+    sh = b.cast("trunc", b.binary("and", bitaddr, Const(31, I64)), I32, "sh")
+    p0 = b.gep(view.ptr, word, I32, "wa")
+    clear0 = b.unary("not", b.binary("shl", Const(full, I32), sh))
+    set0 = b.binary("shl", code, sh)
+    straddle = 32 % bits != 0
+
+    def update(p: Operand, clear: Operand, put: Operand) -> None:
+        b.op(S.AtomicBits, I32, "and", p, clear, hint="old")
+        b.op(S.AtomicBits, I32, "or", p, put, hint="old")
+
+    def body() -> None:
+        update(p0, clear0, set0)
+        if not straddle:
+            return
+        rs = b.binary("and", b.binary("sub", Const(32, I32), sh), Const(31, I32))  # 32 - sh, in 1..6 when used
+        second = b.cmp("ugt", sh, Const(32 - bits, I32), "two")
+        with b.if_(second):
+            p1 = b.gep(p0, Const(1, I32), I32, "wa")
+            update(p1, b.unary("not", b.binary("lshr", Const(full, I32), rs)), b.binary("lshr", code, rs))
+
+    if ok is None:
+        body()
+    else:
+        with b.if_(ok):
+            body()
 
 
 # ---------------------------------------------------------------------------- shared memory
@@ -196,14 +254,107 @@ def _store_shared(ctx: Ctx, op: V.StoreShared) -> None:
         b.store(p, _to_storage(ctx, v, st), nbytes(st), ctx.primary(x.size, j))
 
 
+def _vector_width(view: GView, buf_shape: tuple[int, ...], st: ScalarType | None, masked: bool) -> int:
+    """Elements per ``cp.async`` chunk for 1- and 2-byte elements (0: no vector copies).
+
+    What the VM program guarantees statically: the view's last stride is the
+    constant 1 (a row is contiguous in global memory) and no per-element mask
+    (``src_size`` can only zero-fill a chunk's tail).  The widest of 16, 8, 4
+    bytes whose element count divides the shared row is taken, so a chunk
+    never crosses a shared row and its shared address (buffers are 16-byte
+    aligned) is aligned.  The global address's alignment is not known before
+    launch (a pointer is only element-aligned): it is tested per chunk at run
+    time (:func:`_copy_async`).
+    """
+    if masked or st is None or nbytes(st) > 2:
+        return 0
+    last = view.strides[-1]
+    if not (isinstance(last, EConst) and last.value == 1):
+        return 0
+    for size in (16, 8, 4):
+        v = size // nbytes(st)
+        if buf_shape[-1] % v == 0:
+            return v
+    return 0
+
+
+def _copy_sync(ctx: Ctx, view: GView, dst: Operand, ok: Operand, lin: Operand, st: ScalarType,
+               own: Operand | None) -> None:  # fmt: skip
+    b = ctx.b
+    raw = b.load(st, b.gep(view.ptr, lin, st), nbytes(st), ok, Const(0, st) if st.is_int else Const(0.0, st), "ld")
+    b.store(dst, raw, nbytes(st), own)
+
+
+def _copy_vectors(ctx: Ctx, op: V.CopyAsync, view: GView, buf: SBuf, st: ScalarType, vw: int) -> None:
+    """Chunks of ``vw`` consecutive elements of a row, flat-distributed over the threads (as elements are).
+
+    A chunk whose first element is in bounds and whose global address is
+    aligned to the chunk size is one ``cp.async`` (``cg`` for 16 bytes,
+    ``ca`` for 4/8) reading the in-bounds part of the row and zero-filling
+    the rest (``src_size``); any other chunk (misaligned base pointer or
+    offset, out of bounds, a negative column) is copied element by element
+    synchronously, out-of-bounds elements as 0.
+    """
+    b, es = ctx.b, nbytes(st)
+    shape = buf.shape
+    cshape = shape[:-1] + (shape[-1] // vw,)
+    nc = 1
+    for d in cshape:
+        nc *= d
+    base = b.shared_addr(buf.name)
+    size = vw * es
+    addr0 = b.cast("ptrtoint", view.ptr, I64, "pa")
+    last = len(shape) - 1
+    for j in range(ctx.slots(nc)):
+        rows_ok: Operand | None = None
+        lin: Operand | None = None
+        col = extent = Const(0, I64)
+        for d, c in enumerate(ctx.coords(cshape, j)):
+            cd = c if d < last else (b.binary("mul", c, Const(vw, I32), "vc") if not isinstance(c, Const) else c)
+            idx = b.binary("add", ctx.i64(ctx.scalar(op.offsets[d])), ctx.i64(cd), "idx")
+            lim = ctx.i64(ctx.scalar(view.shape[d]))
+            term = b.binary("mul", idx, ctx.i64(ctx.scalar(view.strides[d])), "off") if d < last else idx
+            lin = term if lin is None else b.binary("add", lin, term, "off")
+            if d < last:
+                inb = b.binary("and", b.cmp("sge", idx, Const(0, I64)), b.cmp("slt", idx, lim))
+                rows_ok = ctx.and_(rows_ok, inb)
+            else:
+                col, extent = idx, lim
+        assert lin is not None  # noqa: S101
+
+        def in_row(k: int) -> Operand:
+            ck = col if k == 0 else b.binary("add", col, Const(k, I64), "ck")
+            inb = b.binary("and", b.cmp("sge", ck, Const(0, I64)), b.cmp("slt", ck, extent))
+            return inb if rows_ok is None else b.binary("and", rows_ok, inb)
+
+        own = ctx.primary(nc, j)
+        first_ok = in_row(0)
+        addr = b.binary("add", addr0, b.binary("mul", lin, Const(es, I64)), "ga")
+        aligned = b.cmp("eq", b.binary("and", addr, Const(size - 1, I64)), Const(0, I64), "al")
+        fast = b.binary("and", first_ok, aligned, "fast")
+        e0 = ctx.lin(nc, j)
+        dst0 = b.gep(base, b.binary("mul", e0, Const(vw, I32), "ve"), st, "ca")
+        go = fast if own is None else b.binary("and", fast, own)
+        with b.if_(go) as scope:
+            left = b.binary("smin", b.binary("sub", extent, col), Const(vw, I64))  # >= 1 here
+            nbytes_in = b.binary("mul", b.cast("trunc", left, I32), Const(es, I32), "sz")
+            b.emit(S.CpAsync(dst0, b.gep(view.ptr, lin, st, "cs"), size, "cg" if size == 16 else "ca", nbytes_in))
+            b.else_(scope)
+            slow = own  # here own implies not fast; a duplicate chunk copies nothing
+            for k in range(vw):
+                lk = lin if k == 0 else b.binary("add", lin, Const(k, I64), "lk")
+                _copy_sync(ctx, view, b.gep(dst0, Const(k, I32), st, "ca"), in_row(k), lk, st, slow)
+
+
 def _copy_async(ctx: Ctx, op: V.CopyAsync) -> None:
-    """Each thread copies its (flat-distributed) elements of the buffer.
+    """Each thread copies its (flat-distributed) elements -- or chunks of elements -- of the buffer.
 
     4- and 8-byte elements go through ``cp.async.ca`` with ``src_size`` 0 for
-    out-of-bounds / masked-off elements (zero fill); narrower elements are
-    copied synchronously (load + shared store), which satisfies the VM's
-    contract (the data is there by the wait) -- wide vector cp.async comes
-    with shared-memory planning.
+    out-of-bounds / masked-off elements (zero fill).  1- and 2-byte elements
+    of contiguous rows (and no mask) go as 4/8/16-byte chunks
+    (:func:`_copy_vectors`); other narrow elements are copied synchronously
+    (load + shared store), which satisfies the VM's contract (the data is
+    there by the wait, visible to other threads after a barrier).
     """
     buf = ctx.get(op.dst, op)
     view = ctx.get(op.src, op)
@@ -214,6 +365,11 @@ def _copy_async(ctx: Ctx, op: V.CopyAsync) -> None:
         n *= s
     mask = ctx.tile(op.mask, op) if op.mask is not None else None
     st = storage_type(dt)
+    vw = _vector_width(view, shape, st, mask is not None)
+    if vw:
+        assert st is not None  # noqa: S101
+        _copy_vectors(ctx, op, view, buf, st, vw)
+        return
     b = ctx.b
     base = b.shared_addr(buf.name)
     for j in range(ctx.slots(n)):
@@ -238,8 +394,7 @@ def _copy_async(ctx: Ctx, op: V.CopyAsync) -> None:
             code = _load_bits(ctx, view, lin, ok)
             b.store(dst, b.cast("trunc", code, I8), 1, own)
         else:
-            raw = b.load(st, b.gep(view.ptr, lin, st), nbytes(st), ok, Const(0, st) if st.is_int else Const(0.0, st), "ld")
-            b.store(dst, raw, nbytes(st), own)
+            _copy_sync(ctx, view, dst, ok, lin, st, own)
 
 
 def _commit(ctx: Ctx, op: V.CommitGroup) -> None:

@@ -25,7 +25,7 @@ import math
 import numpy as np
 
 from lowbit.dtypes import DType, FloatType, IntType, dtype
-from lowbit.errors import CodegenError
+from lowbit.errors import CodegenError, LowbitError
 from lowbit.ir import semantics as sem
 from lowbit.ir.simt import Builder, Const, Operand
 from lowbit.ir.simt.types import BF16, F16, F32, F64, I16, I32, I64, PRED, ScalarType
@@ -257,7 +257,8 @@ def _decoded_values(dt: DType) -> np.ndarray:
 
 
 def _table_to(b: Builder, code: Operand, src: DType, dst: DType) -> Operand:
-    """Any <= 4-bit code format to anything: a select chain over its 2**bits codes (constants folded here)."""
+    """A <= 4-bit code format (or a non-float one of <= 8 bits: codebooks, bipolar) to anything: a select
+    chain over its 2**bits codes (constants folded here)."""
     vals = _decoded_values(src)
     out: Operand | None = None
     for c, v in enumerate(vals):
@@ -330,12 +331,84 @@ def _encode_float(b: Builder, x: Operand, dst: FloatType) -> Operand:
     return b.select(neg, b.binary("or", magcode, sign), magcode)
 
 
+def _key(bits: int) -> int:
+    """An f64 bit pattern (as a signed int64) -> an int64 that orders like the value (-0 just below +0)."""
+    return bits if bits >= 0 else bits ^ 0x7FFFFFFFFFFFFFFF
+
+
+def _f64_key(v: float) -> int:
+    return _key(int(np.array(v, np.float64).view(np.int64)))
+
+
+def _unkey(k: int) -> float:
+    bits = k if k >= 0 else k ^ 0x7FFFFFFFFFFFFFFF
+    return float(np.array(bits, np.int64).view(np.float64))
+
+
+def _thresholds(dst: DType) -> tuple[int, list[tuple[int, int]]]:
+    """``dst.encode(x, saturate=True)`` over non-NaN f64 ``x`` as (first code, [(key, code from key on)]).
+
+    Derived from ``encode`` itself, so every rounding rule (ties to even,
+    ties to the lower codebook entry, e8m0's rz, saturation, the sign of
+    zero) is reproduced exactly: between consecutive decoded values (and
+    +-0, +-inf) the code changes at most once, found by bisection over the
+    ordered f64 keys.
+    """
+    def enc(k: int) -> int:
+        return int(np.asarray(dst.encode(np.array([_unkey(k)]), saturate=True)).reshape(-1)[0])
+
+    vals = _decoded_values(dst)
+    pts = {_f64_key(-math.inf), _f64_key(math.inf), _f64_key(0.0), _f64_key(-0.0)}
+    pts |= {_f64_key(float(v)) for v in vals if not math.isnan(v)}
+    keys = sorted(pts)
+    first = enc(keys[0])
+    steps: list[tuple[int, int]] = []
+    cur = first
+    for a, z in zip(keys, keys[1:]):
+        cz = enc(z)
+        if cz == cur:
+            continue
+        lo, hi = a, z  # enc(lo) == cur != enc(hi)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if enc(mid) == cur:
+                lo = mid
+            else:
+                hi = mid
+        if enc(hi) != cz:
+            raise CodegenError(f"casts to {dst.name}: encode is not piecewise constant between its values")
+        steps.append((hi, cz))
+        cur = cz
+    return first, steps
+
+
+def _encode_thresholds(b: Builder, x: Operand, dst: DType) -> Operand:
+    """f64 ``x`` -> ``dst.encode(x, saturate=True)``: NaN's code, else a chain of key comparisons."""
+    first, steps = _thresholds(dst)
+    bits = b.cast("bitcast", x, I64)
+    key = b.select(b.cmp("slt", bits, Const(0, I64)), b.binary("xor", bits, Const(0x7FFFFFFFFFFFFFFF, I64)), bits)
+    out: Operand = Const(first, I32)
+    for k, code in steps:
+        out = b.select(b.cmp("sge", key, Const(k, I64)), Const(code, I32), out)
+    try:
+        nan_code = int(np.asarray(dst.encode(np.array([math.nan]), saturate=True)).reshape(-1)[0])
+    except LowbitError:  # no NaN encoding (codebooks): the interpreter refuses NaN, any code will do here
+        nan_code = first
+    if nan_code != first:
+        out = b.select(b.cmp("uno", x, x), Const(nan_code, I32), out)
+    return out
+
+
+def _fast_float_target(dst: DType) -> bool:
+    return isinstance(dst, FloatType) and dst.mantissa >= 1 and dst.signed and dst.nan in ("none", "fn", "ieee")
+
+
 def convert(b: Builder, x: Operand, src: DType, dst: DType) -> Operand:
     """``x`` (a ``src`` register) converted to ``dst`` by the VM's cast rules."""
     if src == dst:
         return x
     if is_code(src):
-        if src.bits <= 4:
+        if src.bits <= 4 or (not isinstance(src, FloatType) and src.bits <= 8):
             return _table_to(b, x, src, dst)
         if not isinstance(src, FloatType):
             raise CodegenError(f"casts from {src.name} ({src.bits}-bit codes) are not supported by the lowering yet")
@@ -354,13 +427,13 @@ def convert(b: Builder, x: Operand, src: DType, dst: DType) -> Operand:
             return b.cast("zext", x, reg_type(dst))
         return convert(b, b.cast("uitofp", x, F32), dtype("f32"), dst)
     if is_code(dst):
-        if not isinstance(dst, FloatType):
-            raise CodegenError(f"casts to {dst.name} are not supported by the lowering yet")
-        if src.name in IEEE:
-            f = _float_to_float(b, x, src, dtype("f32")) if src.name != "f64" else b.cast("fptrunc", x, F32)
-        else:
-            f = _int_to_float(b, x, src, dtype("f32"))
-        return _encode_float(b, f, dst)
+        if _fast_float_target(dst) and src.name in ("f16", "bf16", "f32"):
+            return _encode_float(b, _float_to_float(b, x, src, dtype("f32")), dst)
+        # f64 and integer sources (one rounding from the exact value, as the interpreter's float64
+        # encode), codebooks, e8m0 and other unsigned / fnuz formats: thresholds on the f64 value
+        f = x if src.name == "f64" else (_float_to_float(b, x, src, dtype("f64")) if src.name in IEEE else
+                                         _int_to_float(b, x, src, dtype("f64")))  # fmt: skip
+        return _encode_thresholds(b, f, dst)
     if src.name in IEEE and dst.name in IEEE:
         return _float_to_float(b, x, src, dst)
     if src.name in IEEE:

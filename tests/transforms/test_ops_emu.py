@@ -234,7 +234,7 @@ def test_loops_and_conditionals(n: int, cache: CompileCache) -> None:
 
 
 @lowbit.kernel
-def subbyte_store(x_ptr: lowbit.ptr("uint32"), n: lowbit.int32):
+def subbyte_store(x_ptr: lowbit.ptr("uint8"), n: lowbit.int32):  # bytes: words may run past the buffer
     x = lowbit.global_view(x_ptr, (n,), dtype=lowbit.uint4)
     lowbit.store(x, lowbit.load(x, (0,), (64,)) + 1, (0,))
 

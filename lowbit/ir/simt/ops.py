@@ -270,7 +270,8 @@ class Select(Op):
         return (self.cond, self.a, self.b)
 
 
-CASTS = ("trunc", "zext", "sext", "fptrunc", "fpext", "sitofp", "uitofp", "fptosi.sat", "fptoui.sat", "bitcast")
+CASTS = ("trunc", "zext", "sext", "fptrunc", "fpext", "sitofp", "uitofp", "fptosi.sat", "fptoui.sat", "bitcast",
+         "ptrtoint")  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -279,7 +280,8 @@ class Cast(Op):
 
     ``fptrunc``/``sitofp``/``uitofp`` round to nearest even; ``fptosi.sat`` /
     ``fptoui.sat`` truncate toward zero and clamp to the range, NaN giving 0
-    (PTX ``cvt.rzi.sat``); ``bitcast`` keeps the bits (equal widths, vectors included).
+    (PTX ``cvt.rzi.sat``); ``bitcast`` keeps the bits (equal widths, vectors included);
+    ``ptrtoint`` gives a pointer's address as an i64 (shared: the offset in the window).
     """
 
     result: Reg
@@ -292,6 +294,10 @@ class Cast(Op):
         d = self.want_reg(self.result, "result").type
         if self.kind not in CASTS:
             raise self.fail(f"unknown cast {self.kind!r}")
+        if self.kind == "ptrtoint":  # the address as a number (alignment tests): global/local are 64-bit
+            if not isinstance(s, PtrType) or d != I64:
+                raise self.fail(f"ptrtoint converts a pointer to i64, got {s} -> {d}")
+            return
         if self.kind == "bitcast":
             if isinstance(s, PtrType) or isinstance(d, PtrType) or s.bits != d.bits or s.is_pred:
                 raise self.fail(f"bitcast {s} -> {d} needs equal widths and no pointers/predicates")
@@ -503,6 +509,53 @@ class AtomicAdd(Op):
         t = self.want(self.value, "value")
         if t not in (I32, I64, F32):
             raise self.fail(f"atomic add takes i32, i64 or f32, got {t}")
+        p = self.want(self.ptr, "address")
+        if not isinstance(p, PtrType) or p.space is Space.LOCAL:
+            raise self.fail(f"address must be a global or shared pointer, got {p}")
+        self.same(self.want_reg(self.result, "result").type, t, "result")
+
+    @property
+    def results(self) -> tuple[Reg, ...]:
+        return (self.result,)
+
+    @property
+    def operands(self) -> tuple[Operand, ...]:
+        return (self.ptr, self.value)
+
+
+ATOMIC_BITS = ("and", "or")
+
+
+@dataclass(frozen=True, eq=False)
+class AtomicBits(Op):
+    """``result = atomic { old = *ptr; *ptr = old <kind> value; old }`` for ``kind`` in ``and``/``or``: i32/i64.
+
+    Relaxed, device scope, global or shared (PTX ``atom.<space>.{and,or}.b32``).
+    These are what a sub-byte global store is made of: for every word it
+    touches, ``atomic_and(word, ~mask)`` then ``atomic_or(word, bits)``.  Two
+    such pairs from different threads (or blocks) on one word interleave
+    safely because their masks are disjoint: each atomic changes only its own
+    thread's bits, so whatever the order, every thread's bits end as that
+    thread's and-then-or left them and the other bits are untouched.  A plain
+    load/modify/store would instead write back a neighbour's stale bits.
+    A compare-and-swap loop would also be correct but needs a loop, a retry
+    under contention and one more register per word; two unconditional
+    atomics (``red`` when the result is unused) are shorter and exist on every
+    target for 32-bit global words.
+    """
+
+    result: Reg
+    kind: str
+    ptr: Operand
+    value: Operand
+    opname = "atomic_bits"
+
+    def __post_init__(self) -> None:
+        if self.kind not in ATOMIC_BITS:
+            raise self.fail(f"unknown atomic bit operation {self.kind!r} (one of {', '.join(ATOMIC_BITS)})")
+        t = self.want(self.value, "value")
+        if t not in (I32, I64):
+            raise self.fail(f"atomic {self.kind} takes i32 or i64, got {t}")
         p = self.want(self.ptr, "address")
         if not isinstance(p, PtrType) or p.space is Space.LOCAL:
             raise self.fail(f"address must be a global or shared pointer, got {p}")

@@ -216,6 +216,8 @@ def _build(words: list[str], gname: str | None, args: tuple[Item, ...], named: d
     if head in simple:
         cls, n = simple[head]
         return cls(_one(results, head), *_ints(args, n, head))
+    if head in ("atomic_and", "atomic_or"):
+        return O.AtomicBits(_one(results, head), head[7:], *_ints(args, 2, head))
     if head == "pack":
         return O.Pack(_one(results, head), _ints(args, len(args), head))
     if head == "extract":

@@ -82,6 +82,8 @@ def op_rhs(op: O.Op) -> str:
             return f"store {_args(op.ptr, op.value)}{_access(op)}"
         case O.AtomicAdd():
             return f"atomic_add {_args(op.ptr, op.value)}"
+        case O.AtomicBits():
+            return f"atomic_{op.kind} {_args(op.ptr, op.value)}"
         case O.CpAsync():
             extra = "" if op.src_size is None else f" src_size {operand(op.src_size)}"
             return f"cp_async.{op.cache}.{op.size} {_args(op.dst, op.src)}{extra}"

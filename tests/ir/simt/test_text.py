@@ -42,6 +42,9 @@ kernel @sink(%x: ptr.global[f32], %w: ptr.global[uint4], %n: i32, %big: i64, %s:
   %sp: ptr.shared = gep i32x4 %sh, %lane
   store %sp, %pm align 4 mask %e
   %old: i32 = atomic_add %sp, 1:i32
+  %oa: i32 = atomic_and %px, -16:i32
+  %pa: i64 = ptrtoint %px
+  %oo: i64 = atomic_or %sp, %big
   cp_async.ca.8 %sp, %px
   cp_async.cg.16 %sp, %px src_size 0:i32
   cp_async_commit
