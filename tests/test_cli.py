@@ -117,3 +117,63 @@ def test_compile_errors_name_the_problem(tmp_path: Path, capsys: pytest.CaptureF
     assert "-D expects NAME=VALUE" in capsys.readouterr().err
     assert main(["compile", f"{two}:a", "-D", "NOPE=3"]) == 2
     assert "NOPE" in capsys.readouterr().err
+
+
+def test_compile_each_emit_stage_and_defines_change_the_program(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                 monkeypatch: pytest.MonkeyPatch, ptxas_path: str) -> None:
+    monkeypatch.setenv("LOWBIT_CACHE_DIR", str(tmp_path / "cache"))
+    src = str(EXAMPLES / "04_w4a16_matmul.py")
+    heads = {"vm": "kernel @w4a16_matmul(", "simt": "kernel @w4a16_matmul(", "llvm": 'define ptx_kernel void @"w4a16_matmul"',
+             "ptx": ".visible .entry w4a16_matmul("}  # fmt: skip
+    texts = {}
+    for stage, head in heads.items():
+        assert main(["compile", src, "--emit", stage]) == 0
+        captured = capsys.readouterr()
+        texts[stage] = captured.out
+        assert head in captured.out or head.replace('"', "") in captured.out, (stage, captured.out[:300])
+        assert "w4a16_matmul for sm_80: " in captured.err and "registers" in captured.err
+    assert "simt" not in texts["vm"] and "threads 128" in texts["simt"] and ".reqntid 128" in texts["ptx"]
+    # -D replaces a declared default: BM=32 and num_warps stay, so the block's tile (and the VM text) changes
+    assert main(["compile", src, "--emit", "vm", "-D", "BM=32", "-D", "BK=64"]) == 0
+    vm32 = capsys.readouterr().out
+    assert vm32 != texts["vm"] and 'BM="32"' in vm32 and 'BK="64"' in vm32 and 'BM="16"' in texts["vm"]
+    # -o writes the stage to the file and nothing to stdout
+    out = tmp_path / "k.ptx"
+    assert main(["compile", src, "-o", str(out)]) == 0
+    assert capsys.readouterr().out == "" and out.read_text().rstrip("\n") == texts["ptx"].rstrip("\n")
+
+
+def test_compile_names_constexprs_that_have_no_default(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "nodefault.py"
+    f.write_text(
+        "import lowbit\n"
+        "@lowbit.kernel(num_warps=1)\n"
+        "def k(x: lowbit.ptr('f32'), n: lowbit.int32, BLOCK: lowbit.constexpr, SCALE: lowbit.constexpr = 2):\n"
+        "    v = lowbit.global_view(x, (n,))\n"
+        "    lowbit.store(v, lowbit.load(v, (0,), (BLOCK,)) * SCALE, (0,))\n"
+    )
+    assert main(["compile", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lowbit: error: ") and "BLOCK" in err and "SCALE" not in err and "Traceback" not in err
+    assert main(["compile", str(f), "-D", "BLOCK=32", "--emit", "vm"]) == 0
+    assert 'BLOCK="32"' in capsys.readouterr().out
+
+
+def test_compile_without_ptxas_still_gives_ptx_and_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from lowbit.codegen import ptxas
+    from lowbit.compiler import cache
+    from lowbit.errors import ToolchainError
+
+    def missing(name: str) -> str:
+        raise ToolchainError("ptxas not found (run `lowbit install-tools`)")
+
+    monkeypatch.setattr(ptxas, "require_tool", missing)
+    monkeypatch.setattr(cache, "toolchain_versions", lambda: ("test-llvm", "none"))
+    monkeypatch.setenv("LOWBIT_CACHE_DIR", str(tmp_path / "cache"))
+    src = str(EXAMPLES / "01_vector_add.py")
+    assert main(["compile", src]) == 0
+    captured = capsys.readouterr()
+    assert ".visible .entry vector_add(" in captured.out and "ptxas not found: PTX only" in captured.err
+    assert main(["compile", src, "--emit", "cubin", "-o", str(tmp_path / "k.cubin")]) == 2
+    assert "no cubin: ptxas was not found" in capsys.readouterr().err

@@ -58,6 +58,7 @@ def test_emulator_catches_an_out_of_bounds_launch_at_the_argument() -> None:
     out = np.zeros(n - 50, np.float32)  # too short for n: the masked kernel writes past it
     with pytest.raises(lowbit.LowbitError) as exc:
         ex.vector_add[(2,)](x, y, out, n)
+    assert "out-of-bounds global store" in str(exc.value) and "argument 'out_ptr'" in str(exc.value)
     frames = traceback.extract_tb(exc.value.__traceback__)
     assert all("lowbit/compiler" not in f.filename and "lowbit/emu" not in f.filename for f in frames)
 
@@ -77,3 +78,24 @@ def test_unlowerable_op_is_an_error_at_the_users_line(tmp_path: Path) -> None:
     with pytest.raises((CodegenError, LaunchError)) as exc:
         module.k[(1,)](np.zeros(12, np.uint8), 32)
     assert f"{src}:6:" in str(exc.value)
+
+
+def test_an_op_inside_a_loop_is_blamed_at_its_own_line_only(tmp_path: Path) -> None:
+    src = tmp_path / "nested.py"
+    src.write_text(
+        "import lowbit\n\n"
+        "@lowbit.kernel(num_warps=1)\n"
+        "def k(x: lowbit.ptr('uint3'), n: lowbit.int32):\n"
+        "    for i in range(0, n, 32):\n"
+        "        t = lowbit.zeros((32,), lowbit.uint3)\n"
+        "        lowbit.store(lowbit.global_view(x, (n,)), t, (i,))\n"
+    )
+    spec = importlib.util.spec_from_file_location("nested", src)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(CodegenError) as exc:
+        module.k[(1,)](np.zeros(12, np.uint8), 32)
+    msg = str(exc.value)
+    assert msg.startswith(f"{src}:7:9: cannot lower store_global") and f"{src}:5:" not in msg
+    frames = traceback.extract_tb(exc.value.__traceback__)
+    assert all("lowbit/transforms" not in f.filename and "lowbit/compiler" not in f.filename for f in frames)

@@ -18,6 +18,7 @@ arrays, Python numbers) to the PTX parameters and runs the PTX on
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -26,7 +27,7 @@ import numpy as np
 from lowbit import interp
 from lowbit.codegen.emit import compile_kernel
 from lowbit.compiler.cache import CompileCache, cache_key
-from lowbit.errors import CodegenError, DSLError, LaunchError, ToolchainError
+from lowbit.errors import CodegenError, DSLError, EmulatorError, LaunchError, ToolchainError
 from lowbit.ir.printer import print_program
 from lowbit.ir.program import Program
 from lowbit.ir.simt import print_kernel
@@ -182,5 +183,19 @@ def run_on_emulator(compiled: CompiledKernel, grid: object, args: Sequence[objec
         else:
             ptx_args.append(np.dtype(p.ptx_type).type(v))
     g = interp.normalize_grid(grid)
-    return emu.launch(compiled.ptx, compiled.kernel_name, g, compiled.threads_per_block, ptx_args, checks=checks)
+    try:
+        return emu.launch(compiled.ptx, compiled.kernel_name, g, compiled.threads_per_block, ptx_args, checks=checks)
+    except EmulatorError as exc:
+        raise type(exc)(_name_arguments(str(exc), compiled)) from None
+
+
+def _name_arguments(message: str, compiled: CompiledKernel) -> str:
+    """Say which user argument a PTX parameter (``<kernel>_param_<i>``) in an emulator message is."""
+    names = [p.name for p in compiled.params]
+
+    def sub(m: re.Match[str]) -> str:
+        i = int(m.group(1))
+        return f"argument '{names[i]}' ({m.group(0)})" if i < len(names) else m.group(0)
+
+    return re.sub(rf"\b{re.escape(compiled.kernel_name)}_param_(\d+)\b", sub, message)
 

@@ -21,7 +21,9 @@ How values are held and how tiles are spread over threads:
 
 from __future__ import annotations
 
-from lowbit.errors import CodegenError
+import re
+
+from lowbit.errors import CodegenError, LowbitError
 from lowbit.ir import ops as V
 from lowbit.ir.expr import Expr, Var
 from lowbit.ir.program import Program
@@ -37,6 +39,9 @@ from lowbit.transforms._lower_memory import HANDLERS as MEMORY
 from lowbit.transforms.options import Options
 
 __all__ = ["run"]
+
+#: The start of a message that `fail` located at a DSL line (``file:line:col: cannot lower``).
+_LOC = re.compile(r"^\S.*:\d+:\d+: cannot lower ")
 
 
 def _flatten(ctx: Ctx, xs: tuple, op: V.Op) -> list:  # noqa: ANN001
@@ -109,9 +114,12 @@ def lower_body(ctx: Ctx, body: tuple[V.Op, ...]) -> None:
         try:
             h(ctx, op)
         except CodegenError as exc:
-            if op.loc is not None and str(op.loc) not in str(exc):
-                raise fail(op, str(exc)) from None
-            raise
+            # Already located (by `fail`, or by an op nested in a loop/if body): keep the innermost line.
+            if op.loc is None or _LOC.match(str(exc)):
+                raise
+            raise fail(op, str(exc)) from None
+        except LowbitError as exc:  # an IR, layout or dtype error met while lowering: still the user's line
+            raise fail(op, f"{type(exc).__name__}: {exc}") from None
 
 
 def run(prog: Program, opts: Options) -> Kernel:

@@ -111,3 +111,23 @@ def test_ptxas_assembles_llvm_output_and_reports(worker: LLVMWorker, ptxas_path:
     assert res.spills == 0 and res.shared_bytes == 0
     with pytest.raises(CodegenError, match="ptxas rejected"):
         assemble(ptx.replace("ret;", "bogus.instruction;"), "sm_80")
+
+
+MISSPELT = """
+target triple = "nvptx64-nvidia-cuda"
+declare i32 @llvm.nvvm.read.ptx.sreg.tid.xx()
+define ptx_kernel void @k(ptr addrspace(1) %p) {
+  %t = call i32 @llvm.nvvm.read.ptx.sreg.tid.xx()
+  store i32 %t, ptr addrspace(1) %p
+  ret void
+}
+"""
+
+
+def test_ptx_with_an_extern_llvm_function_is_rejected(worker: LLVMWorker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last guard: with the table check out of the way, LLVM turns a misspelt intrinsic into an .extern .func."""
+    with pytest.raises(CodegenError, match="not in lowbit's table"):
+        emit_ptx(MISSPELT, "sm_80", worker=worker)
+    monkeypatch.setattr(intrinsics, "check_module", lambda *a: None)
+    with pytest.raises(CodegenError, match=r"unresolved intrinsic call in the PTX: \.extern \.func .*llvm\.nvvm\.read\.ptx\.sreg\.tid\.xx"):
+        emit_ptx(MISSPELT, "sm_80", worker=worker)

@@ -41,13 +41,14 @@ def test_a_damaged_entry_is_detected_removed_and_rebuilt(tmp_path: Path, damage:
     assert cache.get(KEY) == {"ptx": b"rebuilt"}
 
 
-def _racer(root: str, key: str, log: str) -> None:
+def _racer(root: str, key: str, log: str, start: object) -> None:
     def build():
         with open(log, "a") as f:
             f.write("built\n")
         time.sleep(0.5)
         return {"ptx": b"the one build"}
 
+    start.wait(timeout=60)  # type: ignore[attr-defined] - both processes are past start-up: a real race
     out = CompileCache(root).get_or_build(key, build)
     assert out == {"ptx": b"the one build"}
 
@@ -55,12 +56,13 @@ def _racer(root: str, key: str, log: str) -> None:
 def test_two_processes_racing_on_one_key_build_once(tmp_path: Path) -> None:
     log = tmp_path / "log.txt"
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_racer, args=(str(tmp_path / "c"), KEY, str(log))) for _ in range(2)]
+    start = ctx.Barrier(3)
+    procs = [ctx.Process(target=_racer, args=(str(tmp_path / "c"), KEY, str(log), start)) for _ in range(3)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(timeout=120)
-    assert [p.exitcode for p in procs] == [0, 0]
+    assert [p.exitcode for p in procs] == [0, 0, 0]
     assert log.read_text().count("built") == 1
     assert CompileCache(tmp_path / "c").get(KEY) == {"ptx": b"the one build"}
 

@@ -98,78 +98,58 @@ class Builder:
         return self.shared_addr(name)
 
     # ---------------------------------------------------------------- ops (one helper per op)
-    def sreg(self, name: str) -> Reg:
-        r = self.reg(I32, name.replace(".", "_"))
-        self.emit(O.SReg(r, name))
-        return r
-
-    def binary(self, op: str, a: Operand, b: Operand, hint: str = "r") -> Reg:
-        r = self.reg(a.type, hint)
-        self.emit(O.Binary(r, op, a, b))
-        return r
-
-    def unary(self, op: str, x: Operand, hint: str = "r") -> Reg:
-        r = self.reg(x.type, hint)
-        self.emit(O.Unary(r, op, x))
-        return r
-
-    def fma(self, a: Operand, b: Operand, c: Operand, hint: str = "r") -> Reg:
-        r = self.reg(a.type, hint)
-        self.emit(O.Fma(r, a, b, c))
-        return r
-
-    def cmp(self, pred: str, a: Operand, b: Operand, hint: str = "p") -> Reg:
-        r = self.reg(PRED, hint)
-        self.emit(O.Cmp(r, pred, a, b))
-        return r
-
-    def select(self, cond: Operand, a: Operand, b: Operand, hint: str = "r") -> Reg:
-        r = self.reg(a.type, hint)
-        self.emit(O.Select(r, cond, a, b))
-        return r
-
-    def cast(self, kind: str, x: Operand, to: Type, hint: str = "r") -> Reg:
-        r = self.reg(to, hint)
-        self.emit(O.Cast(r, kind, x))
-        return r
-
-    def gep(self, base: Operand, index: Operand, elem: Type, hint: str = "addr") -> Reg:
-        r = self.reg(base.type, hint)
-        self.emit(O.Gep(r, base, index, elem))
-        return r
-
-    def shared_addr(self, name: str) -> Reg:
-        r = self.reg(PTR_SHARED, name)
-        self.emit(O.SharedAddr(r, name))
-        return r
-
-    def load(self, t: Type, ptr: Operand, align: int, mask: Operand | None = None,
-             other: Operand | None = None, hint: str = "v") -> Reg:
-        r = self.reg(t, hint)
-        self.emit(O.Load(r, ptr, align, mask, other))
-        return r
-
-    def store(self, ptr: Operand, value: Operand, align: int, mask: Operand | None = None) -> None:
-        self.emit(O.Store(ptr, value, align, mask))
-
-    def shfl(self, mode: str, value: Operand, lane: Operand, clamp: int = 31, hint: str = "r") -> Reg:
-        r = self.reg(value.type, hint)
-        self.emit(O.Shfl(r, mode, value, lane, Const(clamp, I32), Const(-1, I32)))
-        return r
-
-    def lop3(self, a: Operand, b: Operand, c: Operand, lut: int, hint: str = "r") -> Reg:
-        r = self.reg(I32, hint)
-        self.emit(O.Lop3(r, a, b, c, lut))
-        return r
-
     def op(self, cls: type[O.Op], result_type: Type | None, *args: object, hint: str = "r") -> Reg | None:
         """Any op whose first field is its one result (or which has none: ``result_type=None``)."""
         if result_type is None:
             self.emit(cls(*args))  # type: ignore[call-arg]
             return None
-        r = self.reg(result_type, hint)
+        return self._def(cls, result_type, *args, hint=hint)
+
+    def _def(self, cls: type[O.Op], t: Type, *args: object, hint: str) -> Reg:
+        """Emit ``cls(r, *args)`` for a fresh register ``r: t`` named after ``hint``; return ``r``."""
+        r = self.reg(t, hint)
         self.emit(cls(r, *args))  # type: ignore[call-arg]
         return r
+
+    def sreg(self, name: str) -> Reg:
+        return self._def(O.SReg, I32, name, hint=name.replace(".", "_"))
+
+    def binary(self, op: str, a: Operand, b: Operand, hint: str = "r") -> Reg:
+        return self._def(O.Binary, a.type, op, a, b, hint=hint)
+
+    def unary(self, op: str, x: Operand, hint: str = "r") -> Reg:
+        return self._def(O.Unary, x.type, op, x, hint=hint)
+
+    def fma(self, a: Operand, b: Operand, c: Operand, hint: str = "r") -> Reg:
+        return self._def(O.Fma, a.type, a, b, c, hint=hint)
+
+    def cmp(self, pred: str, a: Operand, b: Operand, hint: str = "p") -> Reg:
+        return self._def(O.Cmp, PRED, pred, a, b, hint=hint)
+
+    def select(self, cond: Operand, a: Operand, b: Operand, hint: str = "r") -> Reg:
+        return self._def(O.Select, a.type, cond, a, b, hint=hint)
+
+    def cast(self, kind: str, x: Operand, to: Type, hint: str = "r") -> Reg:
+        return self._def(O.Cast, to, kind, x, hint=hint)
+
+    def gep(self, base: Operand, index: Operand, elem: Type, hint: str = "addr") -> Reg:
+        return self._def(O.Gep, base.type, base, index, elem, hint=hint)
+
+    def shared_addr(self, name: str) -> Reg:
+        return self._def(O.SharedAddr, PTR_SHARED, name, hint=name)
+
+    def load(self, t: Type, ptr: Operand, align: int, mask: Operand | None = None,
+             other: Operand | None = None, hint: str = "v") -> Reg:
+        return self._def(O.Load, t, ptr, align, mask, other, hint=hint)
+
+    def store(self, ptr: Operand, value: Operand, align: int, mask: Operand | None = None) -> None:
+        self.emit(O.Store(ptr, value, align, mask))
+
+    def shfl(self, mode: str, value: Operand, lane: Operand, clamp: int = 31, hint: str = "r") -> Reg:
+        return self._def(O.Shfl, value.type, mode, value, lane, Const(clamp, I32), Const(-1, I32), hint=hint)
+
+    def lop3(self, a: Operand, b: Operand, c: Operand, lut: int, hint: str = "r") -> Reg:
+        return self._def(O.Lop3, I32, a, b, c, lut, hint=hint)
 
     # ---------------------------------------------------------------- regions
     def for_(self, start: Operand, stop: Operand, step: Operand, inits: list[Operand] | tuple[Operand, ...] = (),

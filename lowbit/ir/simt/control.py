@@ -19,8 +19,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lowbit.ir.simt.ops import Op
+from lowbit.ir.simt.base import Op
 from lowbit.ir.simt.types import I32, I64, PRED, Const, Operand, Reg
+
+
+def _tuples(op: Op, *names: str) -> None:
+    for name in names:
+        if not isinstance(getattr(op, name), tuple):
+            raise op.fail(f"{name.rstrip('_')} must be a tuple")
+
+
+def _ops_only(op: Op, body: tuple[object, ...]) -> None:
+    for x in body:
+        if not isinstance(x, Op):
+            raise op.fail(f"body holds a {type(x).__name__}, not an op")
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,18 +49,16 @@ class For(Op):
     yields: tuple[Operand, ...]
     results_: tuple[Reg, ...]
     opname = "for"
+    result_fields, operand_fields = ("results_",), ("start", "stop", "step", "inits")
 
     def __post_init__(self) -> None:
         t = self.want_reg(self.iv, "induction variable").type
         if t not in (I32, I64):
             raise self.fail(f"induction variable must be i32 or i64, got {t}")
-        for what in ("start", "stop", "step"):
-            self.same(self.want(getattr(self, what), what), t, what)
+        self.expect(t, "start", "stop", "step")
         if isinstance(self.step, Const) and self.step.value <= 0:
             raise self.fail(f"step must be positive, got {self.step.value}")
-        for name in ("carried", "inits", "body", "yields", "results_"):
-            if not isinstance(getattr(self, name), tuple):
-                raise self.fail(f"{name.rstrip('_')} must be a tuple")
+        _tuples(self, "carried", "inits", "body", "yields", "results_")
         n = len(self.carried)
         if not len(self.inits) == len(self.yields) == len(self.results_) == n:
             raise self.fail(
@@ -60,17 +70,7 @@ class For(Op):
             self.same(self.want(init, f"init {i}"), ct, f"init {i}")
             self.same(self.want(y, f"yield {i}"), ct, f"yield {i}")
             self.same(self.want_reg(r, f"result {i}").type, ct, f"result {i}")
-        for op in self.body:
-            if not isinstance(op, Op):
-                raise self.fail(f"body holds a {type(op).__name__}, not an op")
-
-    @property
-    def results(self) -> tuple[Reg, ...]:
-        return self.results_
-
-    @property
-    def operands(self) -> tuple[Operand, ...]:
-        return (self.start, self.stop, self.step) + self.inits
+        _ops_only(self, self.body)
 
     @property
     def regions(self) -> tuple[tuple[tuple[Reg, ...], tuple[Op, ...], tuple[Operand, ...]], ...]:
@@ -89,12 +89,11 @@ class If(Op):
     else_yields: tuple[Operand, ...]
     results_: tuple[Reg, ...]
     opname = "if"
+    result_fields, operand_fields = ("results_",), ("cond",)
 
     def __post_init__(self) -> None:
-        self.same(self.want(self.cond, "cond"), PRED, "cond")
-        for name in ("then_body", "then_yields", "else_body", "else_yields", "results_"):
-            if not isinstance(getattr(self, name), tuple):
-                raise self.fail(f"{name.rstrip('_')} must be a tuple")
+        self.expect(PRED, "cond")
+        _tuples(self, "then_body", "then_yields", "else_body", "else_yields", "results_")
         n = len(self.results_)
         if len(self.then_yields) != n or len(self.else_yields) != n:
             raise self.fail(
@@ -105,17 +104,7 @@ class If(Op):
             rt = self.want_reg(r, f"result {i}").type
             self.same(self.want(a, f"then yield {i}"), rt, f"then yield {i}")
             self.same(self.want(b, f"else yield {i}"), rt, f"else yield {i}")
-        for op in self.then_body + self.else_body:
-            if not isinstance(op, Op):
-                raise self.fail(f"body holds a {type(op).__name__}, not an op")
-
-    @property
-    def results(self) -> tuple[Reg, ...]:
-        return self.results_
-
-    @property
-    def operands(self) -> tuple[Operand, ...]:
-        return (self.cond,)
+        _ops_only(self, self.then_body + self.else_body)
 
     @property
     def regions(self) -> tuple[tuple[tuple[Reg, ...], tuple[Op, ...], tuple[Operand, ...]], ...]:

@@ -1,0 +1,211 @@
+"""SIMT memory ops: address arithmetic, loads and stores, atomics, asynchronous copies.
+
+Per-thread, except that ``cp_async_commit`` / ``cp_async_wait`` act on the
+thread's own groups of copies (PTX ``cp.async.commit_group`` /
+``wait_group``).  Re-exported by :mod:`lowbit.ir.simt.ops`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lowbit.ir.simt.base import Op, check_access
+from lowbit.ir.simt.types import F32, I32, I64, PRED, Const, Operand, PtrType, Reg, ScalarType, Space, Type, VectorType
+
+__all__ = ["ATOMIC_BITS", "AtomicAdd", "AtomicBits", "CpAsync", "CpAsyncCommit", "CpAsyncWait", "Gep", "Load",
+           "SharedAddr", "Store"]  # fmt: skip
+
+
+@dataclass(frozen=True, eq=False)
+class Gep(Op):
+    """``result = base + index * sizeof(elem)`` bytes; an i32 index is sign-extended first.
+
+    Offsets that can pass 2^31 bytes must be computed in i64 by the lowering.
+    """
+
+    result: Reg
+    base: Operand
+    index: Operand
+    elem: Type
+    opname = "gep"
+    result_fields, operand_fields = ("result",), ("base", "index")
+
+    def __post_init__(self) -> None:
+        b = self.want(self.base, "base")
+        if not isinstance(b, PtrType):
+            raise self.fail(f"base must be a pointer, got {b}")
+        if self.want(self.index, "index") not in (I32, I64):
+            raise self.fail(f"index must be i32 or i64, got {self.index.type}")
+        if not isinstance(self.elem, (ScalarType, VectorType)) or self.elem == PRED:
+            raise self.fail(f"element type must be a non-predicate scalar or vector, got {self.elem!r}")
+        self.same(self.result_type(), b, "result")
+
+
+@dataclass(frozen=True, eq=False)
+class SharedAddr(Op):
+    """The address of the kernel's shared buffer ``@buffer`` (static or dynamic)."""
+
+    result: Reg
+    buffer: str
+    opname = "shared_addr"
+    result_fields = ("result",)
+
+    def __post_init__(self) -> None:
+        self.same(self.result_type(), PtrType(Space.SHARED), "result")
+        if not isinstance(self.buffer, str) or not self.buffer:
+            raise self.fail(f"buffer name must be a string, got {self.buffer!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class Load(Op):
+    """``result = *ptr`` (``align`` bytes guaranteed), or ``other`` where ``mask`` is false.
+
+    With a mask, a masked-off thread does not touch memory (the address may
+    be out of bounds): PTX ``@p ld``.  Vector results are one vector access
+    (``ld.v4.b32`` for i32x4).
+    """
+
+    result: Reg
+    ptr: Operand
+    align: int
+    mask: Operand | None = None
+    other: Operand | None = None
+    opname = "load"
+    result_fields, operand_fields = ("result",), ("ptr", "mask", "other")
+
+    def __post_init__(self) -> None:
+        t = self.result_type()
+        check_access(self, self.ptr, t, self.align)
+        if (self.mask is None) != (self.other is None):
+            raise self.fail("a masked load needs both mask and other")
+        if self.mask is not None:
+            self.expect(PRED, "mask")
+            self.expect(t, "other")
+
+
+@dataclass(frozen=True, eq=False)
+class Store(Op):
+    """``*ptr = value`` where ``mask`` (if any) is true."""
+
+    ptr: Operand
+    value: Operand
+    align: int
+    mask: Operand | None = None
+    opname = "store"
+    operand_fields = ("ptr", "value", "mask")
+
+    def __post_init__(self) -> None:
+        check_access(self, self.ptr, self.want(self.value, "value"), self.align)
+        if self.mask is not None:
+            self.expect(PRED, "mask")
+
+
+class _Atomic(Op):
+    """What the atomics share: ``result = old *ptr`` of the value's type, through a global or shared pointer."""
+
+    result_fields, operand_fields = ("result",), ("ptr", "value")
+
+    def check(self, types: tuple[Type, ...], what: str) -> None:
+        t = self.want(self.value, "value")  # type: ignore[attr-defined]
+        if t not in types:
+            raise self.fail(f"{what}, got {t}")
+        p = self.want(self.ptr, "address")  # type: ignore[attr-defined]
+        if not isinstance(p, PtrType) or p.space is Space.LOCAL:
+            raise self.fail(f"address must be a global or shared pointer, got {p}")
+        self.same(self.result_type(), t, "result")
+
+
+@dataclass(frozen=True, eq=False)
+class AtomicAdd(_Atomic):
+    """``result = atomic { old = *ptr; *ptr = old + value; old }`` (relaxed, device scope): i32/f32."""
+
+    result: Reg
+    ptr: Operand
+    value: Operand
+    opname = "atomic_add"
+
+    def __post_init__(self) -> None:
+        self.check((I32, I64, F32), "atomic add takes i32, i64 or f32")
+
+
+ATOMIC_BITS = ("and", "or")
+
+
+@dataclass(frozen=True, eq=False)
+class AtomicBits(_Atomic):
+    """``result = atomic { old = *ptr; *ptr = old <kind> value; old }`` for ``kind`` in ``and``/``or``: i32/i64.
+
+    Relaxed, device scope, global or shared (PTX ``atom.<space>.{and,or}.b32``).
+    These are what a sub-byte global store is made of: for every word it
+    touches, ``atomic_and(word, ~mask)`` then ``atomic_or(word, bits)``.  Two
+    such pairs from different threads (or blocks) on one word interleave
+    safely because their masks are disjoint: each atomic changes only its own
+    thread's bits, so whatever the order, every thread's bits end as that
+    thread's and-then-or left them and the other bits are untouched.  A plain
+    load/modify/store would instead write back a neighbour's stale bits.
+    A compare-and-swap loop would also be correct but needs a loop, a retry
+    under contention and one more register per word; two unconditional
+    atomics (``red`` when the result is unused) are shorter and exist on every
+    target for 32-bit global words.
+    """
+
+    result: Reg
+    kind: str
+    ptr: Operand
+    value: Operand
+    opname = "atomic_bits"
+
+    def __post_init__(self) -> None:
+        self.known(self.kind, ATOMIC_BITS, "atomic bit operation", listed=True)
+        self.check((I32, I64), f"atomic {self.kind} takes i32 or i64")
+
+
+@dataclass(frozen=True, eq=False)
+class CpAsync(Op):
+    """Start copying ``size`` bytes global ``src`` -> shared ``dst`` (PTX ``cp.async.{ca,cg}``).
+
+    ``src_size`` (an i32 register or constant, 0..size) reads only that many
+    bytes and zero-fills the rest; 0 reads nothing, which is how a masked-off
+    copy is written.  ``cg`` (bypass L1) exists only for 16 bytes.
+    """
+
+    dst: Operand
+    src: Operand
+    size: int
+    cache: str = "cg"
+    src_size: Operand | None = None
+    opname = "cp_async"
+    operand_fields = ("dst", "src", "src_size")
+
+    def __post_init__(self) -> None:
+        if self.want(self.dst, "dst") != PtrType(Space.SHARED):
+            raise self.fail(f"dst must be a shared pointer, got {self.dst.type}")
+        if self.want(self.src, "src") != PtrType(Space.GLOBAL):
+            raise self.fail(f"src must be a global pointer, got {self.src.type}")
+        if self.size not in (4, 8, 16):
+            raise self.fail(f"size must be 4, 8 or 16 bytes, got {self.size!r}")
+        if self.cache not in ("ca", "cg") or self.cache == "cg" and self.size != 16:
+            raise self.fail(f"cache {self.cache!r} with {self.size} bytes: cg needs 16, ca takes 4/8/16")
+        if self.src_size is not None:
+            self.expect(I32, "src_size")
+            if isinstance(self.src_size, Const) and not 0 <= self.src_size.value <= self.size:
+                raise self.fail(f"src_size {self.src_size.value} is outside 0..{self.size}")
+
+
+@dataclass(frozen=True, eq=False)
+class CpAsyncCommit(Op):
+    """Close the group of this thread's cp.async issued since the last commit."""
+
+    opname = "cp_async_commit"
+
+
+@dataclass(frozen=True, eq=False)
+class CpAsyncWait(Op):
+    """Wait until at most ``pending`` of this thread's committed groups are in flight."""
+
+    pending: int
+    opname = "cp_async_wait"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.pending, int) or not 0 <= self.pending < 8:
+            raise self.fail(f"pending must be an int in 0..7, got {self.pending!r}")
