@@ -171,7 +171,9 @@ def _global_view(b: Builder, ptr: DValue, shape: DValue, strides: DValue, dtype:
         st: list[Expr] = [Const(1, INT32)]
         for s in reversed(sh[1:]):
             prev = st[0]
-            if prev.dtype != s.dtype:
+            # a product of two or more extents can pass 2^31 (e.g. 2 x 65536 x 65536): compute it in int64
+            product = not (isinstance(prev, Const) and prev.value == 1)
+            if prev.dtype != s.dtype or product:
                 prev, s = b.scalar_cast(prev, resolve_dtype("int64")), b.scalar_cast(s, resolve_dtype("int64"))
             st.insert(0, simplify(b.scalar_binary("mul", prev, s, "*")))
         strd = tuple(st)
