@@ -17,9 +17,10 @@ arrays, Python numbers) to the PTX parameters and runs the PTX on
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,7 @@ import numpy as np
 from lowbit import interp
 from lowbit.codegen.emit import compile_kernel
 from lowbit.compiler.cache import CompileCache, cache_key
+from lowbit.dtypes import DType
 from lowbit.errors import CodegenError, DSLError, EmulatorError, LaunchError, ToolchainError
 from lowbit.ir.printer import print_program
 from lowbit.ir.program import Program
@@ -67,10 +69,26 @@ class CompiledKernel:
     ptxas_log: str = ""
 
 
+def _dtypes_in(obj: object, seen: set[int]) -> Iterator[DType]:
+    """Every dtype reachable from an IR object (ops, values, types, expressions, nested bodies)."""
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, DType):
+        yield obj
+    elif isinstance(obj, tuple | list):
+        for item in obj:
+            yield from _dtypes_in(item, seen)
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        for f in dataclasses.fields(obj):
+            yield from _dtypes_in(getattr(obj, f.name), seen)
+
+
 def needs_fp8(prog: Program) -> bool:
-    """Whether the program touches FP8 formats (its default target is then sm_89)."""
-    text = print_program(prog)
-    return any(f"<{n}" in text or f"{n}>" in text or f"{n}," in text for n in _FP8)
+    """Whether the program touches an FP8 format anywhere (its default target is then sm_89)."""
+    seen: set[int] = set()
+    found = _dtypes_in((tuple(p.value for p in prog.params), prog.body), seen)
+    return any(getattr(t, "name", None) in _FP8 for t in found)
 
 
 def _np_scalar(dt_name: str) -> str:
