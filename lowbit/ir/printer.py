@@ -32,7 +32,7 @@ BINARY_SYMBOLS = {
 def format_type(t: TileType | SharedType | GlobalType | PointerType) -> str:
     if isinstance(t, TileType | SharedType):
         kind = "tile" if isinstance(t, TileType) else "shared"
-        lay = f", `{t.layout}`" if t.layout is not None else ""
+        lay = f", `{t.layout.to_text()}`" if t.layout is not None else ""
         return f"{kind}<{t.dtype.name}, [{', '.join(map(str, t.shape))}]{lay}>"
     return str(t)
 

@@ -114,7 +114,7 @@ def is_arith(t: DType) -> bool:
 class Layout(Protocol):
     """What the IR needs of a :mod:`lowbit.layout` layout: a value with a one-line text form."""
 
-    def __str__(self) -> str: ...
+    def to_text(self) -> str: ...
 
     def __hash__(self) -> int: ...
 
@@ -157,7 +157,7 @@ class TileType:
         return TileType(dt, self.shape, None)
 
     def __str__(self) -> str:
-        lay = f", {self.layout}" if self.layout is not None else ""
+        lay = f", {self.layout.to_text()}" if self.layout is not None else ""
         return f"tile<{self.dtype.name}, {_shape_text(self.shape)}{lay}>"
 
 
@@ -173,7 +173,7 @@ class SharedType:
         _check_shape(self.shape, "shared")
 
     def __str__(self) -> str:
-        lay = f", {self.layout}" if self.layout is not None else ""
+        lay = f", {self.layout.to_text()}" if self.layout is not None else ""
         return f"shared<{self.dtype.name}, {_shape_text(self.shape)}{lay}>"
 
 

@@ -29,6 +29,12 @@ Algebra (the laws are in the docstrings and tested):
 * :func:`divide` / :func:`divide_outer` undo it, returning ``None`` when no
   quotient exists.
 * :func:`reshape`, :func:`permute`, :func:`reduce_dim` re-view a layout.
+
+Printing: ``to_text()`` (and ``str()``) is the compact form the IR uses;
+``describe()`` is the readable one -- the shortest product of primitives
+when the layout is one (``product(local(2, 1), spatial(8, 4), local(1, 2))``,
+which evaluates back to the layout), else per-coordinate formulas of the
+thread and slot index (see :mod:`lowbit.layout._describe`).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from lowbit.errors import LayoutError
+from lowbit.layout import _describe
 from lowbit.layout import _refine as rf
 
 
@@ -133,7 +140,7 @@ class RegisterLayout:
             raise LayoutError(f"coords() takes integer thread and slot, got ({thread!r}, {slot!r})", self.shape) from None
         if not (0 <= thread < self.num_threads and 0 <= slot < self.local_size):
             raise LayoutError(
-                f"(thread={thread}, slot={slot}) out of range for {self} "
+                f"(thread={thread}, slot={slot}) out of range for {self.describe()} "
                 f"({self.num_threads} threads, {self.local_size} slots)",
                 self.shape,
             )
@@ -203,7 +210,41 @@ class RegisterLayout:
         return f"R[{dims}|t={digits(self.spatial)}|l={digits(self.local)}]"
 
     def __str__(self) -> str:
-        return self.to_text()
+        # readable; the IR printer and parser use the compact to_text() form
+        return self.describe()
+
+    @cached_property
+    def _factors(self) -> tuple[tuple[str, tuple[int, ...]], ...] | None:
+        found = _describe.product_factors((self.modes, self.spatial, self.local))
+        if found is None:
+            return None
+        made = [_PRIMITIVES[name](*args) for name, args in found]
+        if (product(*made) if made else local(*(1,) * self.rank)) != self:  # never expected; stay exact
+            return None
+        return tuple(found)
+
+    @property
+    def is_product(self) -> bool:
+        """True when the layout is a :func:`product` of primitives (what :meth:`describe` then prints)."""
+        return self._factors is not None
+
+    def describe(self) -> str:
+        """A readable one-line description (see "Printing layouts" in docs/layouts.md).
+
+        A product of primitives prints as the shortest such product in
+        lowbit's own names, which evaluates back to an equal layout::
+
+            product(local(2, 1), spatial(8, 4), local(1, 2))      # mma m16n8k16 C
+
+        Any other layout prints each coordinate as an expression of the
+        thread index ``t`` and slot index ``s`` (most significant term
+        first), plus the replication::
+
+            4x4 tile, 4 threads x 4 slots: d0 = 2*(t%2) + t//2, d1 = s
+        """
+        if self._factors is not None:
+            return _describe.factors_text(list(self._factors), self.rank)
+        return _describe.formula((self.modes, self.spatial, self.local))
 
     def render(self) -> str:
         """A grid of ``thread:slot`` entries for a 2-D layout (replicas joined by ``/``), for docs and debugging."""
@@ -267,6 +308,15 @@ def replicate(count: int, rank: int = 2) -> RegisterLayout:
     if not isinstance(count, int) or count < 1 or not isinstance(rank, int) or rank < 1:
         raise LayoutError(f"replicate(count={count!r}, rank={rank!r}) needs positive ints", (count, rank))
     return RegisterLayout(((),) * rank, (-count,) if count > 1 else (), ())
+
+
+_PRIMITIVES = {
+    "local": local,
+    "column_local": column_local,
+    "spatial": spatial,
+    "column_spatial": column_spatial,
+    "replicate": replicate,
+}
 
 
 # ---- the hierarchical product and its inverses -------------------------
@@ -390,7 +440,7 @@ def reshape(layout: RegisterLayout, shape: tuple[int, ...]) -> RegisterLayout:
         raise LayoutError(f"reshape(): {layout.shape} and {shape} differ in size", layout.shape, shape)
     raw = rf.regroup(rf.Raw.of(layout), shape)
     if raw is None:
-        raise LayoutError(f"reshape(): {layout} cannot be viewed with shape {shape}", layout.shape, shape)
+        raise LayoutError(f"reshape(): {layout.describe()} cannot be viewed with shape {shape}", layout.shape, shape)
     return _from_raw(raw)
 
 

@@ -116,6 +116,10 @@ class Layout:
     def __str__(self) -> str:
         return self.to_text()
 
+    def describe(self) -> str:
+        """The readable form: CuTe's ``shape:stride`` notation, the same as :meth:`to_text`."""
+        return self.to_text()
+
 
 def _freeze(t: object) -> object:
     if isinstance(t, list):

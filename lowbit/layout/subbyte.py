@@ -83,6 +83,19 @@ class RegisterPacking:
             raise LayoutError(f"slot {slot} of {self.bits}-bit elements straddles registers {pieces}", self.bits)
         return pieces[0][0], pieces[0][1]
 
+    def describe(self) -> str:
+        """E.g. ``16-bit slots of product(...), 2 per 32-bit register, 4 registers per thread``."""
+        if self.dense:
+            how = "packed back to back"
+        else:
+            waste = 32 - self.per_register * self.bits
+            how = f"{self.per_register} per 32-bit register" + (f" ({waste} bits unused)" if waste else "")
+        regs = self.registers
+        return f"{self.bits}-bit slots of {self.layout.describe()}, {how}, {regs} register{'s' * (regs != 1)} per thread"
+
+    def __str__(self) -> str:
+        return self.describe()
+
 
 @dataclass(frozen=True)
 class MemoryLayout:
@@ -145,7 +158,12 @@ class MemoryLayout:
         return f"M[b{self.bits}|{self.layout.to_text()}{sw}]"
 
     def __str__(self) -> str:
-        return self.to_text()
+        return self.describe()
+
+    def describe(self) -> str:
+        """E.g. ``4-bit elements at (8,64):(64,1), bytes swizzled by Sw<3,4,3> (bits 4-6 ^= bits 7-9)``."""
+        sw = "" if self.swizzle is None else f", bytes swizzled by {self.swizzle.describe()}"
+        return f"{self.bits}-bit elements at {self.layout.to_text()}{sw}"
 
 
 __all__ = ["MemoryLayout", "RegisterPacking", "bits_of"]

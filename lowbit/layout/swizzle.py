@@ -59,7 +59,18 @@ class Swizzle:
         return f"Sw<{self.bits},{self.base},{self.shift}>"
 
     def __str__(self) -> str:
-        return self.to_text()
+        return self.describe()
+
+    def describe(self) -> str:
+        """CuTe's ``Sw<B,M,S>`` and which offset bits it flips with which, e.g. ``Sw<3,4,3> (bits 4-6 ^= bits 7-9)``."""
+        if self.bits == 0:
+            return f"{self.to_text()} (identity)"
+        lo, hi = self.base, self.base + self.shift
+
+        def bits(start: int) -> str:
+            return f"bit {start}" if self.bits == 1 else f"bits {start}-{start + self.bits - 1}"
+
+        return f"{self.to_text()} ({bits(lo)} ^= {bits(hi)})"
 
 
 @dataclass(frozen=True)
@@ -89,7 +100,11 @@ class SwizzledLayout:
         return f"{self.swizzle.to_text()}o{self.layout.to_text()}"
 
     def __str__(self) -> str:
-        return self.to_text()
+        return self.describe()
+
+    def describe(self) -> str:
+        """``Sw<3,3,3> o (8,64):(64,1)``: CuTe's notation for a composed layout, spaced."""
+        return f"{self.swizzle.to_text()} o {self.layout.to_text()}"
 
 
 __all__ = ["Swizzle", "SwizzledLayout"]

@@ -2,7 +2,8 @@
 
 Each layout's ``to_text()`` (also its ``str()``) is one line without spaces;
 :func:`parse` reads any of them back (``parse(x.to_text()) == x``), so the IR
-printer and parser can embed layouts verbatim.  Grammar::
+printer and parser can embed layouts verbatim.  (The readable form is each
+layout's ``describe()``; it is not parsed.)  Grammar::
 
     layout    := register | memory | swizzled | swizzle | strided
     register  := "R[" dims "|t=" digits "|l=" digits "]"

@@ -238,7 +238,7 @@ def test_layouts_can_be_given_and_travel_through_the_text_form() -> None:
 
     prog = given.specialize()
     text = print_program(prog)
-    assert f"tile<f32, [16, 16], `{reg}`>" in text and f"shared<f32, [16, 32], `{smem}`>" in text
+    assert f"tile<f32, [16, 16], `{reg.to_text()}`>" in text and f"shared<f32, [16, 32], `{smem.to_text()}`>" in text
     assert text.count("`") == 4  # only the two given layouts are printed
     again = parse(text)
     assert print_program(again) == text

@@ -331,7 +331,8 @@ def test_values_are_immutable_hashable_picklable():
     assert {c: 1}[product(local(2, 1), spatial(8, 4), local(1, 2))] == 1
     with pytest.raises(AttributeError):
         c.spatial = ()  # type: ignore[misc]
-    assert str(c) == "R[2.8,4.2|t=m1.m2|l=m0.m3]"
+    assert c.to_text() == "R[2.8,4.2|t=m1.m2|l=m0.m3]"
+    assert str(c) == c.describe() == "product(local(2, 1), spatial(8, 4), local(1, 2))"
     assert "0:0" in c.render()
 
 
