@@ -10,6 +10,8 @@ module -- no registry that depends on import order) on the
 
 from __future__ import annotations
 
+import math
+
 import functools
 import inspect
 from collections.abc import Callable
@@ -602,10 +604,7 @@ def expand_dims(x: object, axis: int) -> object:
 def _reshape(b: Builder, x: DValue, shape: DValue) -> DValue:
     v = b.tile(x, "reshape operand")
     sh = b.shape(shape, "reshape shape")
-    n = 1
-    for s in sh:
-        n *= s
-    if n != TileType(_tile_t(v).dtype, _tile_t(v).shape).size:
+    if math.prod(sh) != math.prod(_tile_t(v).shape):
         raise Fail(f"reshape: cannot reshape {list(_tile_t(v).shape)} to {list(sh)}")
     return b.reshape(v, sh)
 

@@ -19,6 +19,8 @@ the number formats of :mod:`lowbit.dtypes` have no truth values.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -148,10 +150,7 @@ class TileType:
 
     @property
     def size(self) -> int:
-        n = 1
-        for s in self.shape:
-            n *= s
-        return n
+        return math.prod(self.shape)
 
     def with_dtype(self, dt: DType) -> TileType:
         return TileType(dt, self.shape, None)

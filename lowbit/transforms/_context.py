@@ -16,6 +16,8 @@ primary slot writes, barrier, every thread reads what it needs.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 from lowbit.dtypes import DType
@@ -41,10 +43,7 @@ class Tile:
 
     @property
     def size(self) -> int:
-        n = 1
-        for s in self.shape:
-            n *= s
-        return n
+        return math.prod(self.shape)
 
 
 @dataclass(frozen=True)
@@ -197,9 +196,7 @@ class Ctx:
         got = self.find(key)
         if got is not None:
             return got  # type: ignore[return-value]
-        n = 1
-        for s in shape:
-            n *= s
+        n = math.prod(shape)
         e = self.lin(n, j)
         out: list[Operand] = []
         for d, stride in enumerate(row_strides(shape)):

@@ -17,6 +17,8 @@ tile ops, so its bit layout there is the compiler's choice.
 
 from __future__ import annotations
 
+import math
+
 from lowbit.dtypes import DType
 from lowbit.ir import ops as V
 from lowbit.ir.expr import Const as EConst
@@ -205,9 +207,7 @@ def _alloc_shared(ctx: Ctx, op: V.AllocShared) -> None:
         raise fail(op, f"shared layout {t.layout} is not supported by the lowering yet")
     name = f"smem{ctx.shared_count}"
     ctx.shared_count += 1
-    n = 1
-    for s in t.shape:
-        n *= s
+    n = math.prod(t.shape)
     ctx.b.shared.append(SharedBuffer(name, n * nbytes(_shared_unit(t.dtype)), 16))
     ctx.put(op.result, SBuf(name, t.dtype, t.shape))
 
@@ -360,9 +360,7 @@ def _copy_async(ctx: Ctx, op: V.CopyAsync) -> None:
     view = ctx.get(op.src, op)
     assert isinstance(buf, SBuf) and isinstance(view, GView)  # noqa: S101
     shape, dt = buf.shape, buf.dtype
-    n = 1
-    for s in shape:
-        n *= s
+    n = math.prod(shape)
     mask = ctx.tile(op.mask, op) if op.mask is not None else None
     st = storage_type(dt)
     vw = _vector_width(view, shape, st, mask is not None)

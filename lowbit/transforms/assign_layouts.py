@@ -19,6 +19,8 @@ This is the simplest layout that lowers every op; layout *inference*
 
 from __future__ import annotations
 
+import math
+
 import dataclasses
 from functools import lru_cache
 
@@ -35,9 +37,7 @@ __all__ = ["flat_layout", "run"]
 @lru_cache(maxsize=None)
 def flat_layout(shape: tuple[int, ...], threads: int) -> R.RegisterLayout | None:
     """The flat cyclic distribution of a ``shape`` tile over ``threads`` threads, or None if inexpressible."""
-    n = 1
-    for s in shape:
-        n *= s
+    n = math.prod(shape)
     try:
         if n % threads == 0:
             flat = R.product(R.local(n // threads), R.spatial(threads)) if n > threads else R.spatial(n)
