@@ -34,14 +34,8 @@ from lowbit.dtypes import (  # noqa: F401
 )
 from lowbit.dtypes.scaled import SCALED_TYPES, ScaledType  # noqa: F401
 from lowbit.errors import LowbitError  # noqa: F401
-from lowbit.api import *  # noqa: F401,F403  (the DSL, launch and interpreter names)
-from lowbit.packing import pack, unpack  # noqa: F401
+from lowbit.api import *  # noqa: F401,F403  (the DSL, launch, interpreter, int1..uint8, pack/unpack)
 from lowbit.quant import QuantizedTensor, dequantize, quantize  # noqa: F401
-
-for _bits in range(1, 9):
-    globals()[f"int{_bits}"] = dtype(f"int{_bits}")
-    globals()[f"uint{_bits}"] = dtype(f"uint{_bits}")
-del _bits
 
 
 def __getattr__(name: str) -> object:
