@@ -17,8 +17,17 @@ The rule (the only place it is decided):
    user's line, never a silent fall-back to the interpreter.
 
 Arguments bind like a Python call over the kernel's parameters (constexprs
-included; missing constexprs take their defaults).  Pointer arguments are
-C-contiguous numpy arrays updated in place.  Errors are
+included; missing constexprs take their defaults).  ``num_warps=`` is a
+launch option (a compile option, never a kernel argument).  Pointer arguments
+are C-contiguous numpy arrays updated in place.
+
+Specialisation: a compiled launch detects, per argument, the facts the passes
+may exploit -- a pointer whose address is a multiple of 16 bytes, an integer
+scalar that is a multiple of 16 (:data:`~lowbit.ir.program.SPECIALIZED_DIVISIBILITY`)
+-- and compiles (and caches) the program specialised on them
+(:meth:`~lowbit.ir.program.Program.with_facts`); any other call runs the
+unspecialised variant, which is correct for every argument.  ``kernel.last_launch``
+records which program ran.  Errors are
 :class:`~lowbit.errors.DSLError` (located at the kernel's line),
 :class:`~lowbit.errors.LaunchError` or :class:`~lowbit.errors.CodegenError`;
 all are re-raised here with a fresh traceback so the user sees their call,
@@ -28,15 +37,20 @@ one line of this module and the message -- never the compiler's frames.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
+
+import numpy as np
 
 from lowbit import interp
 from lowbit.dsl.diagnostics import format_located
-from lowbit.dsl.kernel import KernelFunction
+from lowbit.dsl.kernel import LAUNCH_OPTIONS, KernelFunction
 from lowbit.errors import CodegenError, DSLError, EmulatorError, LaunchError
-from lowbit.ir.program import Program
+from lowbit.ir.expr import Var
+from lowbit.ir.program import SPECIALIZED_DIVISIBILITY, Program
 
-__all__ = ["Kernel", "LaunchSignatureError", "interpret", "kernel", "select_backend"]
+__all__ = ["Kernel", "LaunchRecord", "LaunchSignatureError", "interpret", "kernel", "select_backend",
+           "specialization_facts"]
 
 Backend = Literal["interpreter", "emulator"]
 _USER_ERRORS = (DSLError, LaunchError, CodegenError, EmulatorError, interp.InterpError)
@@ -51,6 +65,36 @@ class LaunchSignatureError(LaunchError, DSLError):
     def __init__(self, reason: str, filename: str, line: int, col: int) -> None:
         self.reason, self.filename, self.line, self.col = reason, filename, line, col
         super().__init__(format_located(reason, filename, line, col))
+
+
+@dataclass(frozen=True)
+class LaunchRecord:
+    """What one ``kernel[grid](...)`` ran: the backend and the specialised program (its facts, num_warps)."""
+
+    backend: str
+    program: Program
+
+    @property
+    def facts(self) -> dict[str, int]:
+        return self.program.facts
+
+    @property
+    def num_warps(self) -> int:
+        return self.program.num_warps
+
+
+def specialization_facts(prog: Program, args: dict[str, object]) -> dict[str, int]:
+    """The divisibility facts these (already checked) arguments give each parameter of ``prog``."""
+    d = SPECIALIZED_DIVISIBILITY
+    facts: dict[str, int] = {}
+    for p in prog.params:
+        a = args.get(p.name)
+        if isinstance(p.value, Var):
+            if p.value.dtype.is_int and isinstance(a, int | np.integer) and not isinstance(a, bool) and int(a) % d == 0:
+                facts[p.name] = d
+        elif isinstance(a, np.ndarray) and a.__array_interface__["data"][0] % d == 0:
+            facts[p.name] = d
+    return facts
 
 
 def select_backend(kernel: Kernel, args: dict[str, object]) -> Backend:
@@ -70,6 +114,9 @@ class Kernel:
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
         self._compiled: dict[tuple[int, str | None], tuple[Program, object]] = {}
+        self._specialized: dict[tuple[int, tuple[tuple[str, int], ...]], Program] = {}
+        #: what the last ``kernel[grid](...)`` ran (None before the first launch)
+        self.last_launch: LaunchRecord | None = None
 
     def __repr__(self) -> str:
         return f"<lowbit.kernel {self.__name__}>"
@@ -98,12 +145,22 @@ class Kernel:
     def __call__(self, *args: object, **kwargs: object) -> None:
         raise LaunchError(f"launch {self.__name__} with a grid: {self.__name__}[grid](...)")
 
-    def specialize(self, **constexprs: object) -> Program:
-        """The VM program for these constexprs (defaults fill the rest)."""
+    def specialize(self, num_warps: int | None = None, **constexprs: object) -> Program:
+        """The VM program for these constexprs (defaults fill the rest), for ``num_warps`` warps."""
         try:
-            return self.compiler.specialize(**constexprs)
+            return self.compiler.specialize(num_warps, **constexprs)
         except (DSLError, LaunchError) as exc:
             raise exc.with_traceback(None) from None
+
+    def with_facts(self, prog: Program, facts: dict[str, int]) -> Program:
+        """``prog`` specialised on ``facts`` (memoised, so its compiled form is too)."""
+        if not facts:
+            return prog
+        key = (id(prog), tuple(sorted(facts.items())))
+        got = self._specialized.get(key)
+        if got is None:
+            got = self._specialized[key] = prog.with_facts(facts)
+        return got
 
     def bind(self, args: tuple[object, ...], kwargs: dict[str, object]) -> tuple[dict[str, object], dict[str, object]]:
         """Split a launch's arguments into (runtime arguments, constexprs) by parameter name."""
@@ -138,8 +195,11 @@ class Kernel:
         self, grid: object, args: tuple[object, ...], kwargs: dict[str, object], backend: Backend | None,
         arch: str | None = None,
     ) -> None:
+        options = {k: kwargs.pop(k) for k in LAUNCH_OPTIONS if k in kwargs}
+        if "num_stages" in options:
+            raise LaunchError(f"{self.__name__}: num_stages is not supported yet (software pipelining is a later issue)")
         runtime, cx = self.bind(args, kwargs)
-        prog = self.compiler.specialize(**cx)
+        prog = self.compiler.specialize(options.get("num_warps"), **cx)
         if callable(grid):
             grid = grid({**runtime, **self.compiler.bind_constexprs(cx)})
         chosen = backend or select_backend(self, runtime)
@@ -148,7 +208,10 @@ class Kernel:
         else:
             from lowbit.compiler import run_on_emulator  # noqa: PLC0415
 
+            interp.bind_args(prog, runtime)  # argument errors first, against the unspecialised program
+            prog = self.with_facts(prog, specialization_facts(prog, runtime))
             run_on_emulator(self.compiled(prog, arch), grid, runtime)
+        self.last_launch = LaunchRecord(chosen, prog)
 
 
 class Launcher:

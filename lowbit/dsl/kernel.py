@@ -31,7 +31,10 @@ from lowbit.ir.program import Param, Program
 from lowbit.ir.types import PointerType, Value, scalar_ok
 from lowbit.ir.verifier import verify
 
-__all__ = ["Func", "KernelFunction", "ParamInfo", "constexpr_key"]
+__all__ = ["LAUNCH_OPTIONS", "Func", "KernelFunction", "ParamInfo", "constexpr_key"]
+
+#: Keywords of ``kernel[grid](...)`` and ``lowbit.compile`` that are compile options, not kernel arguments.
+LAUNCH_OPTIONS = ("num_warps", "num_stages")
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,9 @@ class KernelFunction:
         sig = inspect.signature(self.fn)
         out = []
         for arg in a.args:
+            if arg.arg in LAUNCH_OPTIONS:
+                raise self._frontend({})._located(
+                    arg, f"'{arg.arg}' is a launch option of every kernel and cannot be a parameter name")
             is_cx = False
             if arg.annotation is not None:
                 try:
@@ -182,17 +188,25 @@ class KernelFunction:
                 raise LaunchError(f"kernel {self.__name__}: constexpr '{p.name}' has no value and no default")
         return out
 
-    def specialize(self, **constexprs: object) -> Program:
-        """The verified program for these constexpr values (missing ones take their defaults)."""
+    def specialize(self, num_warps: int | None = None, **constexprs: object) -> Program:
+        """The verified program for these constexpr values (missing ones take their defaults).
+
+        ``num_warps`` (default: the decorator's) is a compile option, not a
+        constexpr: the same source compiles for any block size a launch or a
+        tuner asks for.
+        """
+        nw = self.num_warps if num_warps is None else num_warps
+        if nw not in (1, 2, 4, 8, 16, 32) or isinstance(nw, bool):
+            raise LaunchError(f"kernel {self.__name__}: num_warps must be a power of two in 1..32, got {nw!r}")
         values = self.bind_constexprs(constexprs)
-        key = tuple(constexpr_key(values[n], n) for n in sorted(values))
+        key = (nw, *(constexpr_key(values[n], n) for n in sorted(values)))
         prog = self._cache.get(key)
         if prog is None:
-            prog = self._compile(values)
+            prog = self._compile(values, nw)
             self._cache[key] = prog
         return prog
 
-    def _compile(self, cx: dict[str, object]) -> Program:
+    def _compile(self, cx: dict[str, object], num_warps: int) -> Program:
         env: dict[str, DValue] = dict(cx)
         fe = self._frontend(env)
         params: list[Param] = []
@@ -220,6 +234,6 @@ class KernelFunction:
             tuple(params),
             tuple(fe.b.blocks[0]),
             tuple((n, _constexpr_text(v)) for n, v in cx.items()),
-            self.num_warps,
+            num_warps,
         )
         return verify(prog)

@@ -4,8 +4,11 @@ State spaces (PTX ISA 5.1) and the addresses the emulator gives them:
 
 * **global** (and ``.const`` module variables): one little-endian byte heap.
   Every numpy argument array (and every module-scope ``.global``/``.const``
-  variable) gets a region at an address ``>= GLOBAL_BASE``, 256-byte aligned,
-  with an unmapped gap after it so that an off-by-a-little access faults
+  variable) gets a region at an address ``>= GLOBAL_BASE`` whose residue
+  modulo 256 is the host array's own (module variables: 0), so a view that
+  starts at an odd offset of its buffer is as misaligned on the emulator as
+  it would be on a GPU (kernels specialised on 16-byte alignment, vector
+  accesses and their alignment faults depend on it), with an unmapped gap after it so that an off-by-a-little access faults
   instead of landing in the neighbour.  Arguments are copied in before the
   launch and back after it (so the caller's arrays are updated in place); the
   same array passed twice is mapped once.
@@ -71,7 +74,7 @@ class GlobalHeap(ByteSpace):
         key = (array.__array_interface__["data"][0], array.nbytes)
         if key in self._by_ptr:
             return self._by_ptr[key]
-        base = self._alloc(array.nbytes, name, array, None, bool(array.flags.writeable))
+        base = self._alloc(array.nbytes, name, array, None, bool(array.flags.writeable), key[0] % 256)
         self._by_ptr[key] = base
         return base
 
@@ -79,8 +82,8 @@ class GlobalHeap(ByteSpace):
         """Map a module variable of ``nbytes`` (zero-filled unless ``init`` is given)."""
         return self._alloc(nbytes, name, None, init, writable)
 
-    def _alloc(self, nbytes, name, array, init, writable) -> int:
-        base = self._next
+    def _alloc(self, nbytes, name, array, init, writable, residue: int = 0) -> int:
+        base = self._next + residue
         self._regions.append((base, nbytes, name, array, init, writable))
         self._next = _round_up(base + max(nbytes, 1) + _GAP, 256)
         return base

@@ -92,7 +92,20 @@ def bind_args(prog: Program, args: Mapping[str, object]) -> dict[str, Slot]:
         else:
             assert isinstance(v.type, PointerType)  # noqa: S101 (Param validated this)
             out[p.name] = _bind_pointer(p.name, v.type, args[p.name])
+        if p.divisibility > 1:
+            _check_fact(p.name, p.divisibility, args[p.name], out[p.name])
     return out
+
+
+def _check_fact(name: str, d: int, arg: object, bound: Slot) -> None:
+    """A program specialised on ``divisibility`` runs only with arguments that have it."""
+    if isinstance(bound, Buffer):
+        addr = int(arg.__array_interface__["data"][0])  # type: ignore[attr-defined]
+        if addr % d:
+            raise LaunchError(f"argument '{name}': the kernel was specialised on a {d}-byte aligned address, "
+                              f"but the array starts at {addr:#x}")  # fmt: skip
+    elif int(bound) % d:  # type: ignore[arg-type]
+        raise LaunchError(f"argument '{name}': the kernel was specialised on a multiple of {d}, got {bound}")
 
 
 def run(prog: Program, grid: object, args: Mapping[str, object], printer: Callable[[str], None] = print) -> None:

@@ -341,11 +341,11 @@ def parse(text: str) -> Program:
     params: list[Param] = []
     while i < len(c) and (c[i] is None or (isinstance(c[i], Tree) and c[i].data == "param")):
         if c[i] is not None:
-            tok, ty = c[i].children
+            tok, ty, div = c[i].children
             t = r.type_(ty)
             v: Var | Value = Var(str(tok)[1:], t) if isinstance(t, DType) else Value(t, str(tok)[1:])  # type: ignore[arg-type]
             r.bind(tok, v)
-            params.append(Param(str(tok)[1:], v))
+            params.append(Param(str(tok)[1:], v, 1 if div is None else int(div)))
         i += 1
     num_warps = int(c[i])
     i += 1

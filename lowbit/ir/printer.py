@@ -218,7 +218,7 @@ def print_program(prog: Program, locs: bool = False) -> str:
     for prm in prog.params:
         p.names[id(prm.value)] = f"%{prm.name}"
         t = prm.value.dtype.name if isinstance(prm.value, Var) else format_type(prm.value.type)
-        params.append(f"%{prm.name}: {t}")
+        params.append(f"%{prm.name}: {t}" + (f" div({prm.divisibility})" if prm.divisibility > 1 else ""))
     attrs = [f"num_warps={prog.num_warps}"]
     if prog.constexprs:
         attrs.append("constexprs(" + ", ".join(f"{n}={json.dumps(v)}" for n, v in prog.constexprs) + ")")
