@@ -43,6 +43,7 @@ class Block:
     pending: list[tuple[np.ndarray, tuple[slice, ...], np.ndarray]] = field(default_factory=list)
     groups: list[list[tuple[np.ndarray, tuple[slice, ...], np.ndarray]]] = field(default_factory=list)
     printer: Callable[[str], None] = print
+    threads: int = 128
 
 
 def _where(op: O.Op) -> str:
@@ -225,6 +226,31 @@ def _reshape(b: Block, op: O.Reshape) -> None:
     _set(b, op.result, _tile(b, op.x).reshape(_ttype(op.result).shape))
 
 
+def _convert_layout(b: Block, op: O.ConvertLayout) -> None:
+    _set(b, op.result, _tile(b, op.x))  # layouts say where values sit, never what they are
+
+
+def _permute(b: Block, op: O.Permute) -> None:
+    _set(b, op.result, np.ascontiguousarray(np.transpose(_tile(b, op.x), op.order)))
+
+
+def _slice(b: Block, op: O.Slice) -> None:
+    shape = _ttype(op.result).shape
+    _set(b, op.result, _tile(b, op.x)[tuple(slice(s, s + n) for s, n in zip(op.starts, shape))].copy())
+
+
+def _thread_index(b: Block, op: O.ThreadIndex) -> None:
+    t = _ttype(op.result)
+    lay = t.layout
+    if lay.num_threads != b.threads:  # type: ignore[union-attr]
+        raise InterpError(f"{_where(op)}: the layout spans {lay.num_threads} threads, the block has {b.threads}")  # type: ignore[union-attr]
+    out = np.zeros(t.shape, np.int64)
+    for thread in range(b.threads):
+        for slot in range(lay.local_size):  # type: ignore[union-attr]
+            out[lay.coords(thread, slot)] = thread % 32 if op.kind == "lane" else thread // 32  # type: ignore[union-attr]
+    _set(b, op.result, out)
+
+
 def _carry(b: Block, x: Expr | Value) -> Slot:
     return _scalar(b, x) if isinstance(x, Expr) else b.env[x]
 
@@ -297,6 +323,10 @@ HANDLERS: dict[type[O.Op], Callable[[Block, O.Op], None]] = {
     O.Lookup: _lookup,
     O.Broadcast: _broadcast,
     O.Reshape: _reshape,
+    O.ConvertLayout: _convert_layout,
+    O.Permute: _permute,
+    O.Slice: _slice,
+    O.ThreadIndex: _thread_index,
     O.For: _for,
     O.If: _if,
     O.Print: _print,
@@ -322,5 +352,5 @@ def run_program(
     """Run ``prog`` on every block of ``grid`` with parameter values ``args`` (already bound)."""
     base: dict[Var | Value, Slot] = {p.value: args[p.name] for p in prog.params}
     for z, y, x in itertools.product(range(grid[2]), range(grid[1]), range(grid[0])):
-        block = Block(dict(base), (x, y, z), grid, printer=printer)
+        block = Block(dict(base), (x, y, z), grid, printer=printer, threads=32 * prog.num_warps)
         execute(block, prog.body)

@@ -42,6 +42,7 @@ __all__ = [
     "const",
     "evaluate",
     "free_vars",
+    "substitute",
 ]
 
 Scalar = int | float | bool
@@ -276,3 +277,24 @@ def free_vars(e: Expr) -> list[Var]:
 
     walk(e)
     return out
+
+
+def substitute(e: Expr, mapping: Mapping[int, Expr]) -> Expr:
+    """``e`` with every :class:`Var` whose ``id`` is in ``mapping`` replaced (``e`` itself when none is)."""
+    if not mapping:
+        return e
+    if isinstance(e, Var):
+        return mapping.get(id(e), e)
+    if isinstance(e, Unary):
+        a = substitute(e.a, mapping)
+        return e if a is e.a else Unary(e.op, a)
+    if isinstance(e, Cast):
+        a = substitute(e.a, mapping)
+        return e if a is e.a else Cast(a, e.dtype)
+    if isinstance(e, Binary):
+        a, b = substitute(e.a, mapping), substitute(e.b, mapping)
+        return e if a is e.a and b is e.b else Binary(e.op, a, b)
+    if isinstance(e, Select):
+        c, a, b = (substitute(x, mapping) for x in (e.cond, e.a, e.b))
+        return e if c is e.cond and a is e.a and b is e.b else Select(c, a, b)
+    return e

@@ -1,6 +1,9 @@
 """The ``.lbir`` parser: text (grammar ``lbir.lark``) back to a VM program.
 
-Every op is rebuilt through its validating constructor, so a parsed
+Every op but ``for``/``if`` is read generically from its class's
+description (:class:`~lowbit.ir.op_base.OpSpec`: positional operands, then
+``{name=value}`` for optional operands and attributes, then the result's
+type).  Every op is rebuilt through its validating constructor, so a parsed
 program is as well-typed as a built one; names must be defined before use
 and are scoped like the verifier's scopes (a loop body sees its block
 arguments; a loop's results are bound after its body).  Errors are
@@ -25,7 +28,7 @@ from lowbit.ir.program import Param, Program
 from lowbit.layout import parse as parse_layout
 from lowbit.ir.types import BOOL, INT32, GlobalType, Layout, PointerType, SharedType, TileType, Value, resolve_dtype
 
-__all__ = ["PARSERS", "parse"]
+__all__ = ["parse"]
 
 _SYMBOL_OPS = {sym: op for op, sym in BINARY_SYMBOLS.items()}
 Tree = lark.Tree
@@ -167,45 +170,63 @@ def _args(t: Tree) -> list[Tree | Token | None]:
     return [c for c in t.children if not (isinstance(c, Tree) and c.data == "loc")]
 
 
-def _mask(r: _Reader, t: Tree | Token | None) -> Value | None:
-    return None if t is None or not isinstance(t, Tree) else r.value(t.children[0])
+def _attr(r: _Reader, t: Tree) -> object:
+    k, c = t.data, t.children
+    if k == "int_attr":
+        return int(c[0])
+    if k == "float_attr":
+        return float(c[0])
+    if k == "str_attr":
+        return json.loads(str(c[0]))
+    if k in ("true_attr", "false_attr"):
+        return k == "true_attr"
+    if k == "tuple_attr":
+        return tuple(_attr(r, x) for x in c if x is not None)
+    if k == "layout_attr":
+        return _layout(c[0])
+    if k == "ref_attr":
+        return r.value(c[0])
+    raise r.err(t, f"unknown attribute value {k}")
 
 
-def _typed(r: _Reader, t: Tree) -> Value:
-    return Value(r.type_(t))  # type: ignore[arg-type]
+def _operand(r: _Reader, t: Tree) -> object:
+    if isinstance(t, Tree) and t.data == "group":
+        return tuple(_operand(r, x) for x in t.children if x is not None)
+    return r.item(t)
 
 
-def _result_op(build: Callable[[_Reader, list, Value, O.Loc | None], O.Op]) -> Callable[[_Reader, Tree], O.Op]:
-    """Parse ``%r = mnemonic ... : type``: operands resolved before ``%r`` is bound."""
-
-    def parse(r: _Reader, t: Tree) -> O.Op:
-        a = _args(t)
-        result = _typed(r, a[-1])
-        op = build(r, a[1:-1], result, _loc(t))
-        r.bind(a[0], result)
-        return op
-
-    return parse
-
-
-def _scalar_query(cls: type[O.Op]) -> Callable[[_Reader, Tree], O.Op]:
-    def parse(r: _Reader, t: Tree) -> O.Op:
-        name, axis = _args(t)[:2]
-        v = Var(str(name)[1:], INT32)
-        op = cls(result=v, axis=int(axis), loc=_loc(t))  # type: ignore[call-arg]
-        r.bind(name, v)
-        return op
-
-    return parse
-
-
-def _no_result(build: Callable[[_Reader, list, O.Loc | None], O.Op]) -> Callable[[_Reader, Tree], O.Op]:
-    return lambda r, t: build(r, _args(t), _loc(t))
-
-
-def _literal(t: Tree) -> int | float:
-    tok = str(t.children[0])
-    return float(tok) if t.children[0].type == "FLOAT" else int(tok)
+def _parse_generic(r: _Reader, t: Tree) -> O.Op:
+    """``[%r =] mnemonic(operands) [{...}] [: type]``, mapped onto the op class's description."""
+    res_tok, mnem, args, attrs, ty, _ = t.children
+    found = O.by_mnemonic(str(mnem))
+    if found is None:
+        raise r.err(mnem, f"unknown op {mnem}")
+    cls, kwargs = found
+    spec = cls.spec
+    kw: dict[str, object] = dict(kwargs)
+    operands = [x for x in args.children if x is not None]
+    if len(operands) != len(spec.operands):
+        raise r.err(mnem, f"{mnem} takes {len(spec.operands)} operands ({', '.join(spec.operands)}), got {len(operands)}")
+    for name, o in zip(spec.operands, operands):
+        kw[name] = _operand(r, o)
+    for a in attrs.children if attrs is not None else ():
+        name, val = str(a.children[0]), a.children[1]
+        if name not in spec.optional and (name not in spec.attrs or name == spec.mnemonic_attr):
+            raise r.err(a, f"{mnem} has no attribute {name!r}")
+        kw[name] = _attr(r, val)
+    result = None
+    if spec.results:
+        if res_tok is None or ty is None:
+            raise r.err(mnem, f"{mnem} defines a result: write '%r = {mnem}(...) : type'")
+        rt = r.type_(ty)
+        result = Var(str(res_tok)[1:], rt) if isinstance(rt, DType) else Value(rt)  # type: ignore[arg-type]
+        kw[spec.results[0]] = result
+    elif res_tok is not None or ty is not None:
+        raise r.err(mnem, f"{mnem} defines no result")
+    op = cls(**kw, loc=_loc(t))  # type: ignore[call-arg]
+    if result is not None:
+        r.bind(res_tok, result)
+    return op
 
 
 def _parse_for(r: _Reader, t: Tree) -> O.Op:
@@ -278,56 +299,11 @@ def _parse_if(r: _Reader, t: Tree) -> O.Op:
                 else_yields=branches[1][1], results=results, loc=_loc(t))  # fmt: skip
 
 
-def _parse_print(r: _Reader, t: Tree) -> O.Op:
-    a = _args(t)
-    return O.Print(prefix=json.loads(str(a[0])), values=tuple(r.item(x) for x in a[1:]), loc=_loc(t))
-
-
 PARSERS: dict[str, Callable[[_Reader, Tree], O.Op]] = {
-    "program_id": _scalar_query(O.ProgramId),
-    "num_programs": _scalar_query(O.NumPrograms),
-    "global_view": _result_op(lambda r, a, res, loc: O.GlobalView(loc=loc, result=res, ptr=r.value(a[0]), shape=r.exprs(a[1]), strides=r.exprs(a[2]))),
-    "alloc_shared": _result_op(lambda r, a, res, loc: O.AllocShared(loc=loc, result=res)),
-    "free_shared": _no_result(lambda r, a, loc: O.FreeShared(loc=loc, buf=r.value(a[0]))),
-    "load_global": _result_op(lambda r, a, res, loc: O.LoadGlobal(loc=loc, result=res, src=r.value(a[0]), offsets=r.exprs(a[1]), mask=_mask(r, a[2]), other=_literal(a[3]))),
-    "store_global": _no_result(lambda r, a, loc: O.StoreGlobal(loc=loc, dst=r.value(a[0]), offsets=r.exprs(a[1]), value=r.value(a[2]), mask=_mask(r, a[3]))),
-    "load_shared": _result_op(lambda r, a, res, loc: O.LoadShared(loc=loc, result=res, src=r.value(a[0]), offsets=r.exprs(a[1]))),
-    "store_shared": _no_result(lambda r, a, loc: O.StoreShared(loc=loc, dst=r.value(a[0]), offsets=r.exprs(a[1]), value=r.value(a[2]))),
-    "copy_async": _no_result(lambda r, a, loc: O.CopyAsync(loc=loc, dst=r.value(a[0]), src=r.value(a[1]), offsets=r.exprs(a[2]), mask=_mask(r, a[3]))),
-    "commit": _no_result(lambda r, a, loc: O.CommitGroup(loc=loc)),
-    "wait": _no_result(lambda r, a, loc: O.WaitGroup(loc=loc, pending=int(a[0]))),
-    "barrier": _no_result(lambda r, a, loc: O.Barrier(loc=loc)),
-    "full": _result_op(lambda r, a, res, loc: O.Full(loc=loc, result=res, value=r.expr(a[0]))),
-    "arange": _result_op(lambda r, a, res, loc: O.Arange(loc=loc, result=res, start=int(a[0]))),
-    "cast": _result_op(lambda r, a, res, loc: O.Cast(loc=loc, result=res, x=r.value(a[0]))),
-    "view": _result_op(lambda r, a, res, loc: O.View(loc=loc, result=res, x=r.value(a[0]), axis=int(a[1]))),
-    "unary": _result_op(lambda r, a, res, loc: O.ElementwiseUnary(loc=loc, result=res, op=str(a[0]), x=r.value(a[1]))),
-    "binary": _result_op(lambda r, a, res, loc: O.ElementwiseBinary(loc=loc, result=res, op=str(a[0]), a=r.value(a[1]), b=r.value(a[2]))),
-    "where": _result_op(lambda r, a, res, loc: O.Where(loc=loc, result=res, cond=r.value(a[0]), a=r.value(a[1]), b=r.value(a[2]))),
-    "fma": _result_op(lambda r, a, res, loc: O.Fma(loc=loc, result=res, a=r.value(a[0]), b=r.value(a[1]), c=r.value(a[2]))),
-    "dot": _result_op(lambda r, a, res, loc: O.Dot(loc=loc, result=res, a=r.value(a[0]), b=r.value(a[1]), c=r.value(a[2]))),
-    "reduce": _result_op(lambda r, a, res, loc: O.Reduce(loc=loc, result=res, kind=str(a[0]), x=r.value(a[1]), axis=int(a[2]))),
-    "lookup": _result_op(lambda r, a, res, loc: O.Lookup(loc=loc, result=res, table=r.value(a[0]), index=r.value(a[1]))),
-    "broadcast": _result_op(lambda r, a, res, loc: O.Broadcast(loc=loc, result=res, x=r.value(a[0]))),
-    "reshape": _result_op(lambda r, a, res, loc: O.Reshape(loc=loc, result=res, x=r.value(a[0]))),
+    "op_stmt": _parse_generic,
     "for_op": _parse_for,
     "if_op": _parse_if,
-    "print_op": _parse_print,
-}  # fmt: skip
-
-#: Which grammar rule parses each op class (the coverage test checks this is total).
-RULE_OF: dict[type[O.Op], str] = {
-    O.ProgramId: "program_id", O.NumPrograms: "num_programs", O.GlobalView: "global_view",
-    O.AllocShared: "alloc_shared", O.FreeShared: "free_shared", O.LoadGlobal: "load_global",
-    O.StoreGlobal: "store_global", O.LoadShared: "load_shared", O.StoreShared: "store_shared",
-    O.CopyAsync: "copy_async", O.CommitGroup: "commit", O.WaitGroup: "wait", O.Barrier: "barrier",
-    O.Full: "full", O.Arange: "arange", O.Cast: "cast", O.View: "view", O.ElementwiseUnary: "unary",
-    O.ElementwiseBinary: "binary", O.Where: "where", O.Fma: "fma", O.Dot: "dot", O.Reduce: "reduce",
-    O.Lookup: "lookup", O.Broadcast: "broadcast", O.Reshape: "reshape", O.For: "for_op", O.If: "if_op",
-    O.Print: "print_op",
-}  # fmt: skip
-
-
+}
 def parse(text: str) -> Program:
     """The program written in ``text`` (the ``.lbir`` form)."""
     try:

@@ -5,7 +5,10 @@ canonical: parameters keep their names, every other value is named
 ``%0, %1, ...`` in order of appearance, whatever its hint; scalar
 expressions are printed fully parenthesised; floats with ``repr`` (exact
 round trip).  Source locations are printed only with ``locs=True`` (so the
-cache key does not change when a comment moves a line).  The grammar is
+cache key does not change when a comment moves a line).  Each op prints from its class's description
+(:class:`~lowbit.ir.op_base.OpSpec`) as
+``%r = mnemonic(operands) {optional operands, attributes} : type``; only
+``for`` and ``if`` have syntax of their own.  The grammar is
 ``lbir.lark``; :func:`lowbit.ir.parser.parse` reads it back and
 ``print(parse(print(p))) == print(p)``.
 """
@@ -21,7 +24,7 @@ from lowbit.ir.expr import Binary, Cast, Const, Expr, Select, Unary, Var
 from lowbit.ir.program import Program
 from lowbit.ir.types import GlobalType, PointerType, SharedType, TileType, Value, is_bool
 
-__all__ = ["BINARY_SYMBOLS", "PRINTERS", "format_type", "print_program"]
+__all__ = ["BINARY_SYMBOLS", "attr_text", "format_type", "print_program"]
 
 BINARY_SYMBOLS = {
     "add": "+", "sub": "-", "mul": "*", "div": "/", "mod": "%", "and": "&", "or": "|", "xor": "^",
@@ -39,12 +42,6 @@ def format_type(t: TileType | SharedType | GlobalType | PointerType) -> str:
 
 def _float(x: float) -> str:
     return repr(float(x))
-
-
-def _scalar_literal(x: int | float | bool) -> str:
-    if isinstance(x, bool):
-        return "true" if x else "false"
-    return str(x) if isinstance(x, int) else _float(x)
 
 
 class _Printer:
@@ -104,40 +101,48 @@ class _Printer:
 
     def block(self, body: tuple[O.Op, ...], indent: int) -> None:
         for op in body:
-            fn = PRINTERS.get(type(op))
-            if fn is None:
-                raise IRError(f"no printer for op class {type(op).__name__}")
-            fn(self, op, indent)
-
-    def res(self, op: O.Op, v: Value) -> str:
-        return self.define(v)
-
-    def typed(self, v: Value) -> str:
-        return format_type(v.type)
+            _REGION_PRINTERS.get(type(op), _print_generic)(self, op, indent)
 
 
 def _carried_type(x: Var | Value) -> str:
     return x.dtype.name if isinstance(x, Var) else format_type(x.type)
 
 
-def _simple(mnemonic: str, operands: Callable[[_Printer, O.Op], str]) -> Callable[[_Printer, O.Op, int], None]:
-    """A printer for ``%r = mnemonic operands : type`` (or, without a result, ``mnemonic operands``)."""
+def attr_text(x: object) -> str:
+    """An attribute value as ``.lbir`` text (ints, floats, strings, bools, int tuples, layouts)."""
+    if isinstance(x, bool):
+        return "true" if x else "false"
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, float):
+        return _float(x)
+    if isinstance(x, str):
+        return json.dumps(x)
+    if isinstance(x, tuple):
+        return "[" + ", ".join(attr_text(y) for y in x) + "]"
+    to_text = getattr(x, "to_text", None)
+    if callable(to_text):
+        return f"`{to_text()}`"
+    raise IRError(f"cannot print attribute value {x!r}")
 
-    def show(p: _Printer, op: O.Op, indent: int) -> None:
-        body = operands(p, op)
-        result = getattr(op, "result", None)
-        if isinstance(result, Value):
-            p.emit(indent, f"{p.define(result)} = {mnemonic}{' ' + body if body else ''} : {format_type(result.type)}{p.loc(op)}")
-        elif isinstance(result, Var):
-            p.emit(indent, f"{p.define(result)} = {mnemonic} {body}{p.loc(op)}")
-        else:
-            p.emit(indent, f"{mnemonic}{' ' + body if body else ''}{p.loc(op)}")
 
-    return show
+def _operand(p: _Printer, x: object) -> str:
+    if isinstance(x, tuple):
+        return "[" + ", ".join(_operand(p, y) for y in x) + "]"
+    return p.item(x)  # type: ignore[arg-type]
 
 
-def _mask(p: _Printer, m: Value | None) -> str:
-    return "" if m is None else f" mask {p.ref(m)}"
+def _print_generic(p: _Printer, op: O.Op, indent: int) -> None:
+    """``[%r =] mnemonic(operands) [{optional operands and attributes}] [: type]`` from the op's description."""
+    spec = op.spec
+    args = ", ".join(_operand(p, getattr(op, n)) for n in spec.operands)
+    kws = [f"{n}={p.ref(v)}" for n in spec.optional if (v := getattr(op, n)) is not None]
+    kws += [f"{n}={attr_text(getattr(op, n))}" for n in spec.attrs if n != spec.mnemonic_attr]
+    text = f"{op.mnemonic}({args})" + (" {" + ", ".join(kws) + "}" if kws else "")
+    (res,) = op.defs() or (None,)
+    if res is not None:
+        text = f"{p.define(res)} = {text} : {_carried_type(res)}"
+    p.emit(indent, text + p.loc(op))
 
 
 def _print_for(p: _Printer, op: O.For, indent: int) -> None:
@@ -173,42 +178,11 @@ def _print_if(p: _Printer, op: O.If, indent: int) -> None:
     p.emit(indent, "}")
 
 
-def _print_print(p: _Printer, op: O.Print, indent: int) -> None:
-    vals = "".join(", " + p.item(v) for v in op.values)
-    p.emit(indent, f"print {json.dumps(op.prefix)}{vals}{p.loc(op)}")
-
-
-PRINTERS: dict[type[O.Op], Callable[[_Printer, O.Op], None] | Callable[[_Printer, O.Op, int], None]] = {
-    O.ProgramId: _simple("program_id", lambda p, op: str(op.axis)),
-    O.NumPrograms: _simple("num_programs", lambda p, op: str(op.axis)),
-    O.GlobalView: _simple("global_view", lambda p, op: f"{p.ref(op.ptr)} shape {p.exprs(op.shape)} strides {p.exprs(op.strides)}"),
-    O.AllocShared: _simple("alloc_shared", lambda p, op: ""),
-    O.FreeShared: _simple("free_shared", lambda p, op: p.ref(op.buf)),
-    O.LoadGlobal: _simple("load_global", lambda p, op: f"{p.ref(op.src)} {p.exprs(op.offsets)}{_mask(p, op.mask)} other {_scalar_literal(op.other)}"),
-    O.StoreGlobal: _simple("store_global", lambda p, op: f"{p.ref(op.dst)} {p.exprs(op.offsets)} {p.ref(op.value)}{_mask(p, op.mask)}"),
-    O.LoadShared: _simple("load_shared", lambda p, op: f"{p.ref(op.src)} {p.exprs(op.offsets)}"),
-    O.StoreShared: _simple("store_shared", lambda p, op: f"{p.ref(op.dst)} {p.exprs(op.offsets)} {p.ref(op.value)}"),
-    O.CopyAsync: _simple("copy_async", lambda p, op: f"{p.ref(op.dst)} {p.ref(op.src)} {p.exprs(op.offsets)}{_mask(p, op.mask)}"),
-    O.CommitGroup: _simple("commit", lambda p, op: ""),
-    O.WaitGroup: _simple("wait", lambda p, op: str(op.pending)),
-    O.Barrier: _simple("barrier", lambda p, op: ""),
-    O.Full: _simple("full", lambda p, op: p.expr(op.value)),
-    O.Arange: _simple("arange", lambda p, op: str(op.start)),
-    O.Cast: _simple("cast", lambda p, op: p.ref(op.x)),
-    O.View: _simple("view", lambda p, op: f"{p.ref(op.x)} axis {op.axis}"),
-    O.ElementwiseUnary: lambda p, op, indent: _simple(op.op, lambda p, op: p.ref(op.x))(p, op, indent),
-    O.ElementwiseBinary: lambda p, op, indent: _simple(op.op, lambda p, op: f"{p.ref(op.a)}, {p.ref(op.b)}")(p, op, indent),
-    O.Where: _simple("where", lambda p, op: f"{p.ref(op.cond)}, {p.ref(op.a)}, {p.ref(op.b)}"),
-    O.Fma: _simple("fma", lambda p, op: f"{p.ref(op.a)}, {p.ref(op.b)}, {p.ref(op.c)}"),
-    O.Dot: _simple("dot", lambda p, op: f"{p.ref(op.a)}, {p.ref(op.b)}, {p.ref(op.c)}"),
-    O.Reduce: _simple("reduce", lambda p, op: f"{op.kind} {p.ref(op.x)} axis {op.axis}"),
-    O.Lookup: _simple("lookup", lambda p, op: f"{p.ref(op.table)}, {p.ref(op.index)}"),
-    O.Broadcast: _simple("broadcast", lambda p, op: p.ref(op.x)),
-    O.Reshape: _simple("reshape", lambda p, op: p.ref(op.x)),
-    O.For: _print_for,
-    O.If: _print_if,
-    O.Print: _print_print,
-}  # fmt: skip
+#: Ops with regions print their own syntax; every other op prints from its description.
+_REGION_PRINTERS: dict[type[O.Op], Callable[[_Printer, O.Op, int], None]] = {
+    O.For: _print_for,  # type: ignore[dict-item]
+    O.If: _print_if,  # type: ignore[dict-item]
+}
 
 
 def print_program(prog: Program, locs: bool = False) -> str:

@@ -7,15 +7,13 @@ arguments, and nothing defined in a sibling body); every value defined
 once; shared buffers not used after ``free_shared`` (nor freed twice); scalar
 grid expressions written in the kernel's scalar parameters.
 
-:data:`SIGNATURES` has one entry per op class: what it reads, what it
-defines, which nested bodies it has.  :func:`verify` collects *every*
-problem (op, location, message) and raises one :class:`IRError` listing them.
+What an op reads, defines and nests comes from its class's description
+(:meth:`~lowbit.ir.op_base.Op.uses`, ``defs``, ``regions``), so there is no
+per-op table here.  :func:`verify` collects *every* problem (op, location,
+message) and raises one :class:`IRError` listing them.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from lowbit.errors import IRError
 from lowbit.ir import ops as O
@@ -23,70 +21,9 @@ from lowbit.ir.expr import Expr, Var, free_vars
 from lowbit.ir.program import Program
 from lowbit.ir.types import SharedType, Value
 
-__all__ = ["SIGNATURES", "Signature", "problems", "verify"]
+__all__ = ["problems", "verify"]
 
 Item = Var | Value | Expr
-
-
-@dataclass(frozen=True)
-class Region:
-    """A nested body: its block arguments and what it yields."""
-
-    body: tuple[O.Op, ...]
-    args: tuple[Var | Value, ...]
-    yields: tuple[Expr | Value, ...]
-
-
-@dataclass(frozen=True)
-class Signature:
-    uses: tuple[Item | None, ...]
-    defs: tuple[Var | Value, ...]
-    regions: tuple[Region, ...] = ()
-
-
-def _sig(uses: tuple[Item | None, ...] = (), defs: tuple[Var | Value, ...] = ()) -> Signature:
-    return Signature(uses, defs)
-
-
-SIGNATURES: dict[type[O.Op], Callable[[O.Op], Signature]] = {
-    O.ProgramId: lambda op: _sig((), (op.result,)),
-    O.NumPrograms: lambda op: _sig((), (op.result,)),
-    O.GlobalView: lambda op: _sig((op.ptr, *op.shape, *op.strides), (op.result,)),
-    O.AllocShared: lambda op: _sig((), (op.result,)),
-    O.FreeShared: lambda op: _sig((op.buf,)),
-    O.LoadGlobal: lambda op: _sig((op.src, *op.offsets, op.mask), (op.result,)),
-    O.StoreGlobal: lambda op: _sig((op.dst, op.value, *op.offsets, op.mask)),
-    O.LoadShared: lambda op: _sig((op.src, *op.offsets), (op.result,)),
-    O.StoreShared: lambda op: _sig((op.dst, op.value, *op.offsets)),
-    O.CopyAsync: lambda op: _sig((op.dst, op.src, *op.offsets, op.mask)),
-    O.CommitGroup: lambda op: _sig(),
-    O.WaitGroup: lambda op: _sig(),
-    O.Barrier: lambda op: _sig(),
-    O.Full: lambda op: _sig((op.value,), (op.result,)),
-    O.Arange: lambda op: _sig((), (op.result,)),
-    O.Cast: lambda op: _sig((op.x,), (op.result,)),
-    O.View: lambda op: _sig((op.x,), (op.result,)),
-    O.ElementwiseUnary: lambda op: _sig((op.x,), (op.result,)),
-    O.ElementwiseBinary: lambda op: _sig((op.a, op.b), (op.result,)),
-    O.Where: lambda op: _sig((op.cond, op.a, op.b), (op.result,)),
-    O.Fma: lambda op: _sig((op.a, op.b, op.c), (op.result,)),
-    O.Dot: lambda op: _sig((op.a, op.b, op.c), (op.result,)),
-    O.Reduce: lambda op: _sig((op.x,), (op.result,)),
-    O.Lookup: lambda op: _sig((op.table, op.index), (op.result,)),
-    O.Broadcast: lambda op: _sig((op.x,), (op.result,)),
-    O.Reshape: lambda op: _sig((op.x,), (op.result,)),
-    O.For: lambda op: Signature(
-        (op.start, op.stop, op.step, *op.inits),
-        tuple(op.results),
-        (Region(op.body, (op.var, *op.args), op.yields),),
-    ),
-    O.If: lambda op: Signature(
-        (op.cond,),
-        tuple(op.results),
-        (Region(op.then_body, (), op.then_yields), Region(op.else_body, (), op.else_yields)),
-    ),
-    O.Print: lambda op: _sig(tuple(op.values)),
-}
 
 
 class _Checker:
@@ -122,21 +59,19 @@ class _Checker:
 
     def block(self, body: tuple[O.Op, ...], scope: set[int]) -> None:
         for op in body:
-            entry = SIGNATURES.get(type(op))
-            if entry is None:
-                self.report(op, f"unknown op class {type(op).__name__}")
+            if not isinstance(op, O.Op):
+                self.report(None, f"{type(op).__name__} in a body is not an op")
                 continue
-            sig = entry(op)
-            for item in sig.uses:
+            for item in op.uses():
                 self.use(op, item, scope)
-            for region in sig.regions:
+            for region in op.regions():
                 inner = set(scope)
                 for a in region.args:
                     self.define(op, a, inner)
                 self.block(region.body, inner)
                 for y in region.yields:
                     self.use(op, y, inner)
-            for d in sig.defs:
+            for d in op.defs():
                 self.define(op, d, scope)
             self.sync(op)
 

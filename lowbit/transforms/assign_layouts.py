@@ -20,13 +20,11 @@ This is the simplest layout that lowers every op; layout *inference*
 from __future__ import annotations
 
 import math
-
-import dataclasses
 from functools import lru_cache
 
 from lowbit.errors import LayoutError
-from lowbit.ir import ops as V
-from lowbit.ir.program import Param, Program
+from lowbit.ir.program import Program
+from lowbit.ir.rewrite import Rewriter
 from lowbit.ir.types import TileType, Value
 from lowbit.layout import register as R
 from lowbit.transforms.options import Options
@@ -50,39 +48,19 @@ def flat_layout(shape: tuple[int, ...], threads: int) -> R.RegisterLayout | None
         return None
 
 
-class _Rewriter:
+class _Flat(Rewriter):
     def __init__(self, threads: int) -> None:
+        super().__init__()
         self.threads = threads
-        self.values: dict[Value, Value] = {}
 
-    def value(self, v: Value) -> Value:
-        got = self.values.get(v)
-        if got is None:
-            t = v.type
-            if isinstance(t, TileType) and t.layout is None:
-                lay = flat_layout(t.shape, self.threads)
-                got = Value(TileType(t.dtype, t.shape, lay), v.hint) if lay is not None else v
-            else:
-                got = v
-            self.values[v] = got
-        return got
-
-    def field(self, x: object) -> object:
-        if isinstance(x, Value):
-            return self.value(x)
-        if isinstance(x, V.Op):
-            return self.op(x)
-        if isinstance(x, tuple):
-            return tuple(self.field(y) for y in x)
-        return x
-
-    def op(self, op: V.Op) -> V.Op:
-        kw = {f.name: self.field(getattr(op, f.name)) for f in dataclasses.fields(op)}
-        return type(op)(**kw)
+    def define(self, v, op):  # noqa: ANN001, ANN201
+        t = getattr(v, "type", None)
+        if isinstance(t, TileType) and t.layout is None:
+            lay = flat_layout(t.shape, self.threads)
+            if lay is not None:
+                return Value(TileType(t.dtype, t.shape, lay), v.hint)
+        return v
 
 
 def run(prog: Program, opts: Options) -> Program:
-    rw = _Rewriter(prog.num_warps * 32)
-    params = tuple(Param(p.name, rw.field(p.value)) for p in prog.params)  # type: ignore[arg-type]
-    body = tuple(rw.op(op) for op in prog.body)
-    return Program(prog.name, params, body, prog.constexprs, prog.num_warps, prog.grid)
+    return _Flat(prog.num_warps * 32).run(prog)

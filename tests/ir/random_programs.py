@@ -16,6 +16,7 @@ from lowbit.ir import ops as O
 from lowbit.ir.expr import Binary, Cast, Const, Expr, Select, Unary, Var
 from lowbit.ir.program import Param, Program
 from lowbit.ir.types import BOOL, INT32, INT64, GlobalType, PointerType, SharedType, TileType, Value
+from lowbit.layout import register as R
 
 F16, F32, U8, U32, U4, I8 = (dtype(n) for n in ("f16", "f32", "uint8", "uint32", "uint4", "int8"))
 TILE_DTYPES = (F16, F32, INT32, U8, U32, U4, I8, dtype("e4m3fn"), dtype("bf16"))
@@ -240,6 +241,26 @@ class Gen:
         x = self.tile(None, (4, 8))
         self.add(O.Reshape(result=self.new_tile(x.type.dtype, self.r.choice([(32,), (8, 4), (2, 2, 8)])), x=x))
 
+    def m_convert_layout(self) -> None:
+        x = self.tile(None, (4, 8))
+        lay = self.r.choice([R.product(R.spatial(4, 8), R.replicate(self.threads // 32, 2)) if self.threads >= 32
+                             else R.spatial(4, 8), R.product(R.spatial(2, 2), R.local(2, 4))])
+        self.add(O.ConvertLayout(result=Value(TileType(x.type.dtype, (4, 8), lay)), x=x))
+
+    def m_permute(self) -> None:
+        x = self.tile(None, self.r.choice([(4, 8), (2, 4, 2)]))
+        order = tuple(self.r.sample(range(len(x.type.shape)), len(x.type.shape)))
+        self.add(O.Permute(result=self.new_tile(x.type.dtype, tuple(x.type.shape[d] for d in order)), x=x, order=order))
+
+    def m_slice(self) -> None:
+        x = self.tile(None, (4, 8))
+        self.add(O.Slice(result=self.new_tile(x.type.dtype, (2, 4)), x=x, starts=(self.r.randint(0, 2), self.r.randint(0, 4))))
+
+    def m_thread_index(self) -> None:
+        lay = R.product(R.spatial(self.threads // 8, 8), R.local(1, 2))
+        self.add(O.ThreadIndex(result=Value(TileType(INT32, (self.threads // 8, 16), lay)),
+                               kind=self.r.choice(O.THREAD_INDEX_KINDS)))
+
     def m_print(self) -> None:
         vals = tuple(self.r.sample([self.tile(), self.int_expr(1)], self.r.randint(0, 2)))
         self.add(O.Print(prefix=self.r.choice(["acc", 'quote"d', "x\ty"]), values=vals))
@@ -304,6 +325,8 @@ MAKERS = [v for k, v in vars(Gen).items() if k.startswith("m_")]
 def random_program(seed: int) -> tuple[Program, set[type]]:
     """A random program and the op classes it contains."""
     g = Gen(random.Random(seed))
+    num_warps = g.r.choice([1, 4, 8])
+    g.threads = 32 * num_warps
     g.body(g.r.randint(15, 30))
     grid = (Binary("add", g.params[2].value, Const(1, INT32)), Const(2, INT32)) if g.r.random() < 0.3 else None  # type: ignore[arg-type]
-    return Program(f"rand{seed}", tuple(g.params), tuple(g.block), (("S", repr(seed)),), g.r.choice([1, 4, 8]), grid), g.used
+    return Program(f"rand{seed}", tuple(g.params), tuple(g.block), (("S", repr(seed)),), num_warps, grid), g.used

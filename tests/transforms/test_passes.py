@@ -16,22 +16,22 @@ from lowbit.transforms.assign_layouts import flat_layout
 from tests.transforms.test_examples_emu import EXAMPLES, load
 
 BEFORE = """kernel @k(%x_ptr: ptr<f32>, %n: int32) num_warps=4 {
-  %0 = program_id 0
-  %1 = global_view %x_ptr shape [%n] strides [1] : global<f32, 1>
-  %2 = load_global %1 [(%0 * 32)] other 0 : tile<f32, [32]>
-  %3 = full 2.0:f32 : tile<f32, [32]>
-  %4 = mul %2, %3 : tile<f32, [32]>
-  store_global %1 [(%0 * 32)] %4
+  %0 = program_id() {axis=0} : int32
+  %1 = global_view(%x_ptr, [%n], [1]) : global<f32, 1>
+  %2 = load_global(%1, [(%0 * 32)]) {other=0} : tile<f32, [32]>
+  %3 = full(2.0:f32) : tile<f32, [32]>
+  %4 = mul(%2, %3) : tile<f32, [32]>
+  store_global(%1, %4, [(%0 * 32)])
 }
 """
 
 AFTER_LAYOUTS = """kernel @k(%x_ptr: ptr<f32>, %n: int32) num_warps=4 {
-  %0 = program_id 0
-  %1 = global_view %x_ptr shape [%n] strides [1] : global<f32, 1>
-  %2 = load_global %1 [(%0 * 32)] other 0 : tile<f32, [32], `R[32|t=r4.m0|l=]`>
-  %3 = full 2.0:f32 : tile<f32, [32], `R[32|t=r4.m0|l=]`>
-  %4 = mul %2, %3 : tile<f32, [32], `R[32|t=r4.m0|l=]`>
-  store_global %1 [(%0 * 32)] %4
+  %0 = program_id() {axis=0} : int32
+  %1 = global_view(%x_ptr, [%n], [1]) : global<f32, 1>
+  %2 = load_global(%1, [(%0 * 32)]) {other=0} : tile<f32, [32], `R[32|t=r4.m0|l=]`>
+  %3 = full(2.0:f32) : tile<f32, [32], `R[32|t=r4.m0|l=]`>
+  %4 = mul(%2, %3) : tile<f32, [32], `R[32|t=r4.m0|l=]`>
+  store_global(%1, %4, [(%0 * 32)])
 }
 """
 
