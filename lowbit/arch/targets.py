@@ -112,6 +112,10 @@ def _features(**overrides: tuple[Support, tuple[int, int]]) -> MappingProxyType:
         "cp.async": (N, (7, 0)),
         "cvt.f16x2": (N, (7, 0)),
         "cvt.bf16x2": (N, (7, 0)),
+        # packed 16-bit float math (PTX ISA 9.7.4): add/sub/mul/fma .f16x2 from sm_53; fma.rn.bf16x2
+        # from sm_80; add/sub/mul .bf16x2 only from sm_90 (the lowering writes them as fma below it)
+        "f16x2.arith": (N, (7, 0)),
+        "bf16x2.fma": (N, (7, 0)),
     }
     base.update({k.replace("__", "."): v for k, v in overrides.items()})
     return MappingProxyType({k: Feature(s, p) for k, (s, p) in base.items() if s is not U})
@@ -133,6 +137,7 @@ _SM90 = (
     | {_k("mma.m16n8k256.b1.xor"): (E, (7, 0))}
     | {_k(f): (E, (8, 4)) for f in _FP8}
     | {_k(f): (N, (7, 8)) for f in _CVT_FP8}
+    | {_k("bf16x2.arith"): (N, (7, 8))}
 )
 # Blackwell: everything int4/b1/fp8 through mma.sync is emulated on sm_100a; sm_120a has QMMA.
 _SM100 = (
@@ -141,6 +146,7 @@ _SM100 = (
     | {_k(f): (E, (8, 4)) for f in _FP8}
     | {_k(f): (N, (7, 8)) for f in _CVT_FP8}
     | {_k(f): (N, (8, 6)) for f in _CVT_FP6_FP4}
+    | {_k("bf16x2.arith"): (N, (7, 8))}
 )
 _SM120 = _SM100 | {_k(f): (N, (8, 7)) for f in _FP8} | {
     _k("mma.kind_f8f6f4"): (N, (8, 7)),

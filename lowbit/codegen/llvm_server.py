@@ -45,6 +45,10 @@ class _Compiler:
 
         llvm.initialize_all_targets()
         llvm.initialize_all_asmprinters()
+        # Vector widths are lowbit's choice (instruction selection, visible in the SIMT program); NVPTX's
+        # load/store vectorizer would merge a thread's other adjacent accesses too -- and may widen the last
+        # ones of a buffer into its padding, reading bytes nothing wrote.
+        llvm.set_option("lowbit", "-disable-nvptx-load-store-vectorizer")
         self.llvm = llvm
         self.target = llvm.Target.from_triple("nvptx64-nvidia-cuda")
         self.machines: dict[tuple[str, str, int], object] = {}

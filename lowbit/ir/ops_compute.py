@@ -16,7 +16,7 @@ from lowbit.ir.op_base import describe as _describe
 from lowbit.ir.types import BOOL, INT32, TileType, Value, is_arith, is_bool
 
 __all__ = ["ARITH_UNARY", "BINARY_TILE_OPS", "REDUCE_KINDS", "Arange", "Broadcast", "Cast", "Dot",
-           "ConvertLayout", "ElementwiseBinary", "ElementwiseUnary", "Fma", "Full", "Lookup", "Permute", "Reduce",
+           "CONVERT_ROUTES", "ConvertLayout", "ElementwiseBinary", "ElementwiseUnary", "Fma", "Full", "Lookup", "Permute", "Reduce",
            "Reshape", "Slice", "THREAD_INDEX_KINDS", "ThreadIndex", "View", "Where", "view_shape"]  # fmt: skip
 
 
@@ -314,6 +314,11 @@ class Reshape(Op):
 # ------------------------------------------------------------ layouts and re-arrangements
 
 
+#: How a selected conversion moves data: "" not selected yet, "regs" within each thread, "shfl" within warps.
+#: (A conversion through shared memory is not a route: instruction selection writes it out as VM ops.)
+CONVERT_ROUTES = ("", "regs", "shfl")
+
+
 @dataclass(frozen=True, eq=False)
 class ConvertLayout(Op):
     """The same tile in another register layout (the result's): values unchanged, data may move between threads.
@@ -326,14 +331,17 @@ class ConvertLayout(Op):
 
     result: Value
     x: Value
+    route: str = ""
     opname = "convert_layout"
-    spec = OpSpec(results=("result",), operands=("x",))
+    spec = OpSpec(results=("result",), operands=("x",), attrs=("route",))
 
     def __post_init__(self) -> None:
         t = self.tile(self.x, "operand")
         self.check_result(self.result, TileType(t.dtype, t.shape))
         if self.result.type.layout is None:  # type: ignore[union-attr]
             raise self.fail("the result must carry the layout it converts to")
+        if self.route not in CONVERT_ROUTES:
+            raise self.fail(f"route must be one of {CONVERT_ROUTES}, got {self.route!r}")
 
 
 @dataclass(frozen=True, eq=False)

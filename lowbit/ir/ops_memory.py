@@ -15,6 +15,11 @@ from lowbit.ir.op_base import mask_check as _mask
 from lowbit.ir.op_base import shared_type as _shared
 from lowbit.ir.types import INT32, PointerType, SharedType, TileType, Value
 
+def _vec(op: Op, vec: int) -> None:
+    if not isinstance(vec, int) or isinstance(vec, bool) or vec < 1 or vec & (vec - 1):
+        raise op.fail(f"vec (elements per access) must be a power of two >= 1, got {vec!r}")
+
+
 __all__ = ["AllocShared", "Barrier", "CommitGroup", "CopyAsync", "FreeShared", "GlobalView", "LoadGlobal",
            "LoadShared", "NumPrograms", "ProgramId", "StoreGlobal", "StoreShared", "WaitGroup"]  # fmt: skip
 
@@ -109,8 +114,10 @@ class LoadGlobal(Op):
     offsets: tuple[Expr, ...]
     mask: Value | None = None
     other: Scalar = 0
+    vec: int = 1
     opname = "load_global"
-    spec = OpSpec(results=("result",), operands=("src", "offsets"), optional=("mask",), attrs=("other",), effect=Effect.READ)
+    spec = OpSpec(results=("result",), operands=("src", "offsets"), optional=("mask",), attrs=("other", "vec"),
+                  effect=Effect.READ)  # fmt: skip
 
     def __post_init__(self) -> None:
         g = _global(self, self.src, "source")
@@ -119,6 +126,7 @@ class LoadGlobal(Op):
         if t.dtype != g.dtype or len(t.shape) != g.ndim:
             raise self.fail(f"result {t} does not match the view {g}")
         _mask(self, self.mask, t.shape)
+        _vec(self, self.vec)
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,8 +137,9 @@ class StoreGlobal(Op):
     value: Value
     offsets: tuple[Expr, ...]
     mask: Value | None = None
+    vec: int = 1
     opname = "store_global"
-    spec = OpSpec(operands=("dst", "value", "offsets"), optional=("mask",), effect=Effect.WRITE)
+    spec = OpSpec(operands=("dst", "value", "offsets"), optional=("mask",), attrs=("vec",), effect=Effect.WRITE)
 
     def __post_init__(self) -> None:
         g = _global(self, self.dst, "destination")
@@ -139,6 +148,7 @@ class StoreGlobal(Op):
         if t.dtype != g.dtype or len(t.shape) != g.ndim:
             raise self.fail(f"value {t} does not match the view {g}")
         _mask(self, self.mask, t.shape)
+        _vec(self, self.vec)
 
 
 def _sub_tile(op: Op, tile: TileType, buf: SharedType, offsets: tuple[Expr, ...]) -> None:
@@ -156,11 +166,13 @@ class LoadShared(Op):
     result: Value
     src: Value
     offsets: tuple[Expr, ...]
+    vec: int = 1
     opname = "load_shared"
-    spec = OpSpec(results=("result",), operands=("src", "offsets"), effect=Effect.READ)
+    spec = OpSpec(results=("result",), operands=("src", "offsets"), attrs=("vec",), effect=Effect.READ)
 
     def __post_init__(self) -> None:
         _sub_tile(self, self.tile(self.result, "result"), _shared(self, self.src, "source"), self.offsets)
+        _vec(self, self.vec)
 
 
 @dataclass(frozen=True, eq=False)
@@ -170,11 +182,13 @@ class StoreShared(Op):
     dst: Value
     value: Value
     offsets: tuple[Expr, ...]
+    vec: int = 1
     opname = "store_shared"
-    spec = OpSpec(operands=("dst", "value", "offsets"), effect=Effect.WRITE)
+    spec = OpSpec(operands=("dst", "value", "offsets"), attrs=("vec",), effect=Effect.WRITE)
 
     def __post_init__(self) -> None:
         _sub_tile(self, self.tile(self.value, "value"), _shared(self, self.dst, "destination"), self.offsets)
+        _vec(self, self.vec)
 
 
 @dataclass(frozen=True, eq=False)

@@ -15,6 +15,8 @@ cache key does not change when a comment moves a line).  Each op prints from its
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 from collections.abc import Callable
 
@@ -132,12 +134,24 @@ def _operand(p: _Printer, x: object) -> str:
     return p.item(x)  # type: ignore[arg-type]
 
 
+@functools.cache
+def _defaults(cls: type) -> dict[str, object]:
+    """Attributes with a default: printed only when they differ from it (the parser fills it back in)."""
+    return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+
+
+def _same(a: object, b: object) -> bool:
+    return type(a) is type(b) and a == b
+
+
 def _print_generic(p: _Printer, op: O.Op, indent: int) -> None:
     """``[%r =] mnemonic(operands) [{optional operands and attributes}] [: type]`` from the op's description."""
     spec = op.spec
     args = ", ".join(_operand(p, getattr(op, n)) for n in spec.operands)
     kws = [f"{n}={p.ref(v)}" for n in spec.optional if (v := getattr(op, n)) is not None]
-    kws += [f"{n}={attr_text(getattr(op, n))}" for n in spec.attrs if n != spec.mnemonic_attr]
+    defaults = _defaults(type(op))
+    kws += [f"{n}={attr_text(getattr(op, n))}" for n in spec.attrs
+            if n != spec.mnemonic_attr and not (n in defaults and _same(getattr(op, n), defaults[n]))]  # fmt: skip
     text = f"{op.mnemonic}({args})" + (" {" + ", ".join(kws) + "}" if kws else "")
     (res,) = op.defs() or (None,)
     if res is not None:

@@ -134,7 +134,14 @@ def _shape_text(shape: tuple[int, ...]) -> str:
 
 @dataclass(frozen=True)
 class TileType:
-    """A register tile: ``dtype``, static ``shape`` (rank >= 1), optional register layout."""
+    """A register tile: ``dtype``, static ``shape`` (rank >= 1), optional register layout.
+
+    The layout's shape may exceed the tile's along some dimensions (a
+    *padded* layout: a tile of 5 x 20 spread over 128 threads as if it were
+    8 x 32); its coordinates outside the tile are phantom elements, which the
+    lowering never loads from or stores to memory and leaves out of
+    reductions.
+    """
 
     dtype: DType
     shape: tuple[int, ...]
@@ -145,8 +152,16 @@ class TileType:
         if not self.shape:
             raise IRError("a tile has rank >= 1 (scalars are expressions)")
         lshape = getattr(self.layout, "shape", None)
-        if self.layout is not None and isinstance(lshape, tuple) and tuple(lshape) != self.shape:
-            raise IRError(f"layout {self.layout} has shape {list(lshape)}, the tile {list(self.shape)}")
+        if self.layout is not None and isinstance(lshape, tuple) and (
+                len(lshape) != len(self.shape) or any(a < b for a, b in zip(lshape, self.shape))):  # fmt: skip
+            raise IRError(f"layout {self.layout} has shape {list(lshape)}, which does not cover the tile "
+                          f"{list(self.shape)}")  # fmt: skip
+
+    @property
+    def padded(self) -> bool:
+        """Whether the layout covers more than the tile (phantom elements)."""
+        lshape = getattr(self.layout, "shape", None)
+        return lshape is not None and tuple(lshape) != self.shape
 
     @property
     def size(self) -> int:

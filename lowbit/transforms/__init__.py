@@ -4,7 +4,9 @@ Each pass is ``run(prog, opts)``; every one but the last maps a VM
 :class:`~lowbit.ir.program.Program` to a VM program, the last
 (``lower_simt``) maps it to a SIMT :class:`~lowbit.ir.simt.Kernel`.
 :func:`lower` runs them all, verifying between passes when
-``opts.verify`` is set (the default: tests and the driver both do).
+``opts.verify`` is set (the default: tests and the driver both do): the
+IR verifier after every pass, and the layout verifier
+(:mod:`~lowbit.transforms.verify_layouts`) once layouts exist.
 """
 
 from __future__ import annotations
@@ -12,21 +14,31 @@ from __future__ import annotations
 from lowbit.ir.program import Program
 from lowbit.ir.simt import Kernel
 from lowbit.ir.verifier import verify as verify_vm
-from lowbit.transforms import assign_layouts, lower_simt
+from lowbit.transforms import infer_layouts, lower_simt, select_instructions, specialize, verify_layouts
 from lowbit.transforms.options import Options
 
 __all__ = ["PIPELINE", "Options", "lower", "lower_vm"]
 
 #: The passes in order, each with the reason it sits where it does.
 PIPELINE = (
-    # 1. Layouts first: the lowering reads each tile's distribution from its type,
-    #    so every tile must carry one (or be left to the lowering's flat default)
-    #    before any per-thread code is written.
-    assign_layouts,
-    # 2. Lowering last: it consumes every VM op and leaves per-thread SIMT code;
-    #    nothing tile-level can run after it.
+    # 1. Specialise first: fold the scalar arithmetic so every later pass sees offsets in their simplest form
+    #    (what divides an offset decides vector widths).
+    specialize,
+    # 2. Layouts next: every later decision (vector width, conversion route, which instruction) depends on
+    #    where each element sits; inference makes every op register-local and every layout change an
+    #    explicit convert_layout.
+    infer_layouts,
+    # 3. Select instructions once layouts are fixed: routes for conversions, dot and cross-warp reductions
+    #    written out as VM ops, vector widths on memory ops.  (Software pipelining and shared-memory planning
+    #    come next, in later issues: they need the explicit shared traffic this pass writes.)
+    select_instructions,
+    # 4. Lowering last: it consumes every VM op and leaves per-thread SIMT code; nothing tile-level can run
+    #    after it, and it decides nothing.
     lower_simt,
 )
+
+#: The layout verifier's stage after each VM -> VM pass (None: layouts are not required yet).
+_STAGE = {specialize: None, infer_layouts: "inferred", select_instructions: "selected"}
 
 
 def lower_vm(prog: Program, opts: Options) -> Program:
@@ -35,6 +47,9 @@ def lower_vm(prog: Program, opts: Options) -> Program:
         prog = p.run(prog, opts)
         if opts.verify:
             verify_vm(prog)
+            stage = _STAGE[p]
+            if stage is not None:
+                verify_layouts.verify(prog, stage)
     return prog
 
 

@@ -1,22 +1,21 @@
-"""The state of one VM -> SIMT lowering: the builder, what each VM value became, the tile distribution.
+"""The state of one VM -> SIMT lowering: the builder, what each VM value became, and the one layout emitter.
 
-Distribution ("flat cyclic", the layout ``assign_layouts`` records): a tile of
-``n`` elements (row-major linear index ``e``) over ``T`` threads is held in
-``L = max(1, ceil(n / T))`` slots per thread; slot ``j`` of thread ``t``
-holds element ``(j*T + t) mod n``.  It is *primary* (the one copy that
-stores, writes shared memory...) when ``j*T + t < n``.  When ``n`` divides
-by ``T`` this is ``product(local(n/T), spatial(T))``; when ``T`` divides by
-``n`` it is ``T/n``-fold replication of ``spatial(n)``; otherwise some
-trailing slots hold duplicates.  Every slot always holds a defined value.
+Every register tile arrives with a :class:`~lowbit.layout.register.RegisterLayout`
+(``infer_layouts`` put it there), and this module is the only place that
+turns a layout into per-thread arithmetic: :meth:`Ctx.coords` gives the
+coordinates thread ``tid`` holds in a slot as ``spatial part(tid)`` (one
+set of registers per layout, computed once in the scope that first needs
+it) plus the slot's constant part; :meth:`Ctx.primary` is the predicate of
+the one replica that writes (all replication digits zero).
 
-Ops that move elements between threads (dot, reduce, view, broadcast,
-lookup) exchange through one shared ``@scratch`` buffer: barrier, every
-primary slot writes, barrier, every thread reads what it needs.
+A lowered tile (:class:`~lowbit.transforms._tiles.Tile`) keeps its layout
+and either one register per slot or its slots' bits packed LSB-first into
+32-bit words; conversions between the two forms are cached per scope here,
+so each is emitted once where it is first needed and never used outside
+the region that computed it.
 """
 
 from __future__ import annotations
-
-import math
 
 from dataclasses import dataclass
 
@@ -25,25 +24,12 @@ from lowbit.errors import CodegenError
 from lowbit.ir import ops as V
 from lowbit.ir.expr import Binary, Cast, Const as EConst, Expr, Select, Unary, Var
 from lowbit.ir.simt import Builder, Const, Operand, Reg
-from lowbit.ir.simt import ops as S
-from lowbit.ir.simt.types import I32, I64, PRED, ScalarType
-from lowbit.ir.types import TileType, Value, is_bool
+from lowbit.ir.simt.types import I32, I64, PRED
+from lowbit.layout.register import RegisterLayout
 from lowbit.transforms import _values as vals
+from lowbit.transforms._layout_maps import local_table, spatial_table
 
-__all__ = ["Ctx", "GView", "SBuf", "Tile", "fail"]
-
-
-@dataclass(frozen=True)
-class Tile:
-    """A lowered register tile: one operand per slot."""
-
-    dtype: DType
-    shape: tuple[int, ...]
-    regs: tuple[Operand, ...]
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
+__all__ = ["Ctx", "GView", "SBuf", "fail"]
 
 
 @dataclass(frozen=True)
@@ -81,23 +67,13 @@ def row_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(reversed(out))
 
 
-def spill_type(dt: DType) -> ScalarType:
-    """How an element is kept in scratch shared memory (predicates as i32)."""
-    return I32 if is_bool(dt) else vals.reg_type(dt)
-
-
-def nbytes(t: ScalarType) -> int:
-    return max(1, t.bits // 8)
-
-
 class Ctx:
     """Mutable while one program is lowered; the pass returns an immutable SIMT kernel."""
 
-    def __init__(self, b: Builder, threads: int) -> None:
-        self.b, self.T = b, threads
+    def __init__(self, b: Builder, threads: int, arch: str) -> None:
+        self.b, self.T, self.arch = b, threads, arch
         self.scopes: list[dict[object, object]] = [{}]
         self.tid = b.sreg("tid.x")
-        self.scratch_bytes = 0
         self.shared_count = 0
 
     # ------------------------------------------------------------------ scopes
@@ -116,16 +92,18 @@ class Ctx:
     def pop(self) -> None:
         self.scopes.pop()
 
-    def tile(self, v: Value, op: V.Op) -> Tile:
-        t = self.find(v)
-        if not isinstance(t, Tile):
-            raise fail(op, f"operand {v.hint or v} is not a lowered register tile")
-        return t
-
     def get(self, v: object, op: V.Op) -> object:
         t = self.find(v)
         if t is None:
             raise fail(op, f"operand {getattr(v, 'hint', '') or v} has no lowered value")
+        return t
+
+    def tile(self, v: object, op: V.Op):  # noqa: ANN201 - a Tile (import cycle)
+        from lowbit.transforms._tiles import Tile  # noqa: PLC0415
+
+        t = self.find(v)
+        if not isinstance(t, Tile):
+            raise fail(op, f"operand {getattr(v, 'hint', '') or v} is not a lowered register tile")
         return t
 
     # ------------------------------------------------------------------ scalars
@@ -155,6 +133,13 @@ class Ctx:
         self.put(key, r)
         return r
 
+    def i32(self, x: Operand) -> Operand:
+        if x.type == I32:
+            return x
+        if isinstance(x, Const):
+            return Const(x.value, I32)
+        return self.b.cast("trunc", x, I32)
+
     def i64(self, x: Operand) -> Operand:
         if x.type == I64:
             return x
@@ -162,54 +147,12 @@ class Ctx:
             return Const(x.value, I64)
         return self.b.cast("sext", x, I64)
 
-    # ------------------------------------------------------------------ distribution
-    def slots(self, n: int) -> int:
-        return max(1, -(-n // self.T))
-
-    def lin(self, n: int, j: int) -> Operand:
-        """Linear element index (i32) held by this thread's slot ``j`` of an ``n``-element tile."""
-        key = ("lin", n, j)
-        got = self.find(key)
-        if got is not None:
-            return got  # type: ignore[return-value]
-        b = self.b
-        r: Operand = self.tid if j == 0 else b.binary("add", self.tid, Const(j * self.T, I32), "e")
-        if (j + 1) * self.T > n:
-            r = b.binary("urem", r, Const(n, I32), "e")
-        self.put(key, r)
-        return r
-
-    def primary(self, n: int, j: int) -> Operand | None:
-        """Predicate: this slot is the element's one writing copy (None: always)."""
-        if (j + 1) * self.T <= n:
-            return None
-        key = ("primary", n, j)
-        got = self.find(key)
-        if got is None:
-            e = self.tid if j == 0 else self.b.binary("add", self.tid, Const(j * self.T, I32), "e")
-            got = self.b.cmp("ult", e, Const(n, I32), "own")
-            self.put(key, got)
-        return got  # type: ignore[return-value]
-
-    def coords(self, shape: tuple[int, ...], j: int) -> tuple[Operand, ...]:
-        key = ("coords", shape, j)
-        got = self.find(key)
-        if got is not None:
-            return got  # type: ignore[return-value]
-        n = math.prod(shape)
-        e = self.lin(n, j)
-        out: list[Operand] = []
-        for d, stride in enumerate(row_strides(shape)):
-            if shape[d] == 1:
-                out.append(Const(0, I32))
-                continue
-            c = e if stride == 1 else self.b.binary("udiv", e, Const(stride, I32), "c")
-            if d > 0 and stride * shape[d] < n:
-                c = self.b.binary("urem", c, Const(shape[d], I32), "c")
-            out.append(c)
-        res = tuple(out)
-        self.put(key, res)
-        return res
+    def add(self, a: Operand, c: int, hint: str = "c") -> Operand:
+        if c == 0:
+            return a
+        if isinstance(a, Const):
+            return Const(a.value + c, a.type)
+        return self.b.binary("add", a, Const(c, a.type), hint)
 
     def and_(self, a: Operand | None, c: Operand | None) -> Operand | None:
         if a is None:
@@ -218,39 +161,103 @@ class Ctx:
             return a
         return self.b.binary("and", a, c)
 
-    # ------------------------------------------------------------------ scratch exchange
-    def scratch(self, size: int) -> Reg:
-        self.scratch_bytes = max(self.scratch_bytes, size)
-        return self.b.shared_addr("scratch")
-
-    def exchange(self, tiles: list[Tile]) -> list[tuple[Reg, ScalarType]]:
-        """Write ``tiles`` to scratch (one after another, 16-byte aligned); return (base, elem type) of each."""
-        offs, total = [], 0
-        for t in tiles:
-            offs.append(total)
-            total += -(-(t.size * nbytes(spill_type(t.dtype))) // 16) * 16
-        base = self.scratch(total)
-        b = self.b
-        b.emit(S.Barrier())
-        out = []
-        for t, off in zip(tiles, offs):
-            st = spill_type(t.dtype)
-            tb = b.gep(base, Const(off, I32), ScalarType("i8"), "xb") if off else base
-            for j, r in enumerate(t.regs):
-                v = b.cast("zext", r, I32) if r.type == PRED else r
-                p = b.gep(tb, self.lin(t.size, j), st, "xa")
-                b.store(p, v, nbytes(st), self.primary(t.size, j))
-            out.append((tb, st))
-        b.emit(S.Barrier())
+    # ------------------------------------------------------------------ the layout emitter
+    def thread_digits(self, layout: RegisterLayout) -> dict[int, Operand]:
+        """Mode id (or ``-position - 1`` for replication digits) -> that digit of ``tid.x``, as i32 registers."""
+        key = ("digits", layout)
+        got = self.find(key)
+        if got is not None:
+            return got  # type: ignore[return-value]
+        if layout.num_threads != self.T:
+            raise CodegenError(f"layout {layout} spans {layout.num_threads} threads, the block has {self.T}")
+        b, out, stride = self.b, {}, 1
+        for pos in reversed(range(len(layout.spatial))):
+            e = layout.spatial[pos]
+            size = -e if e < 0 else layout.mode_sizes[e]
+            d: Operand = self.tid if stride == 1 else b.binary("udiv", self.tid, Const(stride, I32), "td")
+            if stride * size < self.T:
+                d = b.binary("urem", d, Const(size, I32), "td")
+            out[e if e >= 0 else -pos - 1] = d
+            stride *= size
+        self.put(key, out)
         return out
 
-    def read(self, base: Reg, st: ScalarType, index: Operand, dt: DType) -> Operand:
-        v = self.b.load(st, self.b.gep(base, index, st, "ra"), nbytes(st))
-        return self.b.cmp("ne", v, Const(0, I32)) if is_bool(dt) else v
+    def spatial_coords(self, layout: RegisterLayout) -> tuple[Operand, ...]:
+        """The thread part of the coordinates (i32 per dimension; constants where no thread digit adds)."""
+        key = ("spatial", layout)
+        got = self.find(key)
+        if got is not None:
+            return got  # type: ignore[return-value]
+        digits = self.thread_digits(layout)
+        out: list[Operand] = [Const(0, I32)] * layout.rank
+        for e, d in digits.items():
+            if e < 0:
+                continue
+            dim, w = layout._mode_dim[e]  # noqa: SLF001 - the layout's own mode weights
+            term = d if w == 1 else self.b.binary("mul", d, Const(w, I32), "tc")
+            out[dim] = term if isinstance(out[dim], Const) and out[dim].value == 0 else self.b.binary("add", out[dim], term, "tc")
+        res = tuple(out)
+        self.put(key, res)
+        return res
 
-    def check_layout(self, t: TileType, op: V.Op) -> None:
-        from lowbit.transforms.assign_layouts import flat_layout  # noqa: PLC0415 - avoid an import cycle
+    def coords(self, layout: RegisterLayout, slot: int) -> tuple[Operand, ...]:
+        """The coordinates (i32) this thread holds in ``slot`` of ``layout``."""
+        base = self.spatial_coords(layout)
+        lo = local_table(layout)[slot]
+        return tuple(self.add(c, int(o)) for c, o in zip(base, lo))
 
-        if t.layout is not None and t.layout != flat_layout(t.shape, self.T):
-            raise fail(op, f"register layout {t.layout} is not supported by the lowering yet "
-                           f"(only the block-wide distribution {flat_layout(t.shape, self.T)})")
+    def valid(self, layout: RegisterLayout, shape: tuple[int, ...], slot: int) -> Operand | bool:
+        """Whether this thread's ``slot`` holds a real element of a ``shape`` tile (padded layouts).
+
+        ``True``/``False`` when it is the same for every thread (known at
+        compile time), else an i1 register.
+        """
+        if tuple(layout.shape) == tuple(shape):
+            return True
+        key = ("valid", layout, shape, slot)
+        got = self.find(key)
+        if got is not None:
+            return got  # type: ignore[return-value]
+        sp = spatial_table(layout)
+        lo = local_table(layout)[slot]
+        out: Operand | bool = True
+        base = self.spatial_coords(layout)
+        for d, (p, n) in enumerate(zip(layout.shape, shape)):
+            if p == n:
+                continue
+            lo_d, hi_d = int(lo[d]) + int(sp[:, d].min()), int(lo[d]) + int(sp[:, d].max())
+            if lo_d >= n:
+                out = False
+                break
+            if hi_d < n:
+                continue
+            c = self.add(base[d], int(lo[d]))
+            p_d = self.b.cmp("ult", c, Const(n, I32), "ok")
+            out = p_d if out is True else self.b.binary("and", out, p_d)  # type: ignore[arg-type]
+        self.put(key, out)
+        return out
+
+    def primary(self, layout: RegisterLayout) -> Operand | None:
+        """Predicate: this thread is its elements' first replica (None when nothing is replicated)."""
+        if layout.is_injective:
+            return None
+        key = ("primary", layout)
+        got = self.find(key)
+        if got is None:
+            conds = [d for e, d in self.thread_digits(layout).items() if e < 0]
+            for c in conds:
+                p = self.b.cmp("eq", c, Const(0, I32), "own")
+                got = p if got is None else self.b.binary("and", got, p)  # type: ignore[arg-type]
+            self.put(key, got)
+        return got  # type: ignore[return-value]
+
+    def lane(self) -> Operand:
+        key = ("lane",)
+        got = self.find(key)
+        if got is None:
+            got = self.b.binary("and", self.tid, Const(31, I32), "lane")
+            self.put(key, got)
+        return got  # type: ignore[return-value]
+
+    def pred_to_i32(self, p: Operand) -> Operand:
+        return self.b.cast("zext", p, I32) if p.type == PRED else p

@@ -1,34 +1,45 @@
-"""Lowering of the compute ops: element-wise math, casts, views, dot, reduce, lookup, broadcast, reshape.
+"""Lowering of the compute ops on layout-carrying tiles: every op works on the slots each thread already holds.
 
-Element-wise ops work slot by slot (every operand has the same flat
-distribution, so slot ``j`` of each holds the same element).  Ops that need
-other threads' elements exchange through scratch shared memory
-(:meth:`Ctx.exchange`): ``dot`` is the straightforward per-thread FMA scheme
-(each thread owns C elements and walks K over A and B in shared memory),
-``reduce`` combines inside warps with butterfly shuffles where the reduced
-axis allows and walks the rest in scratch, ``view`` assembles each result code from
-the one or more source codes it overlaps (LSB-first, ``lowbit.pack``'s order).
+``infer_layouts`` made every op register-local and ``select_instructions``
+wrote out every move between threads, so here an element-wise op works
+slot by slot (on packed ``f16x2``/``bf16x2`` words where the dtype has
+them), a ``broadcast``, ``slice`` or ``regs`` conversion is a permutation
+of registers fixed at compile time, ``reshape``/``permute``/``view`` re-label
+the same registers, a ``shfl`` conversion is one ``shfl.sync.idx`` per
+slot, and ``reduce`` combines in-thread slots then lanes with
+``shfl.sync.bfly`` (its axis never spans warps here).  ``dot`` does not
+reach this pass: instruction selection rewrote it.
 """
 
 from __future__ import annotations
 
 from lowbit.dtypes import dtype
+from lowbit.errors import CodegenError
 from lowbit.ir import ops as V
 from lowbit.ir.simt import Const, Operand
 from lowbit.ir.simt import ops as S
-from lowbit.ir.simt.types import BF16, F16, F32, I32, I64
-from lowbit.ir.types import TileType
+from lowbit.ir.simt.types import BF16, F16, F32, I16, I32, I64, PRED, VectorType
+from lowbit.ir.types import TileType, is_bool
+from lowbit.layout.register import RegisterLayout
 from lowbit.transforms import _values as vals
-from lowbit.transforms._context import Ctx, Tile, fail, nbytes, row_strides, spill_type
+from lowbit.transforms._context import Ctx, fail
+from lowbit.transforms._layout_maps import local_table, register_map
+from lowbit.transforms._tiles import Tile, full_words, scalars, word_count, words
 
-__all__ = ["HANDLERS"]
+__all__ = ["HANDLERS", "owner_lane", "put_tile"]
 
 
-def _result(ctx: Ctx, op: V.Op, v: object, regs: list[Operand]) -> None:
+def _layout_of(v: object) -> RegisterLayout:
     t = v.type  # type: ignore[attr-defined]
-    assert isinstance(t, TileType)  # noqa: S101
-    ctx.check_layout(t, op)
-    ctx.put(v, Tile(t.dtype, t.shape, tuple(regs)))
+    assert isinstance(t, TileType) and t.layout is not None  # noqa: S101 - infer_layouts ran
+    return t.layout  # type: ignore[return-value]
+
+
+def put_tile(ctx: Ctx, v: object, scal: list[Operand] | None = None, wrds: list[Operand] | None = None) -> Tile:
+    t = v.type  # type: ignore[attr-defined]
+    tile = Tile(t.dtype, _layout_of(v), scal, wrds)
+    ctx.put(v, tile)
+    return tile
 
 
 def _program_id(ctx: Ctx, op: V.ProgramId) -> None:
@@ -41,216 +52,241 @@ def _num_programs(ctx: Ctx, op: V.NumPrograms) -> None:
 
 def _full(ctx: Ctx, op: V.Full) -> None:
     t = op.result.type
-    assert isinstance(t, TileType)  # noqa: S101
-    r = vals.convert(ctx.b, ctx.scalar(op.value), op.value.dtype, t.dtype)
-    _result(ctx, op, op.result, [r] * ctx.slots(t.size))
+    r = vals.convert(ctx.b, ctx.scalar(op.value), op.value.dtype, t.dtype)  # type: ignore[union-attr]
+    n = _layout_of(op.result).local_size
+    if isinstance(r, Const) and not is_bool(t.dtype) and not t.dtype.is_float:  # type: ignore[union-attr]
+        put_tile(ctx, op.result, wrds=full_words(int(r.value), t.dtype, n))  # type: ignore[union-attr]
+    else:
+        put_tile(ctx, op.result, scal=[r] * n)
 
 
 def _arange(ctx: Ctx, op: V.Arange) -> None:
-    t = op.result.type
-    assert isinstance(t, TileType)  # noqa: S101
-    regs = []
-    for j in range(ctx.slots(t.size)):
-        c = ctx.coords(t.shape, j)[0]
-        regs.append(ctx.b.binary("add", c, Const(op.start, I32)) if op.start else c)
-    _result(ctx, op, op.result, regs)
+    lay = _layout_of(op.result)
+    put_tile(ctx, op.result, scal=[ctx.add(ctx.coords(lay, s)[0], op.start, "ar") for s in range(lay.local_size)])
+
+
+def _thread_index(ctx: Ctx, op: V.ThreadIndex) -> None:
+    lay = _layout_of(op.result)
+    v = ctx.lane() if op.kind == "lane" else ctx.b.binary("lshr", ctx.tid, Const(5, I32), "warp")
+    put_tile(ctx, op.result, scal=[v] * lay.local_size)
+
+
+# ----------------------------------------------------------------------------------- element-wise
+
+_PACKED = {"add", "sub", "mul"}
+
+
+def _h2(ctx: Ctx, w: Operand, t) -> Operand:  # noqa: ANN001
+    return ctx.b.cast("bitcast", w, t, "h2")
+
+
+def _packed_binary(ctx: Ctx, op: str, a: Tile, b: Tile) -> list[Operand] | None:
+    """``add/sub/mul`` on pairs of f16/bf16 slots (``.f16x2``; bf16x2 below sm_90 through ``fma.rn.bf16x2``)."""
+    dt = a.dtype
+    if dt.name not in ("f16", "bf16") or op not in _PACKED or a.slots < 2:
+        return None
+    from lowbit.arch import target  # noqa: PLC0415
+
+    vt = VectorType(F16 if dt.name == "f16" else BF16, 2)
+    native = dt.name == "f16" or target(ctx.arch).supports("bf16x2.arith")
+    bb, out = ctx.b, []
+    one, mzero, mone = (_splat(ctx, v, vt) for v in (1.0, -0.0, -1.0))
+    for x, y in zip(words(ctx, a), words(ctx, b)):
+        hx, hy = _h2(ctx, x, vt), _h2(ctx, y, vt)
+        if native:
+            r = bb.binary({"add": "fadd", "sub": "fsub", "mul": "fmul"}[op], hx, hy, "h2")
+        elif op == "add":  # a * 1 + b: one rounding, exactly the sum's
+            r = bb.fma(hx, one, hy, "h2")
+        elif op == "sub":  # b * -1 + a
+            r = bb.fma(hy, mone, hx, "h2")
+        else:  # a * b + (-0): the product rounded once; -0 keeps a +0 product +0
+            r = bb.fma(hx, hy, mzero, "h2")
+        out.append(bb.cast("bitcast", r, I32, "w"))
+    return out
+
+
+def _splat(ctx: Ctx, v: float, vt: VectorType) -> Operand:
+    key = ("splat", v, vt)
+    got = ctx.find(key)
+    if got is None:
+        c = Const(v, vt.elem)
+        got = ctx.b.op(S.Pack, vt, (c, c), hint="k")
+        ctx.put(key, got)
+    return got  # type: ignore[return-value]
+
+
+def _packed_fma(ctx: Ctx, a: Tile, b: Tile, c: Tile) -> list[Operand] | None:
+    dt = a.dtype
+    if dt.name not in ("f16", "bf16") or a.slots < 2:
+        return None
+    vt = VectorType(F16 if dt.name == "f16" else BF16, 2)
+    out = []
+    for x, y, z in zip(words(ctx, a), words(ctx, b), words(ctx, c)):
+        r = ctx.b.fma(_h2(ctx, x, vt), _h2(ctx, y, vt), _h2(ctx, z, vt), "h2")
+        out.append(ctx.b.cast("bitcast", r, I32, "w"))
+    return out
+
+
+def _unary(ctx: Ctx, op: V.ElementwiseUnary) -> None:
+    x = ctx.tile(op.x, op)
+    put_tile(ctx, op.result, scal=[vals.unary(ctx.b, op.op, r, x.dtype) for r in scalars(ctx, x)])
+
+
+def _binary(ctx: Ctx, op: V.ElementwiseBinary) -> None:
+    a, b = ctx.tile(op.a, op), ctx.tile(op.b, op)
+    packed = _packed_binary(ctx, op.op, a, b)
+    if packed is not None:
+        put_tile(ctx, op.result, wrds=packed)
+        return
+    put_tile(ctx, op.result, scal=[vals.binary(ctx.b, op.op, x, y, a.dtype)
+                                   for x, y in zip(scalars(ctx, a), scalars(ctx, b))])  # fmt: skip
+
+
+def _where(ctx: Ctx, op: V.Where) -> None:
+    c, a, b = ctx.tile(op.cond, op), ctx.tile(op.a, op), ctx.tile(op.b, op)
+    put_tile(ctx, op.result, scal=[ctx.b.select(p, x, y)
+                                   for p, x, y in zip(scalars(ctx, c), scalars(ctx, a), scalars(ctx, b))])  # fmt: skip
+
+
+def _fma(ctx: Ctx, op: V.Fma) -> None:
+    a, b, c = ctx.tile(op.a, op), ctx.tile(op.b, op), ctx.tile(op.c, op)
+    packed = _packed_fma(ctx, a, b, c)
+    if packed is not None:
+        put_tile(ctx, op.result, wrds=packed)
+        return
+    put_tile(ctx, op.result, scal=[ctx.b.fma(x, y, z)
+                                   for x, y, z in zip(scalars(ctx, a), scalars(ctx, b), scalars(ctx, c))])  # fmt: skip
 
 
 def _cast(ctx: Ctx, op: V.Cast) -> None:
     x = ctx.tile(op.x, op)
     dst = op.result.type.dtype  # type: ignore[union-attr]
+    xs = scalars(ctx, x)
+    if dst.name in ("f16", "bf16") and x.dtype.name == "f32" and len(xs) >= 2:
+        # two f32 -> one f16x2/bf16x2 register (cvt.rn.f16x2.f32): half the conversions
+        kind = "f16x2.rn" if dst.name == "f16" else "bf16x2.rn"
+        vt = VectorType(F16 if dst.name == "f16" else BF16, 2)
+        out = []
+        for i in range(0, len(xs), 2):
+            hi = xs[i + 1] if i + 1 < len(xs) else Const(0.0, F32)
+            out.append(ctx.b.cast("bitcast", ctx.b.op(S.CvtPack, vt, kind, xs[i], hi, hint="cv"), I32, "w"))
+        put_tile(ctx, op.result, wrds=out)
+        return
     memo: dict[int, Operand] = {}
     regs = []
-    for r in x.regs:  # a Full tile repeats one register: convert it once
+    for r in xs:  # a Full tile repeats one register: convert it once
         if id(r) not in memo:
             memo[id(r)] = vals.convert(ctx.b, r, x.dtype, dst)
         regs.append(memo[id(r)])
-    _result(ctx, op, op.result, regs)
+    put_tile(ctx, op.result, scal=regs)
 
 
-def _unary(ctx: Ctx, op: V.ElementwiseUnary) -> None:
-    x = ctx.tile(op.x, op)
-    _result(ctx, op, op.result, [vals.unary(ctx.b, op.op, r, x.dtype) for r in x.regs])
+# ----------------------------------------------------------------------------------- re-labelling
 
 
-def _binary(ctx: Ctx, op: V.ElementwiseBinary) -> None:
-    a, b = ctx.tile(op.a, op), ctx.tile(op.b, op)
-    _result(ctx, op, op.result, [vals.binary(ctx.b, op.op, x, y, a.dtype) for x, y in zip(a.regs, b.regs)])
+def _same_registers(ctx: Ctx, op: V.Op) -> None:
+    """reshape / permute / view: the result's layout holds the same bits in the same registers."""
+    x = ctx.tile(op.x, op)  # type: ignore[attr-defined]
+    t = op.result.type  # type: ignore[attr-defined]
+    if isinstance(op, V.View):
+        put_tile(ctx, op.result, wrds=words(ctx, x))  # type: ignore[attr-defined]
+    elif x.scal is not None:
+        put_tile(ctx, op.result, scal=x.scal)  # type: ignore[attr-defined]
+    else:
+        put_tile(ctx, op.result, wrds=x.wrds)  # type: ignore[attr-defined]
+    _ = t
 
 
-def _where(ctx: Ctx, op: V.Where) -> None:
-    c, a, b = ctx.tile(op.cond, op), ctx.tile(op.a, op), ctx.tile(op.b, op)
-    _result(ctx, op, op.result, [ctx.b.select(p, x, y) for p, x, y in zip(c.regs, a.regs, b.regs)])
-
-
-def _fma(ctx: Ctx, op: V.Fma) -> None:
-    a, b, c = ctx.tile(op.a, op), ctx.tile(op.b, op), ctx.tile(op.c, op)
-    _result(ctx, op, op.result, [ctx.b.fma(x, y, z) for x, y, z in zip(a.regs, b.regs, c.regs)])
-
-
-def _reshape(ctx: Ctx, op: V.Reshape) -> None:
-    x = ctx.tile(op.x, op)  # the flat distribution depends only on the element count: nothing moves
-    _result(ctx, op, op.result, list(x.regs))
-
-
-def _flat_index(ctx: Ctx, coords: list[Operand], shape: tuple[int, ...]) -> Operand:
-    b = ctx.b
-    out: Operand | None = None
-    for c, s in zip(coords, row_strides(shape)):
-        if isinstance(c, Const) and c.value == 0:
-            continue
-        term = c if s == 1 else b.binary("mul", c, Const(s, I32), "xi")
-        out = term if out is None else b.binary("add", out, term, "xi")
-    return out if out is not None else Const(0, I32)
+def _permuted(ctx: Ctx, op: V.Op, x: Tile, sigma: tuple[int, ...] | None, what: str) -> None:
+    if sigma is None:
+        raise fail(op, f"{what} is not a register move between {x.layout} and {_layout_of(op.result)}")  # type: ignore[attr-defined]
+    xs = scalars(ctx, x)
+    put_tile(ctx, op.result, scal=[xs[i] for i in sigma])  # type: ignore[attr-defined]
 
 
 def _broadcast(ctx: Ctx, op: V.Broadcast) -> None:
     x = ctx.tile(op.x, op)
-    t = op.result.type
-    assert isinstance(t, TileType)  # noqa: S101
-    L = ctx.slots(t.size)
-    if x.size == 1:  # every thread already holds the one element in slot 0
-        _result(ctx, op, op.result, [x.regs[0]] * L)
-        return
-    (base, st), = ctx.exchange([x])
-    regs = []
-    for j in range(L):
-        c = [cc if xs != 1 else Const(0, I32) for cc, xs in zip(ctx.coords(t.shape, j), x.shape)]
-        regs.append(ctx.read(base, st, _flat_index(ctx, c, x.shape), x.dtype))
-    _result(ctx, op, op.result, regs)
+    dims = tuple(None if a == 1 and b > 1 else d
+                 for d, (a, b) in enumerate(zip(op.x.type.shape, op.result.type.shape)))  # type: ignore[union-attr]  # fmt: skip
+    _permuted(ctx, op, x, register_map(x.layout, _layout_of(op.result), dims), "the broadcast")
 
 
-def _lookup(ctx: Ctx, op: V.Lookup) -> None:
-    table, idx = ctx.tile(op.table, op), ctx.tile(op.index, op)
-    (base, st), = ctx.exchange([table])
-    regs = []
-    for r in idx.regs:
-        i = vals.code_of(ctx.b, r, idx.dtype, False) if not vals.is_int(idx.dtype) else r
-        if i.type == I64:
-            i = ctx.b.cast("trunc", i, I32)
-        regs.append(ctx.read(base, st, i, table.dtype))
-    _result(ctx, op, op.result, regs)
-
-
-# ---------------------------------------------------------------------------- view
-
-
-def _view(ctx: Ctx, op: V.View) -> None:
+def _slice(ctx: Ctx, op: V.Slice) -> None:
     x = ctx.tile(op.x, op)
-    t = op.result.type
-    assert isinstance(t, TileType)  # noqa: S101
-    sd, dd, ax = x.dtype, t.dtype, op.axis % len(x.shape)
-    sb, db = sd.bits, dd.bits
-    wide = sb > 32 or db > 32
-    W = I64 if wide else I32
+    _permuted(ctx, op, x, register_map(x.layout, _layout_of(op.result), None, op.starts), "the slice")
+
+
+def owner_lane(ctx: Ctx, src: RegisterLayout, coords: tuple[Operand, ...]) -> Operand:
+    """The lane of the thread of ``src`` holding ``coords`` (replicas: this thread's own replication digits)."""
     b = ctx.b
-    codes = Tile(dtype("uint64") if wide else dtype("uint32"), x.shape, tuple(vals.code_of(b, r, sd, wide) for r in x.regs))
-    (base, st), = ctx.exchange([codes])
-    regs = []
-    nmax = 1 if sb % db == 0 else (db + sb - 2) // sb + 1
-    for j in range(ctx.slots(t.size)):
-        c = list(ctx.coords(t.shape, j))
-        p = c[ax] if db == 1 else b.binary("mul", c[ax], Const(db, I32), "bp")
-        s0 = b.binary("udiv", p, Const(sb, I32), "s0") if sb > 1 else p
-        off = b.binary("urem", p, Const(sb, I32), "so") if sb > 1 else Const(0, I32)
-        code: Operand | None = None
-        for i in range(nmax):
-            si = s0 if i == 0 else b.binary("add", s0, Const(i, I32), "s0")
-            if i:
-                si = b.binary("umin", si, Const(x.shape[ax] - 1, I32))  # beyond the tile: not needed anyway
-            src = ctx.read(base, st, _flat_index(ctx, c[:ax] + [si] + c[ax + 1:], x.shape), codes.dtype)
-            if i == 0:
-                part = b.binary("lshr", src, off if not wide else b.cast("zext", off, I64))
-            else:
-                amt = b.binary("and", b.binary("sub", Const(i * sb, I32), off), Const(W.bits - 1, I32))
-                part = b.binary("shl", src, amt if not wide else b.cast("zext", amt, I64))
-                need = b.cmp("ult", b.binary("sub", Const(i * sb, I32), off), Const(db, I32))
-                part = b.select(need, part, Const(0, W))
-            code = part if code is None else b.binary("or", code, part)
-        assert code is not None  # noqa: S101
-        if db < W.bits:
-            code = b.binary("and", code, Const((1 << db) - 1, W))
-        regs.append(vals.from_code(b, code, dd))
-    _result(ctx, op, op.result, regs)
+    digits = ctx.thread_digits(src)
+    thread: Operand = Const(0, I32)
+    stride = 1
+    for pos in reversed(range(len(src.spatial))):
+        e = src.spatial[pos]
+        size = -e if e < 0 else src.mode_sizes[e]
+        if e < 0:
+            d = digits[-pos - 1]
+        else:
+            dim, w = src._mode_dim[e]  # noqa: SLF001
+            d = coords[dim] if w == 1 else b.binary("udiv", coords[dim], Const(w, I32), "od")
+            d = b.binary("urem", d, Const(size, I32), "od")
+        term = d if stride == 1 else b.binary("mul", d, Const(stride, I32), "ot")
+        thread = term if isinstance(thread, Const) and thread.value == 0 else b.binary("add", thread, term, "ot")
+        stride *= size
+        if stride >= 32:
+            break
+    return b.binary("and", thread, Const(31, I32), "olane") if stride > 32 else thread
 
 
-# ---------------------------------------------------------------------------- dot and reduce
-
-
-def _dot(ctx: Ctx, op: V.Dot) -> None:
-    a, bt, c = ctx.tile(op.a, op), ctx.tile(op.b, op), ctx.tile(op.c, op)
-    M, K = a.shape
-    N = bt.shape[1]
+def _shfl_value(ctx: Ctx, v: Operand, lane: Operand) -> Operand:
+    """``v`` of ``lane``: shuffles move 32 bits; 16-bit floats ride in f32 (exact), predicates as 0/1."""
     b = ctx.b
-    is_float = a.dtype.is_float
-    (abase, ast), (bbase, bst) = ctx.exchange([a, bt])
-    acc_t = F32 if is_float else vals.reg_type(c.dtype)
-    inits = []
-    for r in c.regs:
-        if is_float:
-            inits.append(r if c.dtype.name == "f32" else b.cast("fpext", r, F32))
-        else:
-            inits.append(r)
-    L = len(c.regs)
-    rows, cols = [], []
-    for j in range(L):
-        i_, n_ = ctx.coords(c.shape, j)
-        rows.append(b.gep(abase, b.binary("mul", i_, Const(K, I32), "ar") if K > 1 else i_, ast, "arow"))
-        cols.append(b.gep(bbase, n_, bst, "bcol"))
-
-    def load_f(p: Operand, st, dt) -> Operand:  # noqa: ANN001
-        v = b.load(st, p, st.bits // 8)
-        if is_float:
-            return v if dt.name == "f32" else vals.convert(b, v, dt, dtype("f32"))
-        return v if v.type == acc_t else vals.convert(b, v, dt, c.dtype)
-
-    with b.for_(Const(0, I32), Const(K, I32), Const(1, I32), inits, "k") as loop:
-        kn = b.binary("mul", loop.iv, Const(N, I32), "kn") if N > 1 else loop.iv
-        out = []
-        for j in range(L):
-            av = load_f(b.gep(rows[j], loop.iv, ast, "ap"), ast, a.dtype)
-            bv = load_f(b.gep(cols[j], kn, bst, "bp"), bst, bt.dtype)
-            if is_float:
-                out.append(b.fma(av, bv, loop.carried[j], "acc"))
-            else:
-                out.append(b.binary("add", loop.carried[j], b.binary("mul", av, bv), "acc"))
-        loop.yield_(*out)
-    regs = []
-    for r in loop.results:
-        if is_float:
-            regs.append(r if c.dtype.name == "f32" else b.cast("fptrunc", r, vals.reg_type(c.dtype)))
-        else:
-            regs.append(vals.normalize(b, r, c.dtype))
-    _result(ctx, op, op.result, regs)
+    t = v.type
+    if t in (I32, F32):
+        return b.shfl("idx", v, lane, hint="sh")
+    if t in (F16, BF16):
+        return b.cast("fptrunc", b.shfl("idx", b.cast("fpext", v, F32), lane, hint="sh"), t)
+    if t == PRED:
+        return b.cmp("ne", b.shfl("idx", b.cast("zext", v, I32), lane, hint="sh"), Const(0, I32))
+    raise CodegenError(f"cannot shuffle a {t} value")
 
 
-def _warp_split(shape: tuple[int, ...], ax: int) -> tuple[int, int] | None:
-    """``(s, n1)``: the reduced axis (stride ``s`` elements) splits into groups of ``n1`` held by ``s * n1`` lanes.
+def _convert_layout(ctx: Ctx, op: V.ConvertLayout) -> None:
+    x = ctx.tile(op.x, op)
+    dst = _layout_of(op.result)
+    if op.route == "regs":
+        sigma = register_map(x.layout, dst)
+        if x.wrds is not None and sigma == tuple(range(dst.local_size)):
+            put_tile(ctx, op.result, wrds=x.wrds)
+            return
+        _permuted(ctx, op, x, sigma, "the conversion")
+        return
+    if op.route != "shfl":
+        raise fail(op, "no route was selected for this layout conversion (run select_instructions first)")
+    from lowbit.transforms._layout_maps import shuffle_plan  # noqa: PLC0415
 
-    Under the flat distribution element ``e`` sits in lane ``e mod 32`` of
-    slot ``e // T`` (or, for tiles smaller than the block, ``e mod n``).  When
-    ``s`` is a power of two and ``n1`` a power of two dividing the extent with
-    ``s * n1 <= 32``, the ``n1`` elements ``base + i*s`` (``i`` in one group)
-    are in one slot and in lanes of one aligned ``s * n1``-lane block whose
-    lane bits equal the element's low bits, so ``shfl.bfly`` with masks
-    ``s, 2s, ..., s*n1/2`` combines exactly one group.  None: no such split.
-    """
-    s, n = row_strides(shape)[ax], shape[ax]
-    if s & (s - 1) or s >= 32:
-        return None
-    n1 = 1
-    while n % (2 * n1) == 0 and s * n1 * 2 <= 32:
-        n1 *= 2
-    return (s, n1) if n1 > 1 else None
+    plan = shuffle_plan(x.layout, dst)
+    if plan is None:
+        raise fail(op, f"no warp-shuffle route from {x.layout} to {dst}")
+    xs = scalars(ctx, x)
+    out = []
+    for s, src_slot in enumerate(plan.slots):
+        lane = owner_lane(ctx, x.layout, ctx.coords(dst, s))
+        out.append(_shfl_value(ctx, xs[src_slot], lane))
+    put_tile(ctx, op.result, scal=out)
+
+
+# ----------------------------------------------------------------------------------- reduce and lookup
 
 
 def _shfl_bfly(ctx: Ctx, v: Operand, mask: int) -> Operand:
-    """``v`` of the lane ``laneid ^ mask``: shuffles move 32 bits, so narrower floats ride in f32, 64-bit in halves."""
+    """``v`` of the lane ``laneid ^ mask``: 16-bit floats ride in f32 (exact), 64-bit values in halves."""
     b = ctx.b
     t = v.type
     if t in (I32, F32):
         return b.shfl("bfly", v, Const(mask, I32), hint="sh")
-    if t in (F16, BF16):  # exact both ways
+    if t in (F16, BF16):
         return b.cast("fptrunc", b.shfl("bfly", b.cast("fpext", v, F32), Const(mask, I32), hint="sh"), t)
     w = v if t == I64 else b.cast("bitcast", v, I64)
     lo = b.shfl("bfly", b.cast("trunc", w, I32), Const(mask, I32), hint="sh")
@@ -259,75 +295,107 @@ def _shfl_bfly(ctx: Ctx, v: Operand, mask: int) -> Operand:
     return out if t == I64 else b.cast("bitcast", out, t)
 
 
-def _reduce(ctx: Ctx, op: V.Reduce) -> None:
-    """Reduce along ``op.axis``: butterfly shuffles inside each warp where the axis allows, then scratch memory.
+def _identity(kind: str, dt) -> Const:  # noqa: ANN001
+    """What a phantom element contributes: -0 to a sum (x + -0 == x, signs of zero kept), NaN to a float
+    max/min (max.f32 returns its other operand, so an all-NaN column stays NaN), the range's end for ints."""
+    t = vals.reg_type(dt)
+    if dt.is_float:
+        return Const(-0.0 if kind == "sum" else float("nan"), t)
+    if kind == "sum":
+        return Const(0, t)
+    lo = -(1 << (dt.bits - 1)) if dt.is_signed else 0
+    hi = (1 << (dt.bits - 1)) - 1 if dt.is_signed else (1 << dt.bits) - 1
+    return Const(lo if kind == "max" else hi, t)
 
-    With a warp split (:func:`_warp_split`) each group of ``n1`` elements is
-    combined with ``log2(n1)`` ``shfl.bfly`` steps, one lane per group writes
-    its partial to scratch, and each result element combines its ``n / n1``
-    partials in order; otherwise every element goes through scratch and each
-    result walks the whole axis.  Integer results are bit-identical to the
-    interpreter (sums wrap modulo 2**32 or 2**64 and are normalised once,
-    max/min are exact), and so are float max/min.  Float sums add in the
-    element dtype in another order than the interpreter's (numpy's pairwise
-    sum): both are within ``(N-1) u sum|x|`` of the exact sum, so they differ
-    by at most ``2 (N-1) u sum|x|`` (``u`` = 2**-24 f32, 2**-11 f16, 2**-8
-    bf16, 2**-53 f64) -- the tolerance the tests hold it to.
+
+def _reduce(ctx: Ctx, op: V.Reduce) -> None:
+    """Combine the axis' slots inside each thread, then its lanes with butterflies (the axis stays in warps).
+
+    Integer results are bit-identical to the interpreter (sums wrap modulo
+    2**32 or 2**64 and are normalised once, max/min are exact), and so are
+    float max/min.  Float sums add in another order than the interpreter's
+    (numpy's pairwise sum): both are within ``(N-1) u sum|x|`` of the exact
+    sum, so they differ by at most ``2 (N-1) u sum|x|`` (``u`` = 2**-24 f32,
+    2**-11 f16, 2**-8 bf16, 2**-53 f64) -- the tolerance the tests hold it to.
     """
     x = ctx.tile(op.x, op)
-    t = op.result.type
-    assert isinstance(t, TileType)  # noqa: S101
+    lay, out_lay = x.layout, _layout_of(op.result)
     b, ax = ctx.b, op.axis
     fn = {"sum": "add", "max": "max", "min": "min"}[op.kind]
-    acc_dt = x.dtype
+    dt = x.dtype
 
     def combine(a: Operand, v: Operand) -> Operand:
-        if vals.is_int(acc_dt) and fn == "add":
+        if vals.is_int(dt) and fn == "add":
             return b.binary("add", a, v)  # wraps; normalised once at the end
-        return vals.binary(b, fn, a, v, acc_dt)
+        return vals.binary(b, fn, a, v, dt)
 
-    split = _warp_split(x.shape, ax)
-    if split is None:
-        (base, st), = ctx.exchange([x])
-        part_shape = x.shape
-    else:
-        s, n1 = split
-        part_shape = x.shape[:ax] + (x.shape[ax] // n1,) + x.shape[ax + 1:]
-        parts = []
-        for r in x.regs:
-            v, m = r, s
-            while m < s * n1:
-                v = combine(v, _shfl_bfly(ctx, v, m))
+    # in-thread: source slot s contributes to the result slot with the same local coordinates off the axis
+    lo_in, lo_out = local_table(lay).copy(), local_table(out_lay)
+    lo_in[:, ax] = 0
+    slot_of = {tuple(row): i for i, row in enumerate(lo_out.tolist())}
+    xs = scalars(ctx, x)
+    shape = op.x.type.shape  # type: ignore[union-attr]
+    ident = _identity(op.kind, dt)
+    acc: list[Operand | None] = [None] * out_lay.local_size
+    for s, row in enumerate(lo_in.tolist()):
+        i = slot_of.get(tuple(row))
+        if i is None:
+            raise fail(op, f"the result layout {out_lay} is not the reduction of {lay}")
+        valid = ctx.valid(lay, shape, s)
+        if valid is False:  # a phantom element (padded layout): left out
+            continue
+        v = xs[s] if valid is True else b.select(valid, xs[s], ident)
+        acc[i] = v if acc[i] is None else combine(acc[i], v)  # type: ignore[arg-type]
+    acc = [a if a is not None else ident for a in acc]
+    # across lanes: every thread digit along the axis (thread stride * size <= 32, ensured by selection)
+    stride = 1
+    for e in reversed(lay.spatial):
+        size = -e if e < 0 else lay.mode_sizes[e]
+        if e >= 0 and lay._mode_dim[e][0] == ax and size > 1:  # noqa: SLF001
+            if stride * size > 32:
+                raise fail(op, "the reduced axis spans warps (run select_instructions first)")
+            m = stride
+            while m < stride * size:
+                acc = [combine(a, _shfl_bfly(ctx, a, m)) for a in acc]  # type: ignore[arg-type]
                 m *= 2
-            parts.append(v)
-        st = spill_type(x.dtype)
-        size = 1
-        for d in part_shape:
-            size *= d
-        base = ctx.scratch(-(-(size * nbytes(st)) // 16) * 16)
-        b.emit(S.Barrier())  # scratch may still be read by an earlier exchange
-        for j, v in enumerate(parts):
-            c = list(ctx.coords(x.shape, j))
-            lead = b.cmp("eq", b.binary("and", c[ax], Const(n1 - 1, I32)), Const(0, I32), "lead")
-            c[ax] = b.binary("lshr", c[ax], Const(n1.bit_length() - 1, I32), "grp")
-            p = b.gep(base, _flat_index(ctx, c, part_shape), st, "pa")
-            b.store(p, v, nbytes(st), ctx.and_(ctx.primary(x.size, j), lead))
-        b.emit(S.Barrier())
-    n_ax, stride = part_shape[ax], row_strides(part_shape)[ax]
-    firsts, bases = [], []
-    for j in range(ctx.slots(t.size)):
-        p0 = b.gep(base, _flat_index(ctx, list(ctx.coords(t.shape, j)), part_shape), st, "rb")
-        bases.append(p0)
-        firsts.append(b.load(st, p0, nbytes(st)))
-    if n_ax == 1:
-        results = firsts
-    else:
-        with b.for_(Const(1, I32), Const(n_ax, I32), Const(1, I32), firsts, "r") as loop:
-            off = b.binary("mul", loop.iv, Const(stride, I32)) if stride > 1 else loop.iv
-            loop.yield_(*[combine(loop.carried[j], b.load(st, b.gep(p0, off, st, "rp"), nbytes(st)))
-                          for j, p0 in enumerate(bases)])  # fmt: skip
-        results = list(loop.results)
-    _result(ctx, op, op.result, [vals.normalize(b, r, acc_dt) for r in results])
+        stride *= size
+    put_tile(ctx, op.result, scal=[vals.normalize(b, a, dt) for a in acc])  # type: ignore[arg-type]
+
+
+def _lookup(ctx: Ctx, op: V.Lookup) -> None:
+    """``table[index]`` per slot: every thread holds the whole table, so a tree of selects on the index bits."""
+    table, idx = ctx.tile(op.table, op), ctx.tile(op.index, op)
+    n = op.table.type.shape[0]  # type: ignore[union-attr]
+    if n > 256:
+        raise fail(op, f"tables of more than 256 entries are not supported (this one has {n})")
+    entries = scalars(ctx, table)
+    if table.layout.local_size != n:
+        raise fail(op, f"the table's layout {table.layout} does not give every thread the whole table")
+    order = [None] * n
+    for s, row in enumerate(local_table(table.layout).tolist()):
+        order[row[0]] = entries[s]
+    b, out = ctx.b, []
+    memo: dict[int, Operand] = {}
+    for r in scalars(ctx, idx):
+        if id(r) in memo:
+            out.append(memo[id(r)])
+            continue
+        i = vals.code_of(b, r, idx.dtype, False) if not vals.is_int(idx.dtype) else ctx.i32(r)
+        level: list[Operand] = list(order)  # type: ignore[arg-type]
+        bit = 0
+        while len(level) > 1:
+            p = b.cmp("ne", b.binary("and", i, Const(1 << bit, I32)), Const(0, I32), "lb")
+            nxt = []
+            for k in range(0, len(level), 2):
+                nxt.append(b.select(p, level[k + 1], level[k]) if k + 1 < len(level) else level[k])
+            level, bit = nxt, bit + 1
+        memo[id(r)] = level[0]
+        out.append(level[0])
+    put_tile(ctx, op.result, scal=out)
+
+
+def _no_dot(ctx: Ctx, op: V.Dot) -> None:
+    raise fail(op, "dot reaches the lowering only after instruction selection rewrote it")
 
 
 HANDLERS = {
@@ -335,15 +403,21 @@ HANDLERS = {
     V.NumPrograms: _num_programs,
     V.Full: _full,
     V.Arange: _arange,
+    V.ThreadIndex: _thread_index,
     V.Cast: _cast,
-    V.View: _view,
+    V.View: _same_registers,
+    V.Reshape: _same_registers,
+    V.Permute: _same_registers,
     V.ElementwiseUnary: _unary,
     V.ElementwiseBinary: _binary,
     V.Where: _where,
     V.Fma: _fma,
-    V.Dot: _dot,
+    V.Broadcast: _broadcast,
+    V.Slice: _slice,
+    V.ConvertLayout: _convert_layout,
     V.Reduce: _reduce,
     V.Lookup: _lookup,
-    V.Broadcast: _broadcast,
-    V.Reshape: _reshape,
+    V.Dot: _no_dot,
 }
+
+_ = (dtype, I16, word_count)

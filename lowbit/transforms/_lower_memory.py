@@ -1,14 +1,20 @@
-"""Lowering of the memory ops: global views, masked global loads/stores, shared buffers, async copies.
+"""Lowering of the memory ops on layout-carrying tiles: global views, loads/stores, shared buffers, async copies.
 
 Global addressing: element ``i`` of a view sits at element offset
 ``sum(i_d * stride_d)`` from the pointer, computed in i64 (offsets may pass
 2**31); an element is in bounds when ``0 <= i_d < shape_d`` for every d.
 Out-of-bounds or masked-off elements are not touched (predicated accesses)
-and read the load's ``other``.  Elements narrower than a byte are read as
-the one or two bytes that hold them, LSB-first (``lowbit.pack``'s order),
-and written with an atomic and/or pair per 32-bit word they touch (other
-threads and blocks own the neighbouring bits; see :func:`_store_bits`), which
-needs a pointer to whole 32-bit words.
+and read the load's ``other``.  The tile's layout says which elements a
+thread touches (:meth:`Ctx.coords`); instruction selection's ``vec`` says how
+many consecutive ones one access covers -- a run of ``vec`` slots is one
+``ld/st.v2/.v4`` (or 8/16/32-bit) access whose bits land in the tile's words
+form, and its bounds test is uniform because selection proved the run
+aligned and the extent a multiple of it.  ``vec == 1`` is the per-element
+path: elements narrower than a byte are read as the one or two bytes that
+hold them, LSB-first (``lowbit.pack``'s order), and written with an atomic
+and/or pair per 32-bit word they touch (other threads and blocks own the
+neighbouring bits; see :func:`_store_bits`), which needs a pointer to whole
+32-bit words.  Only a layout's first replica stores.
 
 Shared buffers are dense row-major arrays with one storage unit per element
 (sub-byte elements take a byte): the VM reaches shared memory only through
@@ -25,12 +31,21 @@ from lowbit.ir.expr import Const as EConst
 from lowbit.ir.simt import Const, Operand, Reg
 from lowbit.ir.simt import ops as S
 from lowbit.ir.simt.kernel import SharedBuffer
-from lowbit.ir.simt.types import I8, I16, I32, I64, PTR_GLOBAL, ScalarType
+from lowbit.ir.simt.types import I8, I16, I32, I64, PRED, PTR_GLOBAL, ScalarType, VectorType
 from lowbit.ir.types import GlobalType, PointerType, SharedType, TileType, is_bool
+from lowbit.layout.construct import pow2_factor
+from lowbit.layout.register import RegisterLayout
 from lowbit.transforms import _values as vals
-from lowbit.transforms._context import Ctx, GView, SBuf, Tile, fail, nbytes, row_strides
+from lowbit.transforms._context import Ctx, GView, SBuf, fail, row_strides
+from lowbit.transforms._layout_rules import copy_layout
+from lowbit.transforms._lower_compute import put_tile
+from lowbit.transforms._tiles import scalars, word_count, words
 
-__all__ = ["HANDLERS"]
+__all__ = ["HANDLERS", "storage_type"]
+
+
+def nbytes(t: ScalarType) -> int:
+    return max(1, t.bits // 8)
 
 
 def storage_type(dt: DType) -> ScalarType | None:
@@ -64,25 +79,6 @@ def _global_view(ctx: Ctx, op: V.GlobalView) -> None:
     ctx.put(op.result, GView(ptr, g.dtype, op.shape, op.strides, words))  # type: ignore[arg-type]
 
 
-def _element(ctx: Ctx, view: GView, offsets: tuple, shape: tuple[int, ...], j: int, op: V.Op):  # noqa: ANN202
-    """(in-bounds predicate, i64 element offset) of slot ``j`` of a ``shape`` tile at ``offsets``."""
-    b = ctx.b
-    ok = None
-    lin: Operand | None = None
-    for d, c in enumerate(ctx.coords(shape, j)):
-        off = ctx.scalar(offsets[d])
-        lim = ctx.scalar(view.shape[d])
-        if off.type != lim.type:
-            off, lim = ctx.i64(off), ctx.i64(lim)
-        idx = b.binary("add", off, c if off.type == I32 else ctx.i64(c), "idx") if not (isinstance(c, Const) and c.value == 0) else off
-        inb = b.binary("and", b.cmp("sge", idx, Const(0, idx.type)), b.cmp("slt", idx, lim))
-        ok = inb if ok is None else b.binary("and", ok, inb)
-        term = b.binary("mul", ctx.i64(idx), ctx.i64(ctx.scalar(view.strides[d])), "off")
-        lin = term if lin is None else b.binary("add", lin, term, "off")
-    assert ok is not None and lin is not None  # noqa: S101
-    return ok, lin
-
-
 def _load_bits(ctx: Ctx, view: GView, lin: Operand, ok: Operand) -> Operand:
     """A sub-byte element's code (i32) at element offset ``lin`` (masked by ``ok``)."""
     b, bits = ctx.b, view.dtype.bits
@@ -95,57 +91,6 @@ def _load_bits(ctx: Ctx, view: GView, lin: Operand, ok: Operand) -> Operand:
         word = b.binary("or", word, b.binary("shl", hi, Const(8, I32)))
     sh = b.cast("trunc", b.binary("and", bitaddr, Const(7, I64)), I32)
     return b.binary("and", b.binary("lshr", word, sh), Const((1 << bits) - 1, I32))
-
-
-def _load_global(ctx: Ctx, op: V.LoadGlobal) -> None:
-    t = op.result.type
-    assert isinstance(t, TileType)  # noqa: S101
-    ctx.check_layout(t, op)
-    view = ctx.get(op.src, op)
-    assert isinstance(view, GView)  # noqa: S101
-    mask = ctx.tile(op.mask, op) if op.mask is not None else None
-    other = vals.const_value(op.other, t.dtype)
-    st = storage_type(t.dtype)
-    if st is None and (is_bool(t.dtype) or 8 % t.dtype.bits and t.dtype.bits > 8):
-        raise fail(op, f"global elements of {t.dtype.name} are not supported")
-    b, regs = ctx.b, []
-    n = t.size
-    for j in range(ctx.slots(n)):
-        ok, lin = _element(ctx, view, op.offsets, t.shape, j, op)
-        if mask is not None:
-            ok = b.binary("and", ok, mask.regs[j])
-        if st is None:
-            v = vals.from_code(b, _load_bits(ctx, view, lin, ok), t.dtype)
-        else:
-            raw = b.load(st, b.gep(view.ptr, lin, st), nbytes(st), ok, Const(0, st) if st.is_int else other, "ld")
-            v = _to_reg(ctx, raw, t.dtype)
-        regs.append(b.select(ok, v, other) if (st is None or st.is_int) else v)
-    ctx.put(op.result, Tile(t.dtype, t.shape, tuple(regs)))
-
-
-def _store_global(ctx: Ctx, op: V.StoreGlobal) -> None:
-    x = ctx.tile(op.value, op)
-    view = ctx.get(op.dst, op)
-    assert isinstance(view, GView)  # noqa: S101
-    st = storage_type(x.dtype)
-    if st is None:
-        if is_bool(x.dtype) or x.dtype.bits > 8:
-            raise fail(op, f"global elements of {x.dtype.name} are not supported")
-        if not view.whole_words:
-            raise fail(op, f"stores of {x.dtype.name} (narrower than a byte) update whole 32-bit words atomically, "
-                           "so the pointer must be to 32-bit words (declare it lowbit.ptr('uint32') and view it with "
-                           f"dtype={x.dtype.name}): a buffer of bytes may start or end inside a word")  # fmt: skip
-    mask = ctx.tile(op.mask, op) if op.mask is not None else None
-    b = ctx.b
-    for j, r in enumerate(x.regs):
-        ok, lin = _element(ctx, view, op.offsets, x.shape, j, op)
-        if mask is not None:
-            ok = b.binary("and", ok, mask.regs[j])
-        ok = ctx.and_(ok, ctx.primary(x.size, j))
-        if st is None:
-            _store_bits(ctx, view, lin, vals.code_of(b, r, x.dtype, False), ok)
-        else:
-            b.store(b.gep(view.ptr, lin, st), _to_storage(ctx, r, st), nbytes(st), ok)
 
 
 def _store_bits(ctx: Ctx, view: GView, lin: Operand, code: Operand, ok: Operand | None) -> None:
@@ -196,6 +141,218 @@ def _store_bits(ctx: Ctx, view: GView, lin: Operand, code: Operand, ok: Operand 
 # ---------------------------------------------------------------------------- shared memory
 
 
+def _copy_sync(ctx: Ctx, view: GView, dst: Operand, ok: Operand, lin: Operand, st: ScalarType,
+               own: Operand | None) -> None:  # fmt: skip
+    b = ctx.b
+    raw = b.load(st, b.gep(view.ptr, lin, st), nbytes(st), ok, Const(0, st) if st.is_int else Const(0.0, st), "ld")
+    b.store(dst, raw, nbytes(st), own)
+
+
+def _layout_of(v: object) -> RegisterLayout:
+    lay = v.type.layout  # type: ignore[attr-defined]
+    assert lay is not None  # noqa: S101 - infer_layouts ran
+    return lay  # type: ignore[return-value]
+
+
+def _element(ctx: Ctx, view: GView, offsets: tuple, coords: tuple[Operand, ...]):  # noqa: ANN202
+    """(in-bounds predicate, i64 element offset) of the element at ``offsets + coords`` of ``view``."""
+    b = ctx.b
+    ok = None
+    lin: Operand | None = None
+    for d, c in enumerate(coords):
+        off = ctx.scalar(offsets[d])
+        lim = ctx.scalar(view.shape[d])
+        if off.type != lim.type:
+            off, lim = ctx.i64(off), ctx.i64(lim)
+        zero = isinstance(c, Const) and c.value == 0
+        idx = off if zero else (ctx.add(off, c.value, "idx") if isinstance(c, Const) else
+                                b.binary("add", off, c if off.type == I32 else ctx.i64(c), "idx"))  # fmt: skip
+        inb = b.binary("and", b.cmp("sge", idx, Const(0, idx.type)), b.cmp("slt", idx, lim))
+        ok = inb if ok is None else b.binary("and", ok, inb)
+        stride = ctx.scalar(view.strides[d])
+        if isinstance(stride, Const) and stride.value == 1:
+            term = ctx.i64(idx)
+        else:
+            term = b.binary("mul", ctx.i64(idx), ctx.i64(stride), "off")
+        lin = term if lin is None else b.binary("add", lin, term, "off")
+    assert ok is not None and lin is not None  # noqa: S101
+    return ok, lin
+
+
+def _with_valid(ctx: Ctx, ok: Operand | None, valid: Operand | bool) -> Operand | None:
+    """``ok`` and the slot's validity (padded layouts); callers skip statically invalid slots first."""
+    return ok if valid is True else ctx.and_(ok, valid)  # type: ignore[arg-type]
+
+
+_ACCESS = {8: I8, 16: I16, 32: I32, 64: VectorType(I32, 2), 128: VectorType(I32, 4)}
+
+
+def _access_type(bits: int):  # noqa: ANN202
+    return _ACCESS[bits]
+
+
+def _pattern(code: int, bits: int, w: int) -> int:
+    out = 0
+    for j in range(w):
+        out |= (code & ((1 << bits) - 1)) << (j * bits)
+    return out
+
+
+def _const_of(value: int, t) -> Operand:  # noqa: ANN001
+    """A constant of an access type (vectors: lanes built with pack)."""
+    if isinstance(t, VectorType):
+        lanes = tuple(Const((value >> (32 * i)) & 0xFFFFFFFF, I32) for i in range(t.count))
+        return lanes  # type: ignore[return-value]
+    return Const(value & ((1 << t.bits) - 1), t)
+
+
+def _fill_code(op: V.LoadGlobal, dt: DType) -> int:
+    c = vals.const_value(op.other, dt)
+    code = c.value
+    if dt.name in vals.IEEE:
+        import numpy as np  # noqa: PLC0415
+
+        code = int(np.asarray(dt.encode(np.float64(op.other) if not isinstance(op.other, bool) else float(op.other))).reshape(()))
+    return int(code) & ((1 << dt.bits) - 1)
+
+
+def _put_bits(ctx: Ctx, acc: list[Operand | None], bit: int, v: Operand, nbits: int) -> None:
+    """OR an access's ``nbits`` (an i8/i16/i32 or i32-vector register) into the words form at bit ``bit``."""
+    b = ctx.b
+    if nbits >= 32:
+        parts = [v] if nbits == 32 else [b.op(S.Extract, I32, v, i, hint="lw") for i in range(nbits // 32)]
+        for i, p in enumerate(parts):
+            acc[bit // 32 + i] = p
+        return
+    x = b.cast("zext", v, I32, "lw")
+    sh = bit % 32
+    if sh:
+        x = b.binary("shl", x, Const(sh, I32), "lw")
+    i = bit // 32
+    acc[i] = x if acc[i] is None else b.binary("or", acc[i], x, "lw")
+
+
+def _get_bits(ctx: Ctx, ws: list[Operand], bit: int, nbits: int) -> Operand:
+    b = ctx.b
+    if nbits >= 32:
+        i = bit // 32
+        if nbits == 32:
+            return ws[i]
+        t = _access_type(nbits)
+        return b.op(S.Pack, t, tuple(ws[i:i + nbits // 32]), hint="sw")
+    x = ws[bit // 32]
+    if bit % 32:
+        x = b.binary("lshr", x, Const(bit % 32, I32), "sw")
+    return b.cast("trunc", x, _access_type(nbits), "sw")
+
+
+def _byte_address(ctx: Ctx, view: GView, lin: Operand, dt: DType) -> Operand:
+    """The address of element ``lin`` for an access that starts on a byte (vector runs are aligned)."""
+    st = storage_type(dt)
+    if st is not None:
+        return ctx.b.gep(view.ptr, lin, st, "ga")
+    byte = ctx.b.binary("ashr", ctx.b.binary("mul", lin, Const(dt.bits, I64), "bit"), Const(3, I64), "by")
+    return ctx.b.gep(view.ptr, byte, I8, "ga")
+
+
+def _load_global(ctx: Ctx, op: V.LoadGlobal) -> None:
+    t = op.result.type
+    assert isinstance(t, TileType)  # noqa: S101
+    lay = _layout_of(op.result)
+    view = ctx.get(op.src, op)
+    assert isinstance(view, GView)  # noqa: S101
+    dt = t.dtype
+    st = storage_type(dt)
+    if st is None and (is_bool(dt) or 8 % dt.bits and dt.bits > 8):
+        raise fail(op, f"global elements of {dt.name} are not supported")
+    b = ctx.b
+    w = op.vec
+    if w > 1:
+        nbits = w * dt.bits
+        at = _access_type(nbits)
+        fill = _const_of(_pattern(_fill_code(op, dt), dt.bits, w), at)
+        if isinstance(fill, tuple):
+            fill = b.op(S.Pack, at, fill, hint="fill")
+        acc: list[Operand | None] = [None] * word_count(dt, lay.local_size)
+        for r in range(lay.local_size // w):
+            valid = ctx.valid(lay, t.shape, r * w)
+            if valid is False:  # a run of phantom elements (padded layout): the fill, no access
+                v = fill
+            else:
+                ok, lin = _element(ctx, view, op.offsets, ctx.coords(lay, r * w))
+                v = b.load(at, _byte_address(ctx, view, lin, dt), min(16, max(1, nbits // 8)),
+                           _with_valid(ctx, ok, valid), fill, "ld")  # fmt: skip
+            _put_bits(ctx, acc, r * w * dt.bits, v, nbits)
+        put_tile(ctx, op.result, wrds=[a if a is not None else Const(0, I32) for a in acc])
+        return
+    mask = scalars(ctx, ctx.tile(op.mask, op)) if op.mask is not None else None
+    other = vals.const_value(op.other, dt)
+    regs = []
+    for s in range(lay.local_size):
+        valid = ctx.valid(lay, t.shape, s)
+        if valid is False:
+            regs.append(other)
+            continue
+        ok, lin = _element(ctx, view, op.offsets, ctx.coords(lay, s))
+        if mask is not None:
+            ok = b.binary("and", ok, mask[s])
+        ok = _with_valid(ctx, ok, valid)
+        if st is None:
+            v = vals.from_code(b, _load_bits(ctx, view, lin, ok), dt)
+        else:
+            raw = b.load(st, b.gep(view.ptr, lin, st), nbytes(st), ok, Const(0, st) if st.is_int else other, "ld")
+            v = _to_reg(ctx, raw, dt)
+        regs.append(b.select(ok, v, other) if (st is None or st.is_int) else v)
+    put_tile(ctx, op.result, scal=regs)
+
+
+def _store_global(ctx: Ctx, op: V.StoreGlobal) -> None:
+    x = ctx.tile(op.value, op)
+    view = ctx.get(op.dst, op)
+    assert isinstance(view, GView)  # noqa: S101
+    dt, lay = x.dtype, x.layout
+    st = storage_type(dt)
+    b = ctx.b
+    own = ctx.primary(lay)
+    w = op.vec
+    if w > 1:
+        nbits = w * dt.bits
+        ws = words(ctx, x)
+        for r in range(lay.local_size // w):
+            valid = ctx.valid(lay, op.value.type.shape, r * w)  # type: ignore[union-attr]
+            if valid is False:
+                continue
+            ok, lin = _element(ctx, view, op.offsets, ctx.coords(lay, r * w))
+            v = _get_bits(ctx, ws, r * w * dt.bits, nbits)
+            b.store(_byte_address(ctx, view, lin, dt), v, min(16, max(1, nbits // 8)),
+                    _with_valid(ctx, ctx.and_(ok, own), valid))  # fmt: skip
+        return
+    if st is None:
+        if is_bool(dt) or dt.bits > 8:
+            raise fail(op, f"global elements of {dt.name} are not supported")
+        if not view.whole_words:
+            raise fail(op, f"stores of {dt.name} (narrower than a byte) update whole 32-bit words atomically, "
+                           "so the pointer must be to 32-bit words (declare it lowbit.ptr('uint32') and view it with "
+                           f"dtype={dt.name}): a buffer of bytes may start or end inside a word")  # fmt: skip
+    mask = scalars(ctx, ctx.tile(op.mask, op)) if op.mask is not None else None
+    xs = scalars(ctx, x)
+    for s, r in enumerate(xs):
+        valid = ctx.valid(lay, op.value.type.shape, s)  # type: ignore[union-attr]
+        if valid is False:
+            continue
+        ok, lin = _element(ctx, view, op.offsets, ctx.coords(lay, s))
+        if mask is not None:
+            ok = b.binary("and", ok, mask[s])
+        ok = _with_valid(ctx, ctx.and_(ok, own), valid)
+        if st is None:
+            _store_bits(ctx, view, lin, vals.code_of(b, r, dt, False), ok)
+        else:
+            b.store(b.gep(view.ptr, lin, st), _to_storage(ctx, r, st), nbytes(st), ok)
+
+
+# ---------------------------------------------------------------------------- shared memory
+
+
 def _shared_unit(dt: DType) -> ScalarType:
     return storage_type(dt) or I8
 
@@ -208,191 +365,202 @@ def _alloc_shared(ctx: Ctx, op: V.AllocShared) -> None:
     name = f"smem{ctx.shared_count}"
     ctx.shared_count += 1
     n = math.prod(t.shape)
-    ctx.b.shared.append(SharedBuffer(name, n * nbytes(_shared_unit(t.dtype)), 16))
+    # sizes rounded up to the 16-byte alignment: LLVM may merge a thread's adjacent shared accesses into one
+    # 16-byte access, which must stay inside the buffer
+    ctx.b.shared.append(SharedBuffer(name, -(-n * nbytes(_shared_unit(t.dtype)) // 16) * 16, 16))
     ctx.put(op.result, SBuf(name, t.dtype, t.shape))
 
 
-def _shared_index(ctx: Ctx, buf: SBuf, offsets: tuple, shape: tuple[int, ...], j: int) -> Operand:
+def _shared_index(ctx: Ctx, buf: SBuf, offsets: tuple, coords: tuple[Operand, ...]) -> Operand:
     b = ctx.b
     lin: Operand | None = None
-    for d, (c, stride) in enumerate(zip(ctx.coords(shape, j), row_strides(buf.shape))):
-        idx = b.binary("add", ctx.scalar(offsets[d]) if offsets[d].dtype.name == "int32" else
-                       b.cast("trunc", ctx.scalar(offsets[d]), I32), c, "si")  # fmt: skip
+    for d, (c, stride) in enumerate(zip(coords, row_strides(buf.shape))):
+        off = ctx.i32(ctx.scalar(offsets[d]))
+        idx = ctx.add(off, c.value, "si") if isinstance(c, Const) else b.binary("add", off, c, "si")
+        if isinstance(idx, Const) and idx.value == 0:
+            continue
         term = idx if stride == 1 else b.binary("mul", idx, Const(stride, I32), "si")
         lin = term if lin is None else b.binary("add", lin, term, "si")
-    assert lin is not None  # noqa: S101
-    return lin
+    return lin if lin is not None else Const(0, I32)
 
 
 def _load_shared(ctx: Ctx, op: V.LoadShared) -> None:
     t = op.result.type
     assert isinstance(t, TileType)  # noqa: S101
-    ctx.check_layout(t, op)
+    lay = _layout_of(op.result)
     buf = ctx.get(op.src, op)
     assert isinstance(buf, SBuf)  # noqa: S101
-    b, st = ctx.b, _shared_unit(t.dtype)
+    b, unit = ctx.b, _shared_unit(t.dtype)
     base = b.shared_addr(buf.name)
+    if op.vec > 1:
+        nbits = op.vec * t.dtype.bits
+        acc: list[Operand | None] = [None] * word_count(t.dtype, lay.local_size)
+        zero = _const_of(0, _access_type(nbits))
+        for r in range(lay.local_size // op.vec):
+            valid = ctx.valid(lay, t.shape, r * op.vec)
+            if valid is False:
+                continue
+            p = b.gep(base, _shared_index(ctx, buf, op.offsets, ctx.coords(lay, r * op.vec)), unit, "sa")
+            if valid is True:
+                v = b.load(_access_type(nbits), p, min(16, nbits // 8), hint="ls")
+            else:
+                z = zero if not isinstance(zero, tuple) else b.op(S.Pack, _access_type(nbits), zero, hint="z")
+                v = b.load(_access_type(nbits), p, min(16, nbits // 8), valid, z, hint="ls")
+            _put_bits(ctx, acc, r * nbits, v, nbits)
+        put_tile(ctx, op.result, wrds=[a if a is not None else Const(0, I32) for a in acc])
+        return
     regs = []
-    for j in range(ctx.slots(t.size)):
-        raw = b.load(st, b.gep(base, _shared_index(ctx, buf, op.offsets, t.shape, j), st, "sa"), nbytes(st))
-        if storage_type(t.dtype) is None:  # sub-byte: the byte holds the code
+    for s in range(lay.local_size):
+        valid = ctx.valid(lay, t.shape, s)
+        if valid is False:
+            raw: Operand = Const(0, unit)
+        else:
+            p = b.gep(base, _shared_index(ctx, buf, op.offsets, ctx.coords(lay, s)), unit, "sa")
+            zero = Const(0.0, unit) if unit.is_float else Const(0, unit)
+            raw = b.load(unit, p, nbytes(unit)) if valid is True else b.load(unit, p, nbytes(unit), valid, zero)
+        if storage_type(t.dtype) is None:  # sub-byte (and bool): the byte holds the code
             regs.append(vals.from_code(b, b.cast("zext", raw, I32), t.dtype))
         else:
             regs.append(_to_reg(ctx, raw, t.dtype))
-    ctx.put(op.result, Tile(t.dtype, t.shape, tuple(regs)))
+    put_tile(ctx, op.result, scal=regs)
 
 
 def _store_shared(ctx: Ctx, op: V.StoreShared) -> None:
     x = ctx.tile(op.value, op)
     buf = ctx.get(op.dst, op)
     assert isinstance(buf, SBuf)  # noqa: S101
-    b, st = ctx.b, _shared_unit(x.dtype)
+    b, unit = ctx.b, _shared_unit(x.dtype)
     base = b.shared_addr(buf.name)
-    for j, r in enumerate(x.regs):
+    own = ctx.primary(x.layout)
+    if op.vec > 1:
+        nbits = op.vec * x.dtype.bits
+        ws = words(ctx, x)
+        for r in range(x.slots // op.vec):
+            valid = ctx.valid(x.layout, op.value.type.shape, r * op.vec)  # type: ignore[union-attr]
+            if valid is False:
+                continue
+            p = b.gep(base, _shared_index(ctx, buf, op.offsets, ctx.coords(x.layout, r * op.vec)), unit, "sa")
+            b.store(p, _get_bits(ctx, ws, r * nbits, nbits), min(16, nbits // 8), _with_valid(ctx, own, valid))
+        return
+    for s, r in enumerate(scalars(ctx, x)):
+        valid = ctx.valid(x.layout, op.value.type.shape, s)  # type: ignore[union-attr]
+        if valid is False:
+            continue
         v = vals.code_of(b, r, x.dtype, False) if storage_type(x.dtype) is None else r
-        p = b.gep(base, _shared_index(ctx, buf, op.offsets, x.shape, j), st, "sa")
-        b.store(p, _to_storage(ctx, v, st), nbytes(st), ctx.primary(x.size, j))
+        p = b.gep(base, _shared_index(ctx, buf, op.offsets, ctx.coords(x.layout, s)), unit, "sa")
+        b.store(p, _to_storage(ctx, v, unit), nbytes(unit), _with_valid(ctx, own, valid))
 
 
-def _vector_width(view: GView, buf_shape: tuple[int, ...], st: ScalarType | None, masked: bool) -> int:
-    """Elements per ``cp.async`` chunk for 1- and 2-byte elements (0: no vector copies).
-
-    What the VM program guarantees statically: the view's last stride is the
-    constant 1 (a row is contiguous in global memory) and no per-element mask
-    (``src_size`` can only zero-fill a chunk's tail).  The widest of 16, 8, 4
-    bytes whose element count divides the shared row is taken, so a chunk
-    never crosses a shared row and its shared address (buffers are 16-byte
-    aligned) is aligned.  The global address's alignment is not known before
-    launch (a pointer is only element-aligned): it is tested per chunk at run
-    time (:func:`_copy_async`).
-    """
-    if masked or st is None or nbytes(st) > 2:
-        return 0
-    last = view.strides[-1]
-    if not (isinstance(last, EConst) and last.value == 1):
-        return 0
-    for size in (16, 8, 4):
-        v = size // nbytes(st)
-        if buf_shape[-1] % v == 0:
-            return v
-    return 0
-
-
-def _copy_sync(ctx: Ctx, view: GView, dst: Operand, ok: Operand, lin: Operand, st: ScalarType,
-               own: Operand | None) -> None:  # fmt: skip
-    b = ctx.b
-    raw = b.load(st, b.gep(view.ptr, lin, st), nbytes(st), ok, Const(0, st) if st.is_int else Const(0.0, st), "ld")
-    b.store(dst, raw, nbytes(st), own)
-
-
-def _copy_vectors(ctx: Ctx, op: V.CopyAsync, view: GView, buf: SBuf, st: ScalarType, vw: int) -> None:
-    """Chunks of ``vw`` consecutive elements of a row, flat-distributed over the threads (as elements are).
-
-    A chunk whose first element is in bounds and whose global address is
-    aligned to the chunk size is one ``cp.async`` (``cg`` for 16 bytes,
-    ``ca`` for 4/8) reading the in-bounds part of the row and zero-filling
-    the rest (``src_size``); any other chunk (misaligned base pointer or
-    offset, out of bounds, a negative column) is copied element by element
-    synchronously, out-of-bounds elements as 0.
-    """
-    b, es = ctx.b, nbytes(st)
-    shape = buf.shape
-    cshape = shape[:-1] + (shape[-1] // vw,)
-    nc = 1
-    for d in cshape:
-        nc *= d
-    base = b.shared_addr(buf.name)
-    size = vw * es
-    addr0 = b.cast("ptrtoint", view.ptr, I64, "pa")
-    last = len(shape) - 1
-    for j in range(ctx.slots(nc)):
-        rows_ok: Operand | None = None
-        lin: Operand | None = None
-        col = extent = Const(0, I64)
-        for d, c in enumerate(ctx.coords(cshape, j)):
-            cd = c if d < last else (b.binary("mul", c, Const(vw, I32), "vc") if not isinstance(c, Const) else c)
-            idx = b.binary("add", ctx.i64(ctx.scalar(op.offsets[d])), ctx.i64(cd), "idx")
-            lim = ctx.i64(ctx.scalar(view.shape[d]))
-            term = b.binary("mul", idx, ctx.i64(ctx.scalar(view.strides[d])), "off") if d < last else idx
-            lin = term if lin is None else b.binary("add", lin, term, "off")
-            if d < last:
-                inb = b.binary("and", b.cmp("sge", idx, Const(0, I64)), b.cmp("slt", idx, lim))
-                rows_ok = ctx.and_(rows_ok, inb)
-            else:
-                col, extent = idx, lim
-        assert lin is not None  # noqa: S101
-
-        def in_row(k: int) -> Operand:
-            ck = col if k == 0 else b.binary("add", col, Const(k, I64), "ck")
-            inb = b.binary("and", b.cmp("sge", ck, Const(0, I64)), b.cmp("slt", ck, extent))
-            return inb if rows_ok is None else b.binary("and", rows_ok, inb)
-
-        own = ctx.primary(nc, j)
-        first_ok = in_row(0)
-        addr = b.binary("add", addr0, b.binary("mul", lin, Const(es, I64)), "ga")
-        aligned = b.cmp("eq", b.binary("and", addr, Const(size - 1, I64)), Const(0, I64), "al")
-        fast = b.binary("and", first_ok, aligned, "fast")
-        e0 = ctx.lin(nc, j)
-        dst0 = b.gep(base, b.binary("mul", e0, Const(vw, I32), "ve"), st, "ca")
-        go = fast if own is None else b.binary("and", fast, own)
-        with b.if_(go) as scope:
-            left = b.binary("smin", b.binary("sub", extent, col), Const(vw, I64))  # >= 1 here
-            nbytes_in = b.binary("mul", b.cast("trunc", left, I32), Const(es, I32), "sz")
-            b.emit(S.CpAsync(dst0, b.gep(view.ptr, lin, st, "cs"), size, "cg" if size == 16 else "ca", nbytes_in))
-            b.else_(scope)
-            slow = own  # here own implies not fast; a duplicate chunk copies nothing
-            for k in range(vw):
-                lk = lin if k == 0 else b.binary("add", lin, Const(k, I64), "lk")
-                _copy_sync(ctx, view, b.gep(dst0, Const(k, I32), st, "ca"), in_row(k), lk, st, slow)
+# ---------------------------------------------------------------------------- asynchronous copies
 
 
 def _copy_async(ctx: Ctx, op: V.CopyAsync) -> None:
-    """Each thread copies its (flat-distributed) elements -- or chunks of elements -- of the buffer.
+    """Each thread copies the buffer elements its slots of the copy layout name (``copy_layout``).
 
-    4- and 8-byte elements go through ``cp.async.ca`` with ``src_size`` 0 for
-    out-of-bounds / masked-off elements (zero fill).  1- and 2-byte elements
-    of contiguous rows (and no mask) go as 4/8/16-byte chunks
-    (:func:`_copy_vectors`); other narrow elements are copied synchronously
+    Runs of 1- and 2-byte elements of contiguous rows (no mask) go as one
+    ``cp.async`` of 4/8/16 bytes per run when the run starts in bounds and
+    its global address is aligned (tested at run time: a pointer is only
+    element-aligned), reading the in-bounds part and zero-filling the rest
+    (``src_size``); other runs are copied element by element synchronously,
+    out-of-bounds elements as 0.  4- and 8-byte elements go through
+    ``cp.async.ca`` with ``src_size`` 0 for out-of-bounds / masked-off
+    elements (zero fill); other narrow elements are copied synchronously
     (load + shared store), which satisfies the VM's contract (the data is
     there by the wait, visible to other threads after a barrier).
     """
     buf = ctx.get(op.dst, op)
     view = ctx.get(op.src, op)
     assert isinstance(buf, SBuf) and isinstance(view, GView)  # noqa: S101
-    shape, dt = buf.shape, buf.dtype
-    n = math.prod(shape)
-    mask = ctx.tile(op.mask, op) if op.mask is not None else None
+    dt = buf.dtype
+    lay = copy_layout(op, ctx.T)
+    mask = scalars(ctx, ctx.tile(op.mask, op)) if op.mask is not None else None
     st = storage_type(dt)
-    vw = _vector_width(view, shape, st, mask is not None)
-    if vw:
-        assert st is not None  # noqa: S101
-        _copy_vectors(ctx, op, view, buf, st, vw)
-        return
     b = ctx.b
     base = b.shared_addr(buf.name)
-    for j in range(ctx.slots(n)):
-        ok, lin = _element(ctx, view, op.offsets, shape, j, op)
+    own = ctx.primary(lay)
+    unit = _shared_unit(dt)
+    last = view.strides[-1]
+    run = pow2_factor(lay.contiguous_run(-1), 16 // nbytes(st)) if st is not None else 1
+    if mask is None and st is not None and nbytes(st) <= 2 and isinstance(last, EConst) and last.value == 1 \
+            and run * nbytes(st) in (4, 8, 16):  # fmt: skip
+        _copy_runs(ctx, op, view, buf, st, lay, run)
+        return
+    shape = buf.shape
+    for s in range(lay.local_size):
+        valid = ctx.valid(lay, shape, s)
+        if valid is False:
+            continue
+        own_s = _with_valid(ctx, own, valid)
+        coords = ctx.coords(lay, s)
+        ok, lin = _element(ctx, view, op.offsets, coords)
         if mask is not None:
-            ok = b.binary("and", ok, mask.regs[j])
-        own = ctx.primary(n, j)
-        dst = b.gep(base, ctx.lin(n, j), _shared_unit(dt), "ca")
+            ok = b.binary("and", ok, mask[s])
+        dst = b.gep(base, _shared_index(ctx, buf, tuple(EConst(0, o.dtype) for o in op.offsets), coords), unit, "ca")
         if st is not None and nbytes(st) in (4, 8):
             safe = b.select(ok, lin, Const(0, I64))
             src = b.gep(view.ptr, safe, st, "cs")
             size = b.select(ok, Const(nbytes(st), I32), Const(0, I32))
-            if own is None:
+            if own_s is None:
                 b.emit(S.CpAsync(dst, src, nbytes(st), "ca", size))
             else:
-                with b.if_(own):
+                with b.if_(own_s):
                     b.emit(S.CpAsync(dst, src, nbytes(st), "ca", size))
             continue
         if st is None:
             if is_bool(dt) or dt.bits > 8:
                 raise fail(op, f"copies of {dt.name} elements are not supported")
             code = _load_bits(ctx, view, lin, ok)
-            b.store(dst, b.cast("trunc", code, I8), 1, own)
+            b.store(dst, b.cast("trunc", code, I8), 1, own_s)
         else:
-            _copy_sync(ctx, view, dst, ok, lin, st, own)
+            _copy_sync(ctx, view, dst, ok, lin, st, own_s)
+
+
+def _copy_runs(ctx: Ctx, op: V.CopyAsync, view: GView, buf: SBuf, st: ScalarType, lay: RegisterLayout, vw: int) -> None:
+    b, es = ctx.b, nbytes(st)
+    base = b.shared_addr(buf.name)
+    size = vw * es
+    addr0 = b.cast("ptrtoint", view.ptr, I64, "pa")
+    zero_offs = tuple(EConst(0, o.dtype) for o in op.offsets)
+    for r in range(lay.local_size // vw):
+        valid = ctx.valid(lay, buf.shape, r * vw)
+        if valid is False:
+            continue
+        own = _with_valid(ctx, ctx.primary(lay), valid)
+        coords = ctx.coords(lay, r * vw)
+        ok, lin = _element(ctx, view, op.offsets, coords)
+        # the run's elements share the row: in bounds from `col` up to the row's extent
+        def at(d: int) -> Operand:
+            off = ctx.i64(ctx.scalar(op.offsets[d]))
+            c = coords[d]
+            return off if isinstance(c, Const) and c.value == 0 else b.binary("add", off, ctx.i64(c), "ri")
+
+        col = at(len(coords) - 1)
+        extent = ctx.i64(ctx.scalar(view.shape[-1]))
+        rows_ok = None
+        for d in range(len(coords) - 1):
+            idx = at(d)
+            inb = b.binary("and", b.cmp("sge", idx, Const(0, I64)), b.cmp("slt", idx, ctx.i64(ctx.scalar(view.shape[d]))))
+            rows_ok = ctx.and_(rows_ok, inb)
+
+        def in_row(k: int) -> Operand:
+            ck = col if k == 0 else b.binary("add", col, Const(k, I64), "ck")
+            inb = b.binary("and", b.cmp("sge", ck, Const(0, I64)), b.cmp("slt", ck, extent))
+            return inb if rows_ok is None else b.binary("and", rows_ok, inb)
+
+        addr = b.binary("add", addr0, b.binary("mul", lin, Const(es, I64)), "ga")
+        aligned = b.cmp("eq", b.binary("and", addr, Const(size - 1, I64)), Const(0, I64), "al")
+        fast = b.binary("and", in_row(0), aligned, "fast")
+        dst0 = b.gep(base, _shared_index(ctx, buf, zero_offs, coords), st, "ca")
+        go = fast if own is None else b.binary("and", fast, own)
+        with b.if_(go) as scope:
+            left = b.binary("smin", b.binary("sub", extent, col), Const(vw, I64))  # >= 1 here
+            nbytes_in = b.binary("mul", b.cast("trunc", left, I32), Const(es, I32), "sz")
+            b.emit(S.CpAsync(dst0, b.gep(view.ptr, lin, st, "cs"), size, "cg" if size == 16 else "ca", nbytes_in))
+            b.else_(scope)
+            for k in range(vw):
+                lk = lin if k == 0 else b.binary("add", lin, Const(k, I64), "lk")
+                _copy_sync(ctx, view, b.gep(dst0, Const(k, I32), st, "ca"), in_row(k), lk, st, own)
+        _ = ok
 
 
 def _commit(ctx: Ctx, op: V.CommitGroup) -> None:
@@ -420,3 +588,5 @@ HANDLERS = {
     V.WaitGroup: _wait,
     V.Barrier: _barrier,
 }
+
+_ = (GlobalType, PointerType, PTR_GLOBAL, PRED, Reg)

@@ -1,22 +1,26 @@
-"""Lower a VM program to a SIMT kernel: every tile op becomes per-thread code.
+"""Lower a VM program to a SIMT kernel: every tile op becomes per-thread code that follows the tile's layout.
 
-Requires: a verified VM program whose register tiles carry either no layout
-          or the flat block-wide distribution (``assign_layouts``).
+Requires: a verified VM program after ``select_instructions``: every register
+          tile carries a layout over ``32 * num_warps`` threads, every op is
+          register-local under those layouts (``convert_layout`` ops have a
+          route, ``dot`` and cross-warp ``reduce`` are rewritten), loads and
+          stores have their vector width.
 Ensures:  a verified SIMT :class:`~lowbit.ir.simt.Kernel` with
           ``threads = 32 * num_warps``, one parameter per VM parameter in
           order (pointers -> ``ptr.global[dtype]``, scalars -> their register
-          type; a ``bool`` scalar is passed as i32), the user's shared
-          buffers as ``@smemN`` and the exchange buffer as ``@scratch``.
-          Every VM op is lowered or the pass raises
-          :class:`~lowbit.errors.CodegenError` naming the op's DSL source
-          line; ``print`` is dropped (interpreter only).
+          type; a ``bool`` scalar is passed as i32), each shared buffer the
+          program allocates as ``@smemN``.  Every VM op is lowered or the pass
+          raises :class:`~lowbit.errors.CodegenError` naming the op's DSL
+          source line; ``print`` is dropped (interpreter only).  No shared
+          memory is used that the VM program did not allocate.
 Preserves: the program's meaning, bit-exactly on integer paths (the
           semantics tables of :mod:`lowbit.ir.semantics`), floats up to the
           documented differences: ``exp2``/``log2`` use the PTX
           approximations, ``dot`` and ``reduce`` sum in a different order.
 
-How values are held and how tiles are spread over threads:
-:mod:`lowbit.transforms._values` and :mod:`lowbit.transforms._context`.
+How values are held: :mod:`lowbit.transforms._tiles` (one register per
+slot, or packed words); how a layout becomes thread arithmetic:
+:mod:`lowbit.transforms._context`.
 """
 
 from __future__ import annotations
@@ -28,14 +32,14 @@ from lowbit.ir import ops as V
 from lowbit.ir.expr import Expr, Var
 from lowbit.ir.program import Program
 from lowbit.ir.simt import Builder, Const, Kernel
-from lowbit.ir.simt.kernel import SharedBuffer
 from lowbit.ir.simt.types import I32, PTR_GLOBAL
 from lowbit.ir.simt.verifier import verify as verify_simt
 from lowbit.ir.types import PointerType, TileType, Value, is_bool
 from lowbit.transforms import _values as vals
-from lowbit.transforms._context import Ctx, Tile, fail
+from lowbit.transforms._context import Ctx, fail
 from lowbit.transforms._lower_compute import HANDLERS as COMPUTE
 from lowbit.transforms._lower_memory import HANDLERS as MEMORY
+from lowbit.transforms._tiles import Tile, scalars, word_count, words
 from lowbit.transforms.options import Options
 
 __all__ = ["run"]
@@ -44,30 +48,42 @@ __all__ = ["run"]
 _LOC = re.compile(r"^\S.*:\d+:\d+: cannot lower ")
 
 
-def _flatten(ctx: Ctx, xs: tuple, op: V.Op) -> list:  # noqa: ANN001
+def _carried_as_words(t: TileType) -> bool:
+    """Loop-carried tiles of narrow types travel packed (f16 accumulators stay f16x2 words)."""
+    return not is_bool(t.dtype) and t.dtype.bits < 32
+
+
+def _flatten(ctx: Ctx, xs: tuple, shapes: tuple, op: V.Op) -> list:  # noqa: ANN001
     out = []
-    for x in xs:
+    for x, like in zip(xs, shapes):
         if isinstance(x, Expr):
             out.append(ctx.scalar(x))
         elif isinstance(x, Value) and isinstance(x.type, TileType):
-            out.extend(ctx.tile(x, op).regs)
+            t = ctx.tile(x, op)
+            if t.layout != like.type.layout:
+                raise fail(op, f"a carried tile changes layout ({t.layout} vs {like.type.layout})")
+            out.extend(words(ctx, t) if _carried_as_words(like.type) else scalars(ctx, t))
         else:
             raise fail(op, f"only scalars and register tiles can be carried, got {x!r}")
     return out
 
 
-def _bind(ctx: Ctx, targets: tuple, regs: tuple, op: V.Op) -> None:  # noqa: ANN001
+def _bind(ctx: Ctx, targets: tuple, regs: tuple, op: V.Op) -> None:  # noqa: ARG001
     i = 0
     for v in targets:
         if isinstance(v, Var):
             ctx.put(v, regs[i])
             i += 1
+            continue
+        t = v.type
+        assert isinstance(t, TileType) and t.layout is not None  # noqa: S101
+        if _carried_as_words(t):
+            n = word_count(t.dtype, t.layout.local_size)
+            ctx.put(v, Tile(t.dtype, t.layout, wrds=list(regs[i:i + n])))
         else:
-            t = v.type
-            assert isinstance(t, TileType)  # noqa: S101
-            L = ctx.slots(t.size)
-            ctx.put(v, Tile(t.dtype, t.shape, tuple(regs[i:i + L])))
-            i += L
+            n = t.layout.local_size
+            ctx.put(v, Tile(t.dtype, t.layout, scal=list(regs[i:i + n])))
+        i += n
 
 
 def _for(ctx: Ctx, op: V.For) -> None:
@@ -75,13 +91,13 @@ def _for(ctx: Ctx, op: V.For) -> None:
     start, stop, step = ctx.scalar(op.start), ctx.scalar(op.stop), ctx.scalar(op.step)
     if isinstance(step, Const) and step.value <= 0:
         raise fail(op, f"loop step must be positive, got {step.value}")
-    inits = _flatten(ctx, op.inits, op)
+    inits = _flatten(ctx, op.inits, op.args, op)
     with b.for_(start, stop, step, inits, op.var.name) as loop:
         ctx.push()
         ctx.put(op.var, loop.iv)
         _bind(ctx, op.args, loop.carried, op)
         lower_body(ctx, op.body)
-        loop.yield_(*_flatten(ctx, op.yields, op))
+        loop.yield_(*_flatten(ctx, op.yields, op.args, op))
         ctx.pop()
     _bind(ctx, op.results, loop.results, op)
 
@@ -92,13 +108,13 @@ def _if(ctx: Ctx, op: V.If) -> None:
     with b.if_(cond) as scope:
         ctx.push()
         lower_body(ctx, op.then_body)
-        scope.yield_(*_flatten(ctx, op.then_yields, op))
+        scope.yield_(*_flatten(ctx, op.then_yields, op.results, op))
         ctx.pop()
         if op.results or op.else_body:
             b.else_(scope)
             ctx.push()
             lower_body(ctx, op.else_body)
-            scope.yield_(*_flatten(ctx, op.else_yields, op))
+            scope.yield_(*_flatten(ctx, op.else_yields, op.results, op))
             ctx.pop()
     _bind(ctx, op.results, scope.results, op)
 
@@ -138,14 +154,12 @@ def run(prog: Program, opts: Options) -> Kernel:
         else:
             dt = p.value.dtype
             regs.append((p.value, b.param(p.name, I32 if is_bool(dt) else vals.reg_type(dt))))
-    ctx = Ctx(b, threads)
+    ctx = Ctx(b, threads, opts.arch)
     for v, r in regs:
         if isinstance(v, Var) and is_bool(v.dtype):
             r = b.cmp("ne", r, Const(0, I32))
         ctx.put(v, r)
     lower_body(ctx, prog.body)
-    if ctx.scratch_bytes:
-        b.shared.append(SharedBuffer("scratch", ctx.scratch_bytes, 16))
     kernel = b.finish()
     if opts.verify:
         verify_simt(kernel)

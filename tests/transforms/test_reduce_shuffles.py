@@ -1,11 +1,13 @@
-"""reduce through warp butterflies (shfl.bfly) and scratch memory, against the interpreter.
+"""reduce through in-thread slots and warp butterflies (shfl.bfly), against the interpreter.
 
 Tile shapes cover: the reduced axis inside a group of lanes (8, 32 lanes),
-extents that split into a shuffled part and a scratch part (24 = 8 x 3,
-12 = 4 x 3, 64 = 32 x 2), a strided axis (axis 0 of [16, 2]), tiles smaller
-than the block (replicated slots), larger than the block (several slots,
-duplicates in the last), and axes that take the scratch-only path (33, a
-stride of 32).  Inputs are smaller than the tiles (masked tails read 0).
+extents that split into lanes and slots (24 = 8 x 3, 12 = 4 x 3,
+64 = 32 x 2), a strided axis (axis 0 of [16, 2]), tiles smaller than the
+block (replicated layouts), larger than the block (several slots), an odd
+extent spread over padded lanes (33: phantom elements left out of the
+reduction), and an axis whose inferred layout spans warps (axis 0 of
+[6, 32]: instruction selection converts it into a layout that keeps the axis
+inside warps, explicitly, through shared memory).  Inputs are smaller than the tiles (masked tails read 0).
 Integers and max/min are bit-exact; float sums are held to
 ``2 (N-1) u sum|x|`` (see ``_lower_compute._reduce``): both sides round
 each addition in the element type, in different orders.
@@ -64,7 +66,7 @@ def red_i64(x_ptr: lowbit.ptr("int64"), o_ptr: lowbit.ptr("int64"), R: lowbit.in
 
 # (BR, BC, AX, shuffled?)
 SHAPES = [(8, 8, 1, True), (5, 24, 1, True), (3, 64, 1, True), (16, 2, 0, True), (4, 12, 1, True),
-          (40, 4, 1, True), (7, 33, 1, False), (6, 32, 0, False)]  # fmt: skip
+          (40, 4, 1, True), (7, 33, 1, True), (6, 32, 0, True)]  # fmt: skip
 KERNELS = {"int32": (red_i32, np.int32), "f32": (red_f32, np.float32), "f16": (red_f16, np.float16),
            "int64": (red_i64, np.int64)}
 ULP = {"f32": 2.0**-24, "f16": 2.0**-11}

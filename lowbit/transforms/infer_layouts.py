@@ -1,0 +1,312 @@
+"""Give every register tile a layout, and make each layout change an explicit ``convert_layout``.
+
+Requires: a verified VM program (user layouts on some tiles, or none).
+Ensures:  every register tile value carries a :class:`RegisterLayout` that
+          spans the block's threads; for every op, its tiles' layouts
+          satisfy its rule (:mod:`~lowbit.transforms._layout_rules`), so it
+          lowers without moving data between threads -- where a producer's
+          and a consumer's layouts differ, a ``convert_layout`` sits between
+          them (route not selected yet); loop-carried and ``if`` values have
+          one layout across inits, block arguments, yields and results.
+Preserves: the program's meaning (``convert_layout`` is the identity), user
+          layouts, op order, source locations.
+
+How layouts are chosen, in three rounds of increasing freedom, each
+followed by propagation to a fixpoint through every op's rule in both
+directions (an op assigns its operands what it requires of them and its
+results what it produces, where those are still unknown):
+
+1. strict -- layouts the program states: user ``layout=`` arguments,
+   ``convert_layout`` results, ``thread_index``;
+2. common -- each op's anchor (coalesced 16-byte runs for loads and
+   stores, the FMA block layout for ``dot`` accumulators): loads and dots
+   before stores (data flows from where it is read; a store can take any
+   layout), largest tiles first, then program order -- a small tile (a row
+   of scales) takes the layout its large neighbours imply instead of
+   imposing its own;
+3. free -- any tile still without a layout gets the coalesced default.
+
+Conflicts (two sides already fixed differently) are resolved afterwards:
+an operand is converted to what its op requires, and a result its op
+produces in another layout than assigned is produced that way and
+converted after.  Two strict layouts that meet are an error at the op's
+line.  Everything is deterministic: ops are visited in program order.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from lowbit.errors import CodegenError
+from lowbit.ir import ops as O
+from lowbit.ir.program import Program
+from lowbit.ir.rewrite import Rewriter, walk
+from lowbit.ir.types import TileType, Value
+from lowbit.layout.register import RegisterLayout
+from lowbit.transforms._layout_rules import default_layout, rule, tile_operands, tile_results
+from lowbit.transforms.options import Options
+
+__all__ = ["run"]
+
+
+def _is_tile(v: object) -> bool:
+    return isinstance(v, Value) and isinstance(v.type, TileType)
+
+
+def _where(op: O.Op | None) -> str:
+    return f"{op.loc}: " if op is not None and op.loc is not None else ""
+
+
+class _Graph:
+    """Who defines and who uses each tile; the carried groups of loops and branches."""
+
+    def __init__(self, prog: Program) -> None:
+        self.ops: list[O.Op] = list(walk(prog.body))
+        self.order = {id(op): i for i, op in enumerate(self.ops)}
+        self.producer: dict[int, O.Op] = {}
+        self.users: dict[int, list[O.Op]] = {}
+        self.values: dict[int, Value] = {}
+        self.groups: dict[int, list[Value]] = {}  # value id -> its carried group (loops / ifs)
+        for op in self.ops:
+            for v in tile_results(op):
+                self._def(v, op)
+            for v in tile_operands(op):
+                self._use(v, op)
+            if isinstance(op, O.For):
+                for a in op.args:
+                    if _is_tile(a):
+                        self._def(a, op)
+                for init, arg, y, res in zip(op.inits, op.args, op.yields, op.results):
+                    if _is_tile(arg):
+                        self._use(y, op)
+                        self._group([init, arg, y, res])
+            elif isinstance(op, O.If):
+                for ty, ey, res in zip(op.then_yields, op.else_yields, op.results):
+                    if _is_tile(res):
+                        self._use(ty, op)
+                        self._use(ey, op)
+                        self._group([ty, ey, res])
+
+    def _def(self, v: Value, op: O.Op) -> None:
+        self.values[id(v)] = v
+        self.producer[id(v)] = op
+
+    def _use(self, v: Value, op: O.Op) -> None:
+        self.values[id(v)] = v
+        self.users.setdefault(id(v), []).append(op)
+
+    def _group(self, members: list[Value]) -> None:
+        merged: list[Value] = []
+        for m in members:
+            for x in self.groups.get(id(m), [m]):
+                if all(x is not y for y in merged):
+                    merged.append(x)
+        for x in merged:
+            self.groups[id(x)] = merged
+
+
+class _Infer:
+    def __init__(self, prog: Program) -> None:
+        self.prog = prog
+        self.T = prog.num_warps * 32
+        self.g = _Graph(prog)
+        self.lay: dict[int, RegisterLayout] = {}
+        self.strict: dict[int, O.Op | None] = {}  # value id -> the op that fixed it strictly
+        self.queue: deque[O.Op] = deque()
+
+    def get(self, v: Value) -> RegisterLayout | None:
+        return self.lay.get(id(v))
+
+    def assign(self, v: Value, layout: RegisterLayout, op: O.Op | None) -> None:
+        if id(v) in self.lay:
+            return
+        shape = v.type.shape  # type: ignore[union-attr]
+        if layout.num_threads != self.T or layout.rank != len(shape) or any(a < b for a, b in zip(layout.shape, shape)):
+            raise CodegenError(f"{_where(op)}layout {layout} does not fit a {list(v.type.shape)} tile "  # type: ignore[union-attr]
+                               f"over the kernel's {self.T} threads (num_warps={self.prog.num_warps})")  # fmt: skip
+        for m in self.g.groups.get(id(v), [v]):
+            if id(m) not in self.lay:
+                self.lay[id(m)] = layout
+                self._touch(m)
+
+    def _touch(self, v: Value) -> None:
+        p = self.g.producer.get(id(v))
+        if p is not None:
+            self.queue.append(p)
+        self.queue.extend(self.g.users.get(id(v), ()))
+
+    def propagate(self) -> None:
+        while self.queue:
+            op = self.queue.popleft()
+            r = rule(op)
+            for v, x in r.produces(op, self.get, self.T).items():
+                self.assign(v, x, op)
+            for v, x in r.requires(op, self.get, self.T).items():
+                self.assign(v, x, op)
+
+    def seed_strict(self) -> None:
+        for op in self.g.ops:
+            for v in tile_results(op) + ([a for a in op.args if _is_tile(a)] if isinstance(op, O.For) else []):
+                lay = v.type.layout  # type: ignore[union-attr]
+                if lay is None:
+                    continue
+                if not isinstance(lay, RegisterLayout):
+                    raise CodegenError(f"{_where(op)}{lay!r} is not a register layout")
+                for m in self.g.groups.get(id(v), [v]):
+                    prev = self.strict.get(id(m))
+                    if prev is not None and self.lay.get(id(m)) != lay:
+                        raise CodegenError(f"{_where(op)}the layout {lay} given here conflicts with the layout "
+                                           f"{self.lay[id(m)]} given at {prev.loc or prev.opname} for the same "
+                                           "loop-carried value: convert one explicitly with lowbit.convert_layout")  # fmt: skip
+                    self.strict[id(m)] = op
+                self.assign(v, lay, op)
+        self.propagate()
+
+    def seed_common(self) -> None:
+        anchors = []
+        for op in self.g.ops:
+            a = rule(op).anchor(op, self.T)
+            if a is not None:
+                v, lay = a
+                # views that need whole word groups first (their source cannot be any other way without a
+                # conversion), then loads and dots, stores last (a store takes its value's layout)
+                prio = 0 if isinstance(op, O.View) else 2 if isinstance(op, O.StoreGlobal | O.StoreShared) else 1
+                anchors.append((prio, -v.type.size, self.g.order[id(op)], v, lay, op))  # type: ignore[union-attr]
+        for *_, v, lay, op in sorted(anchors, key=lambda x: (x[0], x[1], x[2])):
+            self.assign(v, lay, op)
+            self.propagate()
+
+    def seed_free(self) -> None:
+        for op in self.g.ops:
+            for v in tile_results(op) + tile_operands(op):
+                if id(v) not in self.lay:
+                    self.assign(v, default_layout(v.type, self.T), op)  # type: ignore[arg-type]
+                    self.propagate()
+
+    def check_strict_conflicts(self) -> None:
+        """Two strict layouts joined by an op that needs them equal is the user's to resolve."""
+        for op in self.g.ops:
+            req = rule(op).requires(op, self.get, self.T)
+            for v, x in req.items():
+                if x != self.get(v) and id(v) in self.strict and any(id(r) in self.strict for r in tile_results(op)):
+                    raise CodegenError(
+                        f"{_where(op)}{op.opname} needs its operand {v.hint or ''} in the layout {x}, but it was "
+                        f"given {self.get(v)}: convert it explicitly with lowbit.convert_layout")  # fmt: skip
+
+
+class _Resolve(Rewriter):
+    """Retype every tile with its layout; insert the conversions the rules ask for."""
+
+    def __init__(self, inf: _Infer) -> None:
+        super().__init__()
+        self.inf = inf
+
+    def define(self, v, op):  # noqa: ANN001, ANN201
+        if not _is_tile(v):
+            return v
+        lay = self.inf.lay[id(v)]
+        if v.type.layout == lay:
+            return v
+        return Value(TileType(v.type.dtype, v.type.shape, lay), v.hint)
+
+    def convert(self, x: Value, lay: RegisterLayout, loc: O.Loc | None) -> Value:
+        if x.type.layout == lay:  # type: ignore[union-attr]
+            return x
+        r = Value(TileType(x.type.dtype, x.type.shape, lay), x.hint)  # type: ignore[union-attr]
+        self.emit(O.ConvertLayout(result=r, x=x, loc=loc))
+        return r
+
+    def visit(self, op: O.Op) -> None:
+        if isinstance(op, O.For):
+            self._visit_for(op)
+            return
+        if isinstance(op, O.If):
+            self._visit_if(op)
+            return
+        mapped = op.map_values(self.value, self.expr)
+        r = rule(op)
+        # 1. operands to what the op requires (given its results' final layouts)
+        final = {id(v): self.inf.lay[id(v)] for v in tile_results(op)}
+
+        def lay_final(v: Value) -> RegisterLayout | None:
+            got = final.get(id(v))
+            return got if got is not None else getattr(self.value(v).type, "layout", None)
+
+        changes: dict[str, object] = {}
+        need = {id(v): x for v, x in r.requires(op, lay_final, self.inf.T).items()}
+        for name in op.spec.inputs:
+            cur = getattr(mapped, name)
+            if isinstance(cur, Value) and _is_tile(cur):
+                orig = getattr(op, name)
+                want = need.get(id(orig))
+                if want is not None and cur.type.layout != want:
+                    changes[name] = self.convert(cur, want, op.loc)
+        mapped = mapped.replace(**changes) if changes else mapped
+        # 2. results the op produces in another layout than assigned: produce them so, convert after
+        after: list[tuple[Value, Value]] = []
+        made = r.produces(mapped, lambda v: getattr(v.type, "layout", None), self.inf.T)
+        res_changes: dict[str, object] = {}
+        for name in op.spec.results:
+            old = getattr(op, name)
+            if not _is_tile(old):
+                res_changes[name] = self._define_result(old, op)
+                continue
+            target = self.inf.lay[id(old)]
+            got = next((x for v, x in made.items() if v is getattr(mapped, name)), None)
+            if got is not None and got != target:
+                tmp = Value(TileType(old.type.dtype, old.type.shape, got), old.hint)
+                res_changes[name] = tmp
+                after.append((old, tmp))
+            else:
+                res_changes[name] = self._define_result(old, op)
+        self.emit(mapped.replace(**res_changes) if res_changes else mapped)
+        for old, tmp in after:
+            self.bind(old, self.convert(tmp, self.inf.lay[id(old)], op.loc))
+
+    def _define_result(self, v, op):  # noqa: ANN001, ANN202
+        new = self.define(v, op)
+        if new is not v:
+            self.bind(v, new)
+        return new
+
+    def _region(self, body: tuple[O.Op, ...], yields: tuple, targets: list, loc: O.Loc | None) -> tuple[tuple, tuple]:
+        self._bodies.append([])
+        try:
+            for op in body:
+                self.visit(op)
+            ys = []
+            for y, t in zip(yields, targets):
+                y2 = self.item(y)
+                ys.append(self.convert(y2, self.inf.lay[id(t)], loc) if _is_tile(y2) else y2)
+        finally:
+            out = self._bodies.pop()
+        return tuple(out), tuple(ys)
+
+    def _visit_for(self, op: O.For) -> None:
+        inits = []
+        for init, arg in zip(op.inits, op.args):
+            x = self.item(init)
+            inits.append(self.convert(x, self.inf.lay[id(arg)], op.loc) if _is_tile(x) else x)
+        var = self._define_result(op.var, op)
+        args = tuple(self._define_result(a, op) for a in op.args)
+        body, yields = self._region(op.body, op.yields, list(op.args), op.loc)
+        results = tuple(self._define_result(r, op) for r in op.results)
+        self.emit(O.For(var=var, start=self.expr(op.start), stop=self.expr(op.stop), step=self.expr(op.step),
+                        inits=tuple(inits), args=args, body=body, yields=yields, results=results, loc=op.loc))  # fmt: skip
+
+    def _visit_if(self, op: O.If) -> None:
+        cond = self.expr(op.cond)
+        tb, ty = self._region(op.then_body, op.then_yields, list(op.results), op.loc)
+        eb, ey = self._region(op.else_body, op.else_yields, list(op.results), op.loc)
+        results = tuple(self._define_result(r, op) for r in op.results)
+        self.emit(O.If(cond=cond, then_body=tb, then_yields=ty, else_body=eb, else_yields=ey, results=results,
+                       loc=op.loc))  # fmt: skip
+
+
+def run(prog: Program, opts: Options) -> Program:
+    inf = _Infer(prog)
+    inf.seed_strict()
+    inf.check_strict_conflicts()
+    inf.seed_common()
+    inf.seed_free()
+    return _Resolve(inf).run(prog)
