@@ -28,10 +28,10 @@ from lowbit.ir.types import INT32, GlobalType, PointerType, SharedType, TileType
 
 __all__ = [
     "BUILTIN_NAMES", "Constexpr", "PtrSpec", "abs", "arange", "barrier", "broadcast", "cast", "cdiv",
-    "commit", "constexpr", "copy_async", "dot", "exp2", "expand_dims", "fma", "free", "full",
-    "global_view", "implementation", "load", "log2", "lookup", "maximum", "minimum", "num_programs",
-    "print", "program_id", "ptr", "reduce", "reshape", "round", "rsqrt", "shared", "sqrt",
-    "static_assert", "static_range", "store", "view", "wait", "where", "zeros",
+    "commit", "constexpr", "convert_layout", "copy_async", "dot", "exp2", "expand_dims", "fma", "free", "full",
+    "global_view", "implementation", "lane_id", "load", "log2", "lookup", "maximum", "minimum", "num_programs",
+    "permute", "print", "program_id", "ptr", "reduce", "reshape", "round", "rsqrt", "shared", "sqrt",
+    "static_assert", "static_range", "store", "transpose", "view", "wait", "warp_id", "where", "zeros",
 ]  # fmt: skip
 
 Impl = Callable[..., DValue]
@@ -614,6 +614,80 @@ def reshape(x: object, shape: tuple) -> object:
     """The same elements (row-major order) in a new constexpr shape."""
 
 
+def _permute(b: Builder, x: DValue, order: DValue) -> DValue:
+    v = b.tile(x, "permute operand")
+    t = _tile_t(v)
+    items = order if isinstance(order, tuple | list) else (order,)
+    perm = tuple(b.const_int(o, "permute order") for o in items)
+    if sorted(perm) != list(range(len(t.shape))):
+        raise Fail(f"permute: {list(perm)} is not a permutation of the {len(t.shape)} axes of {describe(v)}")
+    if perm == tuple(range(len(t.shape))):
+        return v
+    r = b.new(TileType(t.dtype, tuple(t.shape[d] for d in perm)))
+    b.make(O.Permute, result=r, x=v, order=perm)
+    return r
+
+
+@_builtin(_permute)
+def permute(x: object, order: tuple) -> object:
+    """Reorder a tile's axes: result axis ``i`` is axis ``order[i]`` of ``x`` (no data moves until a layout needs it)."""
+
+
+def _transpose(b: Builder, x: DValue) -> DValue:
+    t = _tile_t(b.tile(x, "transpose operand"))
+    if len(t.shape) != 2:
+        raise Fail(f"transpose takes a 2-D tile, got {list(t.shape)}; use lowbit.permute for other ranks")
+    return _permute(b, x, (1, 0))
+
+
+@_builtin(_transpose)
+def transpose(x: object) -> object:
+    """The 2-D tile with its axes swapped (``permute(x, (1, 0))``)."""
+
+
+def _convert_layout(b: Builder, x: DValue, layout: DValue) -> DValue:
+    v = b.tile(x, "convert_layout operand")
+    t = _tile_t(v)
+    lay = _layout(layout)
+    if lay is None:
+        raise Fail("convert_layout needs a register layout")
+    r = b.new(TileType(t.dtype, t.shape, lay))  # type: ignore[arg-type]
+    b.make(O.ConvertLayout, result=r, x=v)
+    return r
+
+
+@_builtin(_convert_layout)
+def convert_layout(x: object, layout: object) -> object:
+    """The same tile in register ``layout`` (a ``lowbit.layout`` RegisterLayout): an explicit data movement."""
+
+
+def _thread_index(kind: str) -> Impl:
+    def impl(b: Builder, shape: DValue, layout: DValue) -> DValue:
+        sh = b.shape(shape, f"{kind}_id shape")
+        lay = _layout(layout)
+        if lay is None:
+            raise Fail(f"{kind}_id needs the register layout its values refer to (layout=...)")
+        r = b.new(TileType(INT32, sh, lay))  # type: ignore[arg-type]
+        b.make(O.ThreadIndex, result=r, kind=kind)
+        return r
+
+    return impl
+
+
+@_builtin(_thread_index("lane"))
+def lane_id(shape: tuple, layout: object) -> object:
+    """An int32 tile of ``shape`` in register ``layout`` whose each element is the lane (0..31) holding it.
+
+    Which thread holds an element is what a layout says, so the layout is
+    required (and must hold each element in exactly one thread).
+    """
+
+
+@_builtin(_thread_index("warp"))
+def warp_id(shape: tuple, layout: object) -> object:
+    """An int32 tile of ``shape`` in register ``layout`` whose each element is the warp holding it."""
+
+
 # ------------------------------------------------------------- compile time
 
 
@@ -647,3 +721,18 @@ BUILTIN_NAMES = tuple(n for n in __all__ if n not in ("BUILTIN_NAMES", "implemen
 
 
 ptr.__lowbit_constexpr_fn__ = True  # type: ignore[attr-defined]  (callable in annotations)
+
+
+def _layout_constructors() -> tuple[Callable[..., object], ...]:
+    from lowbit.layout import construct, fragments, register  # noqa: PLC0415
+
+    return (register.local, register.column_local, register.spatial, register.column_spatial, register.replicate,
+            register.product, register.divide, register.divide_outer, register.permute, register.reshape,
+            register.reduce_dim, construct.blocked, fragments.mma_fragment, fragments.block_fragment,
+            fragments.ldmatrix_fragment)  # fmt: skip
+
+
+# Layout constructors run at compile time inside kernels (their arguments must be constexprs), so a kernel
+# can write ``lay = lowbit.layout.product(lowbit.layout.spatial(16, 8), lowbit.layout.local(1, 4))``.
+for _fn in _layout_constructors():
+    _fn.__lowbit_constexpr_fn__ = True  # type: ignore[attr-defined]

@@ -382,20 +382,7 @@ class Frontend(ast.NodeVisitor):
     def visit_Subscript(self, node: ast.Subscript) -> DValue:
         obj = self.visit(node.value)
         if isinstance(obj, Value) and isinstance(obj.type, TileType):
-            items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
-            shape: list[int] = []
-            dims = iter(obj.type.shape)
-            for it in items:
-                if isinstance(it, ast.Constant) and it.value is None:
-                    shape.append(1)
-                elif isinstance(it, ast.Slice) and it.lower is None and it.upper is None and it.step is None:
-                    shape.append(next(dims, -1))
-                else:
-                    raise Fail("tiles support only x[:, None]-style indexing (':' and None)")
-            shape.extend(dims)
-            if -1 in shape:
-                raise Fail(f"too many ':' for {describe(obj)}")
-            return self.b.reshape(obj, tuple(shape))
+            return self._tile_subscript(obj, node)
         idx = self.visit(node.slice)
         if is_constexpr(obj) and is_constexpr(idx) and isinstance(obj, tuple | list | str):
             try:
@@ -403,6 +390,43 @@ class Frontend(ast.NodeVisitor):
             except (IndexError, TypeError) as exc:
                 raise Fail(f"bad constant index: {exc}") from None
         raise Fail(f"cannot index {describe(obj)}")
+
+    def _tile_subscript(self, obj: Value, node: ast.Subscript) -> DValue:
+        """``x[a:b, :, None]``: constexpr slices (a static sub-tile), ``:`` and ``None`` (a new extent-1 axis)."""
+        items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        src = obj.type.shape  # type: ignore[union-attr]
+        starts, sizes, out_shape = [], [], []
+        d = 0
+        for it in items:
+            if isinstance(it, ast.Constant) and it.value is None:
+                out_shape.append(1)
+                continue
+            if d >= len(src):
+                raise Fail(f"too many indices for {describe(obj)}")
+            if not isinstance(it, ast.Slice):
+                raise Fail("tiles are indexed with constexpr slices (x[0:16, :]) and None, not single positions")
+            lo = 0 if it.lower is None else self.visit(it.lower)
+            hi = src[d] if it.upper is None else self.visit(it.upper)
+            if it.step is not None:
+                raise Fail("tile slices take no step")
+            if not (isinstance(lo, int) and isinstance(hi, int)) or isinstance(lo, bool) or isinstance(hi, bool):
+                raise Fail(f"tile slice bounds must be constexpr ints, got {describe(lo)}:{describe(hi)}")
+            lo, hi = (lo + src[d] if lo < 0 else lo), (hi + src[d] if hi < 0 else hi)
+            if not 0 <= lo < hi <= src[d]:
+                raise Fail(f"slice {lo}:{hi} is outside axis {d} of extent {src[d]}")
+            starts.append(lo)
+            sizes.append(hi - lo)
+            out_shape.append(hi - lo)
+            d += 1
+        for n in src[d:]:
+            starts.append(0)
+            sizes.append(n)
+            out_shape.append(n)
+        v = obj
+        if tuple(sizes) != tuple(src):
+            v = self.b.new(TileType(obj.type.dtype, tuple(sizes)), obj.hint)  # type: ignore[union-attr]
+            self.b.make(O.Slice, result=v, x=obj, starts=tuple(starts))
+        return v if tuple(out_shape) == tuple(sizes) else self.b.reshape(v, tuple(out_shape))
 
     def visit_IfExp(self, node: ast.IfExp) -> DValue:
         cond = self.visit(node.test)

@@ -3,6 +3,7 @@
 * :mod:`~lowbit.layout.register` -- register layouts (thread, slot) -> coordinates,
   their hierarchical ``product`` and ``divide``;
 * :mod:`~lowbit.layout.fragments` -- mma.sync / ldmatrix fragments as register layouts;
+* :mod:`~lowbit.layout.construct` -- the compiler's default (blocked, coalesced, optionally padded) layouts;
 * :mod:`~lowbit.layout.strided` -- CuTe-style shape:stride layouts (``compose`` is
   function composition), :mod:`~lowbit.layout.swizzle` -- XOR swizzles;
 * :mod:`~lowbit.layout.subbyte` -- registers/bits of b-bit slots, memory bit addresses;
@@ -14,6 +15,7 @@ function names; both are re-exported here.
 """
 
 from lowbit.layout.banks import LdmatrixPlan, access_wavefronts, ldmatrix_plan, warp_accesses
+from lowbit.layout.construct import blocked, padded_extent
 from lowbit.layout.fragments import MMA_SHAPES, block_fragment, ldmatrix_fragment, mma_fragment
 from lowbit.layout.register import (
     RegisterLayout,
@@ -57,6 +59,7 @@ __all__ = [
     "access_wavefronts",
     "bits_of",
     "block_fragment",
+    "blocked",
     "coalesce",
     "column_local",
     "column_spatial",
@@ -72,6 +75,7 @@ __all__ = [
     "logical_product",
     "make_layout",
     "mma_fragment",
+    "padded_extent",
     "parse",
     "permute",
     "product",

@@ -43,7 +43,7 @@ from lowbit.ir.program import Program
 from lowbit.ir.rewrite import Rewriter, walk
 from lowbit.ir.types import TileType, Value
 from lowbit.layout.register import RegisterLayout
-from lowbit.transforms._layout_rules import default_layout, rule, tile_operands, tile_results
+from lowbit.transforms._layout_rules import Tied, default_layout, rule, tile_operands, tile_results
 from lowbit.transforms.options import Options
 
 __all__ = ["run"]
@@ -184,14 +184,25 @@ class _Infer:
                     self.propagate()
 
     def check_strict_conflicts(self) -> None:
-        """Two strict layouts joined by an op that needs them equal is the user's to resolve."""
+        """Two layouts the program states, joined by an op that needs them equal, are the user's to resolve."""
+
+        def strict_only(v: Value) -> RegisterLayout | None:
+            return self.lay.get(id(v)) if id(v) in self.strict else None
+
         for op in self.g.ops:
-            req = rule(op).requires(op, self.get, self.T)
-            for v, x in req.items():
-                if x != self.get(v) and id(v) in self.strict and any(id(r) in self.strict for r in tile_results(op)):
+            r = rule(op)
+            if isinstance(r, Tied):
+                given = [(m, self.lay[id(m)]) for m in r.members(op) if id(m) in self.strict]
+                if len({str(x) for _, x in given}) > 1:
+                    (_, a), (_, b) = given[0], next(g for g in given if g[1] != given[0][1])
+                    raise CodegenError(f"{_where(op)}{op.mnemonic} needs its tiles in one layout, but they were given "
+                                       f"{a} and {b}: convert one explicitly with lowbit.convert_layout")  # fmt: skip
+                continue
+            for v, x in r.requires(op, strict_only, self.T).items():
+                if id(v) in self.strict and x != self.lay[id(v)]:
                     raise CodegenError(
-                        f"{_where(op)}{op.opname} needs its operand {v.hint or ''} in the layout {x}, but it was "
-                        f"given {self.get(v)}: convert it explicitly with lowbit.convert_layout")  # fmt: skip
+                        f"{_where(op)}{op.mnemonic} needs its operand {v.hint or ''} in the layout {x}, but it was "
+                        f"given {self.lay[id(v)]}: convert it explicitly with lowbit.convert_layout")  # fmt: skip
 
 
 class _Resolve(Rewriter):
