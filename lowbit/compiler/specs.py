@@ -50,18 +50,19 @@ def spec_id(program_text: str, options: Mapping[str, object], arch: str) -> str:
 @functools.lru_cache(maxsize=1)
 def compiler_status() -> tuple[bool, str]:
     """(whether this process can compile, why not): lark and the pinned llvmlite series must be present."""
-    if importlib.util.find_spec("lark") is None:
-        return False, "lark is not installed"
+    for name in ("lark", "llvmlite"):
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            return False, f"{name} is not installed"
     try:
-        from importlib.metadata import PackageNotFoundError, version
+        from importlib.metadata import version
 
         v = version("llvmlite")
-    except PackageNotFoundError:
-        return False, "llvmlite is not installed"
-    except Exception as exc:  # noqa: BLE001 - broken metadata is "cannot compile", not a crash
-        return False, f"llvmlite's version is unreadable ({exc})"
-    if importlib.util.find_spec("llvmlite") is None:
-        return False, "llvmlite is not importable"
+    except Exception as exc:  # noqa: BLE001 - missing or broken metadata is "cannot compile", not a crash
+        return False, f"llvmlite's version is unreadable ({type(exc).__name__})"
     if not v.startswith(LLVMLITE_SERIES):
         return False, f"llvmlite {v} is not the pinned {LLVMLITE_SERIES}* series"
     return True, ""
