@@ -184,7 +184,7 @@ def _info(name: str, value: object, ptr_dtype: DType) -> _ArrayInfo:
 # ----------------------------------------------------------------------------- per-parameter slots
 
 
-def _storage(dt: DType) -> np.dtype | None:
+def element_dtype(dt: DType) -> np.dtype | None:
     """The numpy dtype of ``dt``'s elements when it is a whole number of bytes (None: packed sub-byte codes)."""
     if is_bool(dt):
         return np.dtype(np.bool_)
@@ -203,7 +203,7 @@ def holds(dt: DType, arr_dtype: np.dtype | None) -> bool:
     """Whether an array of ``arr_dtype`` holds ``dt`` elements (the rule every backend applies)."""
     if arr_dtype is None:
         return False
-    sd = _storage(dt)
+    sd = element_dtype(dt)
     if sd is None:  # packed sub-byte codes: any integer words
         return arr_dtype.kind in "iu"
     if arr_dtype.itemsize != sd.itemsize:
@@ -312,12 +312,25 @@ class Binder:
                                           for e in ve.shape + ve.strides for v in free_vars(e)},
                                          key=lambda v: self.names.index(v.name)))  # fmt: skip
         self._extent_index = tuple(self.names.index(v.name) for v in self._extent_vars)
+        self._has_views = any(isinstance(s, PointerSlot) and s.views for s in self.slots)
         self._extents: dict[tuple[object, ...], tuple[tuple[int, str] | None, ...]] = {}
 
     @property
     def written(self) -> tuple[str, ...]:
         """The pointer parameters the kernel may store through."""
         return tuple(s.name for s in self.slots if isinstance(s, PointerSlot) and s.written)
+
+    def required_bytes(self, scalars: Mapping[str, object]) -> dict[str, tuple[int, str] | None]:
+        """Per pointer: (bytes its parameter-sized views need, the view) for these scalars, or None if unknown."""
+        out: list[object] = [None] * len(self.slots)
+        for i, slot in enumerate(self.slots):
+            if isinstance(slot, ScalarSlot):
+                if slot.name not in scalars:
+                    raise LaunchError(f"missing argument '{slot.name}' of kernel {self.kernel_name}")
+                out[i] = _bind_scalar(slot.name, slot.var, scalars[slot.name])
+        ext = self._extents_for(out) if self._has_views else (None,) * len(self.slots)
+        return {s.name: ext[i] if not isinstance(s, ScalarSlot) else None
+                for i, s in enumerate(self.slots) if isinstance(s, PointerSlot)}  # fmt: skip
 
     # ------------------------------------------------------------------------ binding
 
@@ -344,7 +357,7 @@ class Binder:
                     if slot.divisibility > 1 and v % slot.divisibility:  # type: ignore[operator]
                         raise LaunchError(f"argument '{slot.name}': the kernel was specialised on a multiple of "
                                           f"{slot.divisibility}, got {v}")  # fmt: skip
-        extents = self._extents_for(out) if self._extent_vars else None
+        extents = self._extents_for(out) if self._has_views else None
         device: str | None = None
         first: str | None = None
         uses_torch = False
@@ -360,7 +373,7 @@ class Binder:
                 raise LaunchError(f"argument '{slot.name}' is on {info.device} but '{first}' is on {device}: "
                                   "every array argument must be on one device")  # fmt: skip
             if not holds(slot.dtype, info.dtype):
-                sd = _storage(slot.dtype)
+                sd = element_dtype(slot.dtype)
                 want = f"{sd}" if sd is not None else "an integer array of packed codes"
                 raise LaunchError(f"argument '{slot.name}': array dtype {info.dtype_text} does not hold "
                                   f"{slot.dtype.name} elements (expected {want})")  # fmt: skip
