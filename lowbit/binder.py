@@ -91,6 +91,28 @@ def torch_numpy_dtype(tdtype: object) -> np.dtype | None:
     return _TORCH_TO_NUMPY.get(tdtype)
 
 
+_CUDA_NAMES: dict[int, str] = {}
+
+
+def _cuda_name(ordinal: int) -> str:
+    name = _CUDA_NAMES.get(ordinal)
+    if name is None:
+        name = _CUDA_NAMES[ordinal] = f"cuda:{ordinal}"
+    return name
+
+
+def _torch_strided() -> object:
+    return sys.modules["torch"].strided
+
+
+def _dtype_text(value: object) -> str:
+    """How an array argument's dtype is named in messages (torch's own name for tensors)."""
+    dt = getattr(value, "dtype", None)
+    if dt is None and hasattr(value, "__cuda_array_interface__"):
+        return str(value.__cuda_array_interface__.get("typestr"))  # type: ignore[attr-defined]
+    return str(dt)
+
+
 def device_of(value: object) -> str | None:
     """``"host"``, ``"cuda:N"`` for an array argument, None for anything else (a scalar, a bad type)."""
     if isinstance(value, np.ndarray):
@@ -111,7 +133,6 @@ class _ArrayInfo:
 
     device: str
     dtype: np.dtype | None
-    dtype_text: str
     nbytes: int
     contiguous: bool
     writable: bool
@@ -148,7 +169,7 @@ def _torch_info(name: str, t: object) -> _ArrayInfo:
             torch = sys.modules["torch"]
             raw = d.view({1: torch.uint8, 2: torch.int16}[npd.itemsize])
             host = raw.numpy().view(npd)
-    return _ArrayInfo(device, npd, str(t.dtype), int(t.numel()) * int(t.element_size()), contiguous,  # type: ignore[attr-defined]
+    return _ArrayInfo(device, npd, int(t.numel()) * int(t.element_size()), contiguous,  # type: ignore[attr-defined]
                       True, int(t.data_ptr()), host)  # type: ignore[attr-defined]
 
 
@@ -164,13 +185,13 @@ def _cai_info(name: str, obj: object) -> _ArrayInfo:
     if cai.get("mask") is not None:
         raise LaunchError(f"argument '{name}': masked device arrays are not supported")
     nbytes = math.prod(shape) * dt.itemsize
-    return _ArrayInfo(device_of(obj) or "cuda:0", dt, str(dt), nbytes, _c_contiguous(shape, cai.get("strides"), dt.itemsize),
+    return _ArrayInfo(_cuda_name(getattr(obj, "device_ordinal", 0)), dt, nbytes, _c_contiguous(shape, cai.get("strides"), dt.itemsize),
                       not readonly, int(addr or 0), None)  # fmt: skip
 
 
 def _info(name: str, value: object, ptr_dtype: DType) -> _ArrayInfo:
     if isinstance(value, np.ndarray):
-        return _ArrayInfo(HOST, value.dtype, str(value.dtype), value.nbytes, bool(value.flags.c_contiguous),
+        return _ArrayInfo(HOST, value.dtype, value.nbytes, bool(value.flags.c_contiguous),
                           bool(value.flags.writeable), int(value.__array_interface__["data"][0]), value)  # fmt: skip
     tt = _torch_tensor_type()
     if tt is not None and isinstance(value, tt):
@@ -313,6 +334,8 @@ class Binder:
                                          key=lambda v: self.names.index(v.name)))  # fmt: skip
         self._extent_index = tuple(self.names.index(v.name) for v in self._extent_vars)
         self._has_views = any(isinstance(s, PointerSlot) and s.views for s in self.slots)
+        #: (index, slot, {array dtype: holds?}) per pointer: the dtype rule is evaluated once per dtype seen
+        self._pointers = tuple((i, s, {}) for i, s in enumerate(self.slots) if isinstance(s, PointerSlot))
         self._extents: dict[tuple[object, ...], tuple[tuple[int, str] | None, ...]] = {}
 
     @property
@@ -362,39 +385,54 @@ class Binder:
         first: str | None = None
         uses_torch = False
         tt = _torch_tensor_type()
-        for i, slot in enumerate(self.slots):
-            if not isinstance(slot, PointerSlot):
-                continue
+        for i, slot, accepted in self._pointers:
             value = values[i]
-            info = _info(slot.name, value, slot.dtype)
+            if isinstance(value, np.ndarray):  # the common host case, without building an _ArrayInfo
+                fl = value.flags
+                where, dt, nbytes, contiguous, writable = HOST, value.dtype, value.nbytes, fl.c_contiguous, fl.writeable
+                address, host = value.ctypes.data, value
+            elif tt is not None and isinstance(value, tt) and value.is_cuda and value.layout is _torch_strided():
+                # the hot path of torch programs: attributes only (no device object, no dtype string)
+                if value.is_conj() or value.is_neg():
+                    raise LaunchError(f"argument '{slot.name}': the tensor has a lazy conj/neg bit; call "
+                                      ".resolve_conj().resolve_neg()")  # fmt: skip
+                where, dt = _cuda_name(value.get_device()), torch_numpy_dtype(value.dtype)
+                nbytes, contiguous, writable = value.numel() * value.element_size(), value.is_contiguous(), True
+                address, host = value.data_ptr(), None
+                uses_torch = True
+            else:
+                info = _info(slot.name, value, slot.dtype)
+                where, dt, nbytes, contiguous, writable = info.device, info.dtype, info.nbytes, info.contiguous, info.writable
+                address, host = info.address, info.host
             if device is None:
-                device, first = info.device, slot.name
-            elif info.device != device:
-                raise LaunchError(f"argument '{slot.name}' is on {info.device} but '{first}' is on {device}: "
+                device, first = where, slot.name
+            elif where != device:
+                raise LaunchError(f"argument '{slot.name}' is on {where} but '{first}' is on {device}: "
                                   "every array argument must be on one device")  # fmt: skip
-            if not holds(slot.dtype, info.dtype):
+            ok = accepted.get(dt)
+            if ok is None:
+                ok = accepted[dt] = holds(slot.dtype, dt)
+            if not ok:
                 sd = element_dtype(slot.dtype)
                 want = f"{sd}" if sd is not None else "an integer array of packed codes"
-                raise LaunchError(f"argument '{slot.name}': array dtype {info.dtype_text} does not hold "
+                raise LaunchError(f"argument '{slot.name}': array dtype {_dtype_text(value)} does not hold "
                                   f"{slot.dtype.name} elements (expected {want})")  # fmt: skip
-            if not info.contiguous:
+            if not contiguous:
                 raise LaunchError(f"argument '{slot.name}': the array must be C-contiguous "
                                   "(np.ascontiguousarray / tensor.contiguous())")  # fmt: skip
-            if slot.written and not info.writable:
+            if slot.written and not writable:
                 raise LaunchError(f"argument '{slot.name}': the array is read-only, but the kernel stores to it")
-            if extents is not None and extents[i] is not None:
-                need, what = extents[i]  # type: ignore[misc]
-                if need > info.nbytes:
-                    raise LaunchError(f"argument '{slot.name}': the kernel views it as {what}, which needs {need} "
-                                      f"bytes, but the array has {info.nbytes}")  # fmt: skip
-            if info.address % SPECIALIZED_DIVISIBILITY == 0:
+            if extents is not None:
+                ext = extents[i]
+                if ext is not None and ext[0] > nbytes:
+                    raise LaunchError(f"argument '{slot.name}': the kernel views it as {ext[1]}, which needs {ext[0]} "
+                                      f"bytes, but the array has {nbytes}")  # fmt: skip
+            if address % SPECIALIZED_DIVISIBILITY == 0:
                 facts[slot.name] = SPECIALIZED_DIVISIBILITY
-            if slot.divisibility > 1 and info.address % slot.divisibility:
+            if slot.divisibility > 1 and address % slot.divisibility:
                 raise LaunchError(f"argument '{slot.name}': the kernel was specialised on a {slot.divisibility}-byte "
-                                  f"aligned address, but the array starts at {info.address:#x}")  # fmt: skip
-            out[i] = info.host if device == HOST else info.address
-            if tt is not None and device != HOST and isinstance(value, tt):
-                uses_torch = True
+                                  f"aligned address, but the array starts at {address:#x}")  # fmt: skip
+            out[i] = host if device == HOST else address
         return Bound(device or HOST, tuple(out), facts, uses_torch)
 
     def _extents_for(self, out: list[object]) -> tuple[tuple[int, str] | None, ...]:

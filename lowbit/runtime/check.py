@@ -28,7 +28,7 @@ from lowbit.binder import Binder, PointerSlot, ScalarSlot, element_dtype
 from lowbit.errors import LaunchError
 from lowbit.ir.expr import convert
 
-__all__ = ["BufferCheck", "CheckReport", "eval_grid", "run_check"]
+__all__ = ["BufferCheck", "CheckReport", "Inputs", "aligned_copy", "compare_all", "eval_grid", "make_inputs", "run_check"]
 
 _MANTISSA = {"float16": 10, "bfloat16": 7, "float32": 23, "float64": 52, "float8_e4m3fn": 3, "float8_e5m2": 2}
 
@@ -132,11 +132,34 @@ def _compare(name: str, got: np.ndarray, ref: np.ndarray, written: bool) -> Buff
                        "within 64 ulp of max |ref|")  # fmt: skip
 
 
-def run_check(kernel: object, grid_text: str, defines: Mapping[str, object], backend: str = "auto",
-              arch: str | None = None, num_warps: int | None = None, seed: int = 0) -> CheckReport:
-    """Random inputs sized by the views, one launch on ``backend`` (auto/gpu/emulator), compared with the interpreter."""
-    from lowbit import runtime  # noqa: PLC0415
+@dataclass(frozen=True)
+class Inputs:
+    """A launch's random inputs: the program, scalars, host buffers by name (256-byte aligned), grid, constexprs."""
 
+    prog: object
+    scalars: dict[str, object]
+    host: dict[str, np.ndarray]
+    grid: tuple[int, ...]
+    constexprs: dict[str, object]
+
+    def args(self, arrays: Mapping[str, object] | None = None) -> list[object]:
+        """Arguments in parameter order, with ``arrays`` (default: the host buffers) for the pointers."""
+        arrays = self.host if arrays is None else arrays
+        return [arrays[n] if n in arrays else self.scalars[n] for n in Binder.of(self.prog).names]  # type: ignore[arg-type]
+
+
+def aligned_copy(a: np.ndarray, alignment: int = 256) -> np.ndarray:
+    """A copy of ``a`` whose data starts on an ``alignment``-byte boundary (like a device allocation)."""
+    raw = np.empty(a.nbytes + alignment, np.uint8)
+    start = (-raw.ctypes.data) % alignment
+    out = raw[start : start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
+
+
+def make_inputs(kernel: object, defines: Mapping[str, object], grid_text: str, num_warps: int | None = None,
+                seed: int = 0) -> Inputs:
+    """Random inputs for ``kernel`` sized by its views (see the module docstring)."""
     params = kernel.compiler.params  # type: ignore[attr-defined]
     cx_names = {p.name for p in params if p.is_constexpr}
     known = {p.name for p in params}
@@ -172,26 +195,40 @@ def run_check(kernel: object, grid_text: str, defines: Mapping[str, object], bac
                 raise LaunchError(f"cannot size argument '{slot.name}': none of its views is a function of the "
                                   "kernel's scalar arguments alone")  # fmt: skip
             dt = element_dtype(slot.dtype) or np.dtype(np.uint8)
-            host[slot.name] = _random(rng, dt, max(1, math.ceil(got[0] / dt.itemsize)))
+            host[slot.name] = aligned_copy(_random(rng, dt, max(1, math.ceil(got[0] / dt.itemsize))))
     bound_cx = kernel.compiler.bind_constexprs(cx)  # type: ignore[attr-defined]
     grid = eval_grid(grid_text, {**bound_cx, **scalars})
-    names = binder.names
-    ref = {k: v.copy() for k, v in host.items()}
-    kernel.interpret[grid](*[ref[n] if n in ref else scalars[n] for n in names], num_warps=prog.num_warps, **cx)  # type: ignore[attr-defined]
+    return Inputs(prog, scalars, host, grid, cx)
+
+
+def compare_all(prog: object, got: Mapping[str, np.ndarray], ref: Mapping[str, np.ndarray]) -> tuple[BufferCheck, ...]:
+    """Every buffer of a launch against the reference (the rules of the module docstring)."""
+    binder = Binder.of(prog)  # type: ignore[arg-type]
+    written = set(binder.written)
+    return tuple(_compare(n, got[n], ref[n], n in written) for n in binder.names if n in ref)
+
+
+def run_check(kernel: object, grid_text: str, defines: Mapping[str, object], backend: str = "auto",
+              arch: str | None = None, num_warps: int | None = None, seed: int = 0) -> CheckReport:
+    """Random inputs sized by the views, one launch on ``backend`` (auto/gpu/emulator), compared with the interpreter."""
+    from lowbit import runtime  # noqa: PLC0415
+
+    inp = make_inputs(kernel, defines, grid_text, num_warps, seed)
+    nw = inp.prog.num_warps  # type: ignore[attr-defined]
+    ref = {k: v.copy() for k, v in inp.host.items()}
+    kernel.interpret[inp.grid](*inp.args(ref), num_warps=nw, **inp.constexprs)  # type: ignore[attr-defined]
     if backend == "auto":
         backend = "gpu" if runtime.status().available else "emulator"
     if backend not in ("gpu", "emulator"):
         raise LaunchError(f"--backend must be auto, gpu or emulator, got {backend!r}")
     target = kernel.on(arch) if arch else kernel  # type: ignore[attr-defined]
     if backend == "gpu":
-        dev = {k: runtime.DeviceArray.from_numpy(v) for k, v in host.items()}
-        target[grid](*[dev[n] if n in dev else scalars[n] for n in names], num_warps=prog.num_warps, **cx)
+        dev = {k: runtime.DeviceArray.from_numpy(v) for k, v in inp.host.items()}
+        target[inp.grid](*inp.args(dev), num_warps=nw, **inp.constexprs)
         got = {k: d.numpy() for k, d in dev.items()}
     else:
-        got = {k: v.copy() for k, v in host.items()}
-        target[grid](*[got[n] if n in got else scalars[n] for n in names], num_warps=prog.num_warps, **cx)
+        got = {k: aligned_copy(v) for k, v in inp.host.items()}
+        target[inp.grid](*inp.args(got), num_warps=nw, **inp.constexprs)
     ran = kernel.last_launch  # type: ignore[attr-defined]
     used_arch = next(ck.arch for p, ck in kernel._compiled.values() if p is ran.program)  # type: ignore[attr-defined]
-    written = set(binder.written)
-    checks = tuple(_compare(n, got[n], ref[n], n in written) for n in names if n in host)
-    return CheckReport(prog.name, backend, used_arch, grid, scalars, checks)
+    return CheckReport(inp.prog.name, backend, used_arch, inp.grid, inp.scalars, compare_all(inp.prog, got, ref))  # type: ignore[attr-defined]

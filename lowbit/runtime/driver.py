@@ -222,12 +222,14 @@ class use_driver:
         from lowbit.runtime import launcher  # noqa: PLC0415
 
         launcher.MODULES.clear()
+        launcher._DEVICES.clear()
         return status()
 
     def __exit__(self, *exc: object) -> None:
         from lowbit.runtime import launcher  # noqa: PLC0415
 
         launcher.MODULES.clear()
+        launcher._DEVICES.clear()
         with _LOCK:
             _STATE.clear()
             _STATE.update(self.saved)

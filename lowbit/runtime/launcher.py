@@ -31,6 +31,7 @@ from __future__ import annotations
 import struct
 import sys
 import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -63,13 +64,27 @@ class GPUDevice:
         return self.info.ordinal
 
     def target_for(self, prog: Program) -> str:
-        """The target a program is compiled for on this device (the newest portable one it runs)."""
-        return images.target_for(self.info.sm, needs_fp8(prog), prog.name)
+        """The target a program is compiled for on this device (the newest portable one it runs; memoised)."""
+        key = (self.info.sm, prog.name)
+        per = _TARGETS.get(prog)
+        if per is None:
+            per = _TARGETS[prog] = {}
+        got = per.get(key)
+        if got is None:
+            got = per[key] = images.target_for(self.info.sm, needs_fp8(prog), prog.name)
+        return got
+
+
+_TARGETS: weakref.WeakKeyDictionary[Program, dict[tuple[int, str], str]] = weakref.WeakKeyDictionary()
+_DEVICES: dict[str, GPUDevice] = {}
 
 
 def device_for(bound: Bound | str | int) -> GPUDevice:
     """The GPU the bound arguments live on (or ``"cuda:N"``, or an ordinal); a LaunchError when there is none."""
     where = bound.device if isinstance(bound, Bound) else (f"cuda:{bound}" if isinstance(bound, int) else bound)
+    got = _DEVICES.get(where)
+    if got is not None:
+        return got
     if not where.startswith("cuda:"):
         raise LaunchError(f"the arguments are on {where}, not on a CUDA device")
     st = status()
@@ -78,7 +93,8 @@ def device_for(bound: Bound | str | int) -> GPUDevice:
     ordinal = int(where.split(":", 1)[1])
     for info in st.devices:
         if info.ordinal == ordinal:
-            return GPUDevice(info)
+            got = _DEVICES[where] = GPUDevice(info)
+            return got
     raise LaunchError(f"the arguments are on {where}, but the driver sees {len(st.devices)} device(s)")
 
 

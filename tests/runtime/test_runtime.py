@@ -220,3 +220,11 @@ def test_stream_handles() -> None:
     assert _stream_handle(TorchLike(), b, 0) == 1234 and _stream_handle(Protocol(), b, 0) == 99
     with pytest.raises(LaunchError, match="stream must be an int handle"):
         _stream_handle("default", b, 0)
+
+
+def test_the_gpu_suites_device_array_test_runs_on_the_stand_in() -> None:
+    """tests/runtime/test_gpu.py itself has not run on hardware: at least its DeviceArray path runs here."""
+    from tests.runtime import test_gpu
+
+    with use_driver(FakeDriver(cc=(9, 0))):
+        test_gpu.test_device_arrays_and_a_size_specialised_on_div16()
