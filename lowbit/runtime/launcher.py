@@ -209,14 +209,13 @@ class GPUKernel:
         image = np.frombuffer(data, np.uint8).copy()
         if kind == "cubin":
             return drv.check(d.cuModuleLoadData(image.ctypes.data), "cuModuleLoadData(cubin)")  # type: ignore[attr-defined]
-        log = np.zeros(8192, np.uint8)
+        log = bytearray(8192)  # the bindings pass a bytes-like object as the JIT's char* log buffer
         opts = [d.CUjit_option.CU_JIT_ERROR_LOG_BUFFER, d.CUjit_option.CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES]  # type: ignore[attr-defined]
-        result = d.cuModuleLoadDataEx(image.ctypes.data, len(opts), opts, [log.ctypes.data, log.size])  # type: ignore[attr-defined]
+        result = d.cuModuleLoadDataEx(image.ctypes.data, len(opts), opts, [log, len(log)])  # type: ignore[attr-defined]
         err = result[0]
         if int(err):
-            text = log.tobytes().split(b"\0", 1)[0].decode(errors="replace").strip()
-            exc = drv.fail(err, "cuModuleLoadDataEx(ptx)", text[:400])
-            raise exc
+            text = bytes(log).split(b"\0", 1)[0].decode(errors="replace").strip()
+            raise drv.fail(err, "cuModuleLoadDataEx(ptx)", text[:400])
         return result[1]
 
     def _buffers(self) -> _Buffers:

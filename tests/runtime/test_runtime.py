@@ -228,3 +228,42 @@ def test_the_gpu_suites_device_array_test_runs_on_the_stand_in() -> None:
 
     with use_driver(FakeDriver(cc=(9, 0))):
         test_gpu.test_device_arrays_and_a_size_specialised_on_div16()
+
+
+def test_the_real_bindings_accept_the_argument_types_lowbit_passes() -> None:
+    """Without a driver, cuda-bindings marshal every argument before failing to load libcuda: a TypeError here
+    would be a bug the first GPU session would hit (one was: the JIT log buffer must be bytes-like)."""
+    d = require_module("cuda.bindings.driver")
+    if runtime.status().available:  # pragma: no cover - on a GPU these bogus handles would really be used
+        pytest.skip("a GPU is present")
+    from types import SimpleNamespace
+
+    from lowbit.binder import Bound
+    from lowbit.runtime.driver import Driver
+    from lowbit.runtime.launcher import GPUKernel, _Buffers, _param_struct
+
+    drv = Driver(d)
+    drv._tls.ordinal = 0  # "already current": go straight to the call under test
+    ck = lowbit.compile(VADD, arch="sm_90")
+    k = object.__new__(GPUKernel)  # the real methods on hand-set state (no device to load on)
+    k.drv, k.name, k.compiled, k.device = drv, ck.kernel_name, ck, SimpleNamespace(ordinal=0)
+    k._struct, k._offsets, k._convs = _param_struct(ck)
+    k._tls, k._where, k.function, k.block, k.dynamic_shared = _Buffers(), "cuda:0", d.CUfunction(0), (128, 1, 1), 0
+    bound = Bound("cuda:0", (1 << 40, 1 << 40, 1 << 40, 300), {}, False)
+    host = np.zeros(16, np.uint8)
+    calls = {
+        "ptx": lambda: k._load_image("ptx", ck.ptx.encode() + b"\0"),
+        "cubin": lambda: k._load_image("cubin", ck.cubin or b"\0" * 16),
+        "launch": lambda: k.launch_bound((3,), bound),
+        "launch on a stream": lambda: k.launch_bound((3, 2), bound, stream=1234),
+        "function attribute": lambda: d.cuFuncGetAttribute(d.CUfunction_attribute.CU_FUNC_ATTRIBUTE_NUM_REGS, k.function),
+        "dynamic smem": lambda: d.cuFuncSetAttribute(
+            k.function, d.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, 100_000),
+        "copy in": lambda: d.cuMemcpyHtoD(1 << 40, host.ctypes.data, host.nbytes),
+        "copy out": lambda: d.cuMemcpyDtoH(host.ctypes.data, 1 << 40, host.nbytes),
+        "free": lambda: d.cuMemFree(1 << 40),
+    }
+    for what, call in calls.items():
+        with pytest.raises(Exception) as exc:
+            call()
+        assert type(exc.value).__name__ == "DynamicLibNotFoundError", (what, exc.value)
