@@ -13,7 +13,8 @@ argument):
 1. **kind**: a numpy array, a torch tensor (CPU or CUDA, read through its
    attributes: torch is never imported here) or any object with
    ``__cuda_array_interface__`` (lowbit's own :class:`lowbit.runtime.DeviceArray`,
-   CuPy, Numba);
+   CuPy, Numba; a DeviceArray also carries ``__lowbit_array__``, the same facts
+   as one precomputed tuple, so it skips building the interface dict);
 2. **device**: every array argument on one device (``"host"`` or ``"cuda:N"``);
 3. **dtype**: the array's elements hold the pointer's lowbit dtype (same width;
    floats only from floats or raw unsigned bits; sub-byte codes in any integer
@@ -400,6 +401,10 @@ class Binder:
                 nbytes, contiguous, writable = value.numel() * value.element_size(), value.is_contiguous(), True
                 address, host = value.data_ptr(), None
                 uses_torch = True
+            elif (fast := getattr(value, "__lowbit_array__", None)) is not None:
+                # lowbit.runtime.DeviceArray: (device, dtype, nbytes, address) precomputed at allocation
+                where, dt, nbytes, address = fast
+                contiguous, writable, host = True, True, None
             else:
                 info = _info(slot.name, value, slot.dtype)
                 where, dt, nbytes, contiguous, writable = info.device, info.dtype, info.nbytes, info.contiguous, info.writable

@@ -133,12 +133,13 @@ class Kernel:
 
     def compiled(self, prog: Program, arch: str | None) -> object:
         """The compiled kernel for a specialised program (memoised; the disk cache sits behind it)."""
-        from lowbit.compiler import compile_program  # noqa: PLC0415 - keeps `import lowbit` light
-
         key = (id(prog), arch)
-        if key not in self._compiled:
-            self._compiled[key] = (prog, compile_program(prog, arch))
-        return self._compiled[key][1]
+        got = self._compiled.get(key)
+        if got is None:
+            from lowbit.compiler import compile_program  # noqa: PLC0415 - keeps `import lowbit` light
+
+            got = self._compiled[key] = (prog, compile_program(prog, arch))
+        return got[1]
 
     @property
     def interpret(self) -> _InterpretIndexer:

@@ -34,6 +34,9 @@ class DeviceArray:
         drv.activate(self.device_ordinal)
         self._drv = drv
         self.ptr = int(drv.check(drv.d.cuMemAlloc(max(self.nbytes, 1)), "cuMemAlloc"))  # type: ignore[attr-defined, arg-type]
+        #: what the binder reads (device, dtype, bytes, address): no interface dict per launch
+        self.__lowbit_array__: tuple[str, np.dtype, int, int] | None = (
+            f"cuda:{self.device_ordinal}", self.dtype, self.nbytes, self.ptr)
 
     @classmethod
     def empty(cls, shape: tuple[int, ...] | int, dtype: object, device: int = 0) -> DeviceArray:
@@ -79,6 +82,7 @@ class DeviceArray:
     def free(self) -> None:
         if getattr(self, "ptr", None) is not None:
             ptr, self.ptr = self.ptr, None
+            self.__lowbit_array__ = None
             try:
                 self._drv.d.cuMemFree(ptr)  # type: ignore[attr-defined]
             except Exception:  # noqa: BLE001 - at interpreter exit the driver may already be gone
