@@ -68,3 +68,20 @@ def test_info_shows_gpu_compiler_and_caches(capsys: pytest.CaptureFixture[str]) 
     assert cli.main(["info"]) == 0
     out = capsys.readouterr().out
     assert "\ngpu       " in out and "\ncompiler  available" in out and "compiled kernels (" in out and "specialisations" in out
+
+
+def test_lowbit_run_on_the_gpu_path(capsys: pytest.CaptureFixture[str]) -> None:
+    """--backend gpu: a clean one-line error without a GPU; the whole DeviceArray path on the stand-in driver."""
+    from lowbit import runtime
+    from lowbit.runtime.driver import use_driver
+    from tests.runtime.fake_driver import FakeDriver
+
+    argv = ["run", str(EX / "04_w4a16_matmul.py"), "--backend", "gpu", *RUNS["04_w4a16_matmul"]]
+    if not runtime.status().available:
+        assert cli.main(argv) == 2
+        assert capsys.readouterr().err.startswith("lowbit: error: no GPU to launch on: ")
+    with use_driver(FakeDriver(cc=(9, 0))):
+        assert cli.main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("w4a16_matmul on the gpu (sm_90), grid (3, 4)") and out[-1].endswith(": PASS (gpu against "
+                                                                                                   "the interpreter)")
