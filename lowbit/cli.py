@@ -7,6 +7,10 @@
     lowbit compile FILE.py[:kernel] [--arch sm_80] [-D NAME=VALUE ...] [-o OUT]
                    [--emit vm|simt|llvm|ptx|cubin] [--dump DIR]
                              compile a @lowbit.kernel and print ptxas' resource report
+    lowbit run FILE.py[:kernel] --grid EXPRS [-D NAME=VALUE ...] [--backend auto|gpu|emulator]
+               [--arch sm_80] [--num-warps N] [--seed S]
+                             launch on random inputs sized by the kernel's views (the GPU when
+                             there is one, else the emulator) and check against the interpreter
 
 Errors a user can cause are printed as one ``lowbit: error: ...`` line with
 exit status 2, never as a traceback.
@@ -49,7 +53,17 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(f"llvmlite  {llvmlite.__version__}")
     except ImportError:
         print("llvmlite  not installed")
-    print(f"gpu       {toolchain.gpu_status()}")
+    from lowbit import config, runtime
+    from lowbit.compiler.specs import compiler_status
+
+    print(f"gpu       {runtime.status()}")
+    can, why = compiler_status()
+    print(f"compiler  {'available' if can else 'unavailable: ' + why + ' (carried kernels only)'}")
+    root = config.cache_dir() / "kernels"
+    entries = list(root.glob("*/*.lbc")) if root.is_dir() else []
+    specs = list((root / "specs").glob("*/*.json")) if root.is_dir() else []
+    size = sum(p.stat().st_size for p in entries)
+    print(f"cache     {root}: {len(entries)} compiled kernels ({size / 2**20:.1f} MiB), {len(specs)} specialisations")
     return 0
 
 
@@ -135,13 +149,10 @@ def _parse_define(text: str) -> tuple[str, object]:
         return name, raw
 
 
-def _cmd_compile(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from lowbit.compiler import compile as lowbit_compile
+def _pick_kernel(source: str) -> object:
     from lowbit.errors import LaunchError
 
-    path, _, wanted = args.source.partition(":")
+    path, _, wanted = source.partition(":")
     kernels = _load_kernels(path)
     if wanted:
         if wanted not in kernels:
@@ -156,6 +167,26 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         raise LaunchError(
             f"{path} defines {len(kernels)} kernels ({', '.join(sorted(kernels))}); name one: {path}:KERNEL"
         )
+    return kernel
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from lowbit.runtime.check import run_check
+
+    kernel = _pick_kernel(args.source)
+    report = run_check(kernel, args.grid, dict(_parse_define(d) for d in args.define), args.backend, args.arch,
+                       args.num_warps, args.seed)  # fmt: skip
+    print("\n".join(report.lines()))
+    return 0 if report.ok else 1
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lowbit.compiler import compile as lowbit_compile
+    from lowbit.errors import LaunchError
+
+    kernel = _pick_kernel(args.source)
     constexprs = dict(_parse_define(d) for d in args.define)
     compiled = lowbit_compile(kernel, arch=args.arch, **constexprs)
     stages = {
@@ -212,6 +243,18 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--emit", choices=_EMITS, default="ptx", help="which stage to output (default ptx)")
     comp.add_argument("--dump", metavar="DIR", help="also write every stage into DIR")
     comp.set_defaults(func=_cmd_compile)
+    run = sub.add_parser("run", help="launch a kernel on random inputs and check it against the interpreter")
+    run.add_argument("source", metavar="FILE.py[:kernel]", help="the Python file, and the kernel when it has several")
+    run.add_argument("--grid", required=True, help="grid dimensions: ints or expressions of the kernel's "
+                                                   "arguments and constexprs, e.g. 'cdiv(M, 16), cdiv(N, 32)'")
+    run.add_argument("-D", dest="define", action="append", default=[], metavar="NAME=VALUE",
+                     help="set a constexpr or a scalar argument (integer sizes are required)")
+    run.add_argument("--backend", choices=("auto", "gpu", "emulator"), default="auto",
+                     help="auto: the GPU when one is usable, else the emulator")
+    run.add_argument("--arch", default=None, help="target (default: the device's, or sm_80 / sm_89 on the emulator)")
+    run.add_argument("--num-warps", type=int, default=None, help="warps per block (default: the decorator's)")
+    run.add_argument("--seed", type=int, default=0, help="random inputs' seed")
+    run.set_defaults(func=_cmd_run)
     return parser
 
 

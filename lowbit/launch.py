@@ -4,22 +4,28 @@ The rule (the only place it is decided):
 
 1. ``kernel.interpret[grid](...)`` and ``lowbit.interpret(kernel, grid, ...)``
    always run the numpy reference interpreter (:mod:`lowbit.interp`).
-2. ``kernel[grid](...)`` runs :func:`select_backend`'s choice.  Today that is
-   the PTX emulator for every call: the kernel is compiled (DSL -> PTX, cached
-   in memory per constexpr set and on disk by :mod:`lowbit.compiler`) for the
-   default target -- sm_80, or sm_89 when the kernel uses FP8 -- and the exact
-   PTX runs on :mod:`lowbit.emu` with memcheck, racecheck and definedness
-   checks on.  ``kernel.on("sm_90")[grid](...)`` picks the target.  When the
-   GPU runtime lands, the choice becomes the GPU when a CUDA device is usable
-   and the pointer arguments are device arrays.  No environment variable and
-   no global switch changes this; a backend is chosen per call from the
-   arguments, and a kernel the compiler cannot lower is an error at the
-   user's line, never a silent fall-back to the interpreter.
+2. ``kernel[grid](...)`` runs :func:`select_backend`'s choice, made from the
+   arguments alone: device arrays (CUDA torch tensors, lowbit's
+   :class:`~lowbit.runtime.DeviceArray`, anything with
+   ``__cuda_array_interface__``) run on the GPU through :mod:`lowbit.runtime`
+   (compiled for the device's target, launched on torch's current stream when
+   the arrays are torch tensors); host arrays (numpy, CPU tensors) run the
+   exact PTX on :mod:`lowbit.emu` with memcheck, racecheck and definedness
+   checks on.  The kernel is compiled (DSL -> PTX, cached in memory per
+   specialisation and on disk by :mod:`lowbit.compiler`) for the default
+   target -- sm_80, or sm_89 when the kernel uses FP8; on the GPU, the
+   device's -- and ``kernel.on("sm_90")[grid](...)`` picks the target.  No
+   environment variable and no global switch changes this; a device array
+   with no usable GPU is an error naming the argument, and a kernel the
+   compiler cannot lower is an error at the user's line, never a silent
+   fall-back to the interpreter.
 
 Arguments bind like a Python call over the kernel's parameters (constexprs
 included; missing constexprs take their defaults).  ``num_warps=`` is a
-launch option (a compile option, never a kernel argument).  Pointer arguments
-are C-contiguous numpy arrays updated in place.
+launch option (a compile option, never a kernel argument).  Every backend
+checks them with the same :class:`~lowbit.binder.Binder` (dtype, contiguity,
+size where the kernel's views say it, alignment facts, one device) before
+anything runs; pointer arguments are updated in place.
 
 Specialisation: a compiled launch detects, per argument, the facts the passes
 may exploit -- a pointer whose address is a multiple of 16 bytes, an integer
@@ -40,19 +46,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
-
 from lowbit import interp
+from lowbit.binder import HOST, Binder, device_of
 from lowbit.dsl.diagnostics import format_located
 from lowbit.dsl.kernel import LAUNCH_OPTIONS, KernelFunction
 from lowbit.errors import CodegenError, DSLError, EmulatorError, LaunchError
-from lowbit.ir.expr import Var
-from lowbit.ir.program import SPECIALIZED_DIVISIBILITY, Program
+from lowbit.ir.program import Program
 
 __all__ = ["Kernel", "LaunchRecord", "LaunchSignatureError", "interpret", "kernel", "select_backend",
            "specialization_facts"]
 
-Backend = Literal["interpreter", "emulator"]
+Backend = Literal["interpreter", "emulator", "gpu"]
 _USER_ERRORS = (DSLError, LaunchError, CodegenError, EmulatorError, interp.InterpError)
 
 
@@ -84,21 +88,20 @@ class LaunchRecord:
 
 
 def specialization_facts(prog: Program, args: dict[str, object]) -> dict[str, int]:
-    """The divisibility facts these (already checked) arguments give each parameter of ``prog``."""
-    d = SPECIALIZED_DIVISIBILITY
-    facts: dict[str, int] = {}
-    for p in prog.params:
-        a = args.get(p.name)
-        if isinstance(p.value, Var):
-            if p.value.dtype.is_int and isinstance(a, int | np.integer) and not isinstance(a, bool) and int(a) % d == 0:
-                facts[p.name] = d
-        elif isinstance(a, np.ndarray) and a.__array_interface__["data"][0] % d == 0:
-            facts[p.name] = d
-    return facts
+    """The divisibility facts these arguments give each parameter of ``prog`` (they are checked too)."""
+    return Binder.of(prog).bind(args).facts
 
 
 def select_backend(kernel: Kernel, args: dict[str, object]) -> Backend:
-    """Which backend runs ``kernel[grid](...)`` for these arguments (see the module docstring)."""
+    """Which backend runs ``kernel[grid](...)`` for these arguments (see the module docstring).
+
+    Any device array among them means the GPU; mixed devices are refused by
+    the binder afterwards, naming both arguments.
+    """
+    for value in args.values():
+        where = device_of(value)
+        if where is not None and where != HOST:
+            return "gpu"
     return "emulator"
 
 
@@ -125,17 +128,18 @@ class Kernel:
         return Launcher(self, grid, None)
 
     def on(self, arch: str) -> _TargetIndexer:
-        """``kernel.on("sm_90")[grid](...)``: compile for ``arch`` and run on the emulator."""
+        """``kernel.on("sm_90")[grid](...)``: compile for ``arch``; the arguments pick the backend."""
         return _TargetIndexer(self, arch)
 
     def compiled(self, prog: Program, arch: str | None) -> object:
         """The compiled kernel for a specialised program (memoised; the disk cache sits behind it)."""
-        from lowbit.compiler import compile_program  # noqa: PLC0415 - keeps `import lowbit` light
-
         key = (id(prog), arch)
-        if key not in self._compiled:
-            self._compiled[key] = (prog, compile_program(prog, arch))
-        return self._compiled[key][1]
+        got = self._compiled.get(key)
+        if got is None:
+            from lowbit.compiler import compile_program  # noqa: PLC0415 - keeps `import lowbit` light
+
+            got = self._compiled[key] = (prog, compile_program(prog, arch))
+        return got[1]
 
     @property
     def interpret(self) -> _InterpretIndexer:
@@ -206,11 +210,17 @@ class Kernel:
         if chosen == "interpreter":
             interp.run(prog, grid, runtime)
         else:
-            from lowbit.compiler import run_on_emulator  # noqa: PLC0415
+            bound = Binder.of(prog).bind(runtime)  # every argument check, and the facts, before compiling
+            prog = self.with_facts(prog, bound.facts)
+            if chosen == "emulator":
+                from lowbit.compiler.driver import run_bound_on_emulator  # noqa: PLC0415
 
-            interp.bind_args(prog, runtime)  # argument errors first, against the unspecialised program
-            prog = self.with_facts(prog, specialization_facts(prog, runtime))
-            run_on_emulator(self.compiled(prog, arch), grid, runtime)
+                run_bound_on_emulator(self.compiled(prog, arch), grid, bound)
+            else:
+                from lowbit import runtime as gpu  # noqa: PLC0415 - cuda-python only when a GPU launch happens
+
+                device = gpu.device_for(bound)
+                gpu.launch_bound(self.compiled(prog, arch or device.target_for(prog)), grid, bound)
         self.last_launch = LaunchRecord(chosen, prog)
 
 
@@ -232,7 +242,7 @@ class _TargetIndexer:
         self.kernel, self.arch = kernel, arch
 
     def __getitem__(self, grid: object) -> Launcher:
-        return Launcher(self.kernel, grid, "emulator", self.arch)
+        return Launcher(self.kernel, grid, None, self.arch)
 
 
 class _InterpretIndexer:

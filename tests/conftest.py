@@ -54,6 +54,16 @@ def require_tool(name: str) -> str:
     return path
 
 
+def require_module(name: str) -> object:
+    """Import an optional dependency (torch, cuda.bindings): skip without it, but fail under ``CI=true``."""
+    import importlib  # noqa: PLC0415
+
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:  # pragma: no cover - depends on the machine
+        _missing(f"{name} is not importable ({exc}); install the project's extras")
+
+
 def _missing(message: str) -> None:
     if IN_CI:
         pytest.fail(f"CI=true and a required tool is missing: {message}", pytrace=False)

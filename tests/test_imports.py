@@ -31,17 +31,21 @@ ALLOWED: dict[str, set[str]] = {
     "layout": {"errors", "arch", "dtypes"},
     "ir": {"errors", "arch", "dtypes", "layout", "lark", "numpy"},
     "emu": {"errors", "arch", "dtypes", "numpy", "lark"},
+    # the one argument binder (issue 14): reads a program's signature, used by interp, emulator and GPU runtime
+    "binder": {"errors", "dtypes", "ir", "numpy", "ml_dtypes"},
 }
-_BELOW_IR = {"errors", "config", "arch", "dtypes", "packing", "quant", "layout", "ir", "numpy", "ml_dtypes", "lark"}
+_BELOW_IR = {"errors", "config", "arch", "dtypes", "packing", "quant", "layout", "ir", "binder", "numpy", "ml_dtypes",
+             "lark"}
 ALLOWED["dsl"] = _BELOW_IR
 ALLOWED["interp"] = _BELOW_IR
 ALLOWED["transforms"] = {"ir", "layout", "dtypes", "arch", "errors", "numpy"}
 ALLOWED["codegen"] = {"ir", "dtypes", "arch", "errors", "config", "toolchain", "llvmlite"}
 _COMPILER = _BELOW_IR | {"dsl", "interp", "transforms", "codegen", "emu", "toolchain", "compiler", "launch", "api"}
 ALLOWED["compiler"] = _COMPILER | {"llvmlite"}  # llvmlite only to read its version for cache keys
-ALLOWED["launch"] = _COMPILER
+# launch picks the backend, the GPU runtime among them; the runtime never imports launch (arrows one way)
+ALLOWED["launch"] = _COMPILER | {"runtime"}
 ALLOWED["api"] = _COMPILER
-ALLOWED["runtime"] = _COMPILER | {"runtime", "cuda", "torch"}
+ALLOWED["runtime"] = (_COMPILER - {"launch", "api"}) | {"runtime", "cuda", "torch"}
 # the CLI and the package root are users of everything
 ALLOWED["cli"] = None  # type: ignore[assignment]
 ALLOWED["__init__"] = None  # type: ignore[assignment]

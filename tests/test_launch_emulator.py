@@ -51,13 +51,37 @@ def test_on_picks_the_target() -> None:
     assert compiled.arch == "sm_90" and ".target sm_90" in compiled.ptx
 
 
-def test_emulator_catches_an_out_of_bounds_launch_at_the_argument() -> None:
+def test_a_too_short_array_is_refused_before_launch_naming_the_argument() -> None:
     ex = _example("01_vector_add")
     n = 300
     x, y = np.zeros(n, np.float32), np.zeros(n, np.float32)
-    out = np.zeros(n - 50, np.float32)  # too short for n: the masked kernel writes past it
-    with pytest.raises(lowbit.LowbitError) as exc:
+    out = np.full(n - 50, 7.0, np.float32)  # too short for n: the view out[n] needs 1200 bytes
+    with pytest.raises(LaunchError) as exc:
         ex.vector_add[(2,)](x, y, out, n)
+    assert str(exc.value) == ("argument 'out_ptr': the kernel views it as f32[300] with strides [1], which needs "
+                              "1200 bytes, but the array has 1000")
+    assert np.all(out == 7.0)  # nothing ran
+    frames = traceback.extract_tb(exc.value.__traceback__)
+    assert all("lowbit/compiler" not in f.filename and "lowbit/binder" not in f.filename for f in frames)
+
+
+def test_emulator_catches_an_out_of_bounds_launch_at_the_argument(tmp_path: Path) -> None:
+    """A view sized by the grid (not by parameters) is beyond the binder: the emulator's memcheck names the argument."""
+    src = tmp_path / "grid_sized.py"
+    src.write_text(
+        "import lowbit\n\n"
+        "@lowbit.kernel(num_warps=1)\n"
+        "def k(out_ptr: lowbit.ptr('f32')):\n"
+        "    n = lowbit.num_programs(0) * 32\n"
+        "    t = lowbit.full((32,), 1.0, lowbit.f32)\n"
+        "    lowbit.store(lowbit.global_view(out_ptr, (n,)), t, (lowbit.program_id(0) * 32,))\n"
+    )
+    spec = importlib.util.spec_from_file_location("grid_sized", src)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = np.zeros(40, np.float32)  # two blocks write 64 elements
+    with pytest.raises(lowbit.LowbitError) as exc:
+        module.k[(2,)](out)
     assert "out-of-bounds global store" in str(exc.value) and "argument 'out_ptr'" in str(exc.value)
     frames = traceback.extract_tb(exc.value.__traceback__)
     assert all("lowbit/compiler" not in f.filename and "lowbit/emu" not in f.filename for f in frames)

@@ -51,6 +51,7 @@ def fixtures(tier: str):
 
 def _capture_example(path, arch: str):
     """Run the example's ``run()`` with the emulator launch replaced by a recorder; returns (module, launch)."""
+    import lowbit
     import lowbit.emu
 
     mod = load_module(path, f"fidelity_example_{path.stem}")
@@ -69,6 +70,9 @@ def _capture_example(path, arch: str):
         lowbit.emu.launch = real
     if len(rec) != 1:
         raise RuntimeError(f"{path.name}: expected one launch, saw {len(rec)}")
+    if not isinstance(rec[0]["ptx"], str):  # the launcher hands the emulator the PTX parsed once: take its text
+        kernel = next(v for v in vars(mod).values() if isinstance(v, lowbit.Kernel) and v.last_launch is not None)
+        rec[0]["ptx"] = kernel.compiled(kernel.last_launch.program, arch).ptx
     return mod, rec[0]
 
 

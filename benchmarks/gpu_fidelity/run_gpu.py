@@ -249,13 +249,13 @@ class Driver:
         """cuModuleLoadData with the JIT's error log captured; returns the module."""
         d = self.d
         image = np.frombuffer(ptx.encode() + b"\0", np.uint8).copy()  # NUL-terminated text
-        log = np.zeros(8192, np.uint8)
+        log = bytearray(8192)  # cuda-bindings take the JIT's char* log buffer as a bytes-like object, not an address
         opts = [d.CUjit_option.CU_JIT_ERROR_LOG_BUFFER, d.CUjit_option.CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES]
         try:
-            return self._check(d.cuModuleLoadDataEx(image.ctypes.data, len(opts), opts, [log.ctypes.data, log.size]),
+            return self._check(d.cuModuleLoadDataEx(image.ctypes.data, len(opts), opts, [log, len(log)]),
                                "cuModuleLoadDataEx")
         except CudaError as exc:
-            text = log.tobytes().split(b"\0", 1)[0].decode(errors="replace").strip()
+            text = bytes(log).split(b"\0", 1)[0].decode(errors="replace").strip()
             raise CudaError(f"{exc} {text[:400]}", exc.code) from None
         except Exception:  # noqa: BLE001 - option marshalling differs between binding versions
             return self._check(d.cuModuleLoadData(image.ctypes.data), "cuModuleLoadData")

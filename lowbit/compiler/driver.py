@@ -8,10 +8,17 @@ LLVM (:mod:`lowbit.codegen`) and assembles it with ptxas when ptxas exists
 returned :class:`CompiledKernel`.  Results are cached in
 :class:`~lowbit.compiler.cache.CompileCache` under
 ``cache_key(canonical .lbir, options, arch)`` (the key also covers lowbit's
-own source and the LLVM/ptxas versions).
+own source and the LLVM/ptxas versions), and the key is recorded in the
+specialisation index (:mod:`lowbit.compiler.specs`).
 
-``run_on_emulator(compiled, grid, args)`` binds user arguments (numpy
-arrays, Python numbers) to the PTX parameters and runs the PTX on
+A process that cannot compile (no lark, or not the pinned llvmlite: a GPU
+machine) never imports the passes or LLVM: it finds the entry through the
+specialisation index, by the key stored when it was built; a miss is a
+:class:`~lowbit.errors.LaunchError` naming the specialisation.
+
+``run_on_emulator(compiled, grid, args)`` checks the arguments with the
+compiled program's :class:`~lowbit.binder.Binder` (built once, never by
+re-parsing text) and runs the PTX, parsed once per compiled kernel, on
 :mod:`lowbit.emu` with its checks on.
 """
 
@@ -20,23 +27,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from lowbit import interp
-from lowbit.codegen.emit import compile_kernel
-from lowbit.compiler.cache import CompileCache, cache_key
+from lowbit.binder import Binder, Bound, require_host
+from lowbit.compiler.cache import CompileCache, cache_key, toolchain_versions
+from lowbit.compiler.specs import SpecIndex, compiler_status, spec_id
 from lowbit.dtypes import DType
 from lowbit.errors import CodegenError, DSLError, EmulatorError, LaunchError, ToolchainError
 from lowbit.ir.printer import print_program
 from lowbit.ir.program import Program
-from lowbit.ir.simt import print_kernel
 from lowbit.ir.types import PointerType
-from lowbit.transforms import Options, lower
+from lowbit.transforms.options import Options
 
-__all__ = ["CompiledKernel", "ParamSpec", "compile", "compile_program", "needs_fp8", "run_on_emulator"]
+__all__ = ["CompiledKernel", "ParamSpec", "compile", "compile_program", "dynamic_shared_bytes", "needs_fp8",
+           "run_on_emulator"]
 
 _FP8 = ("e4m3fn", "e5m2")
 
@@ -67,6 +75,27 @@ class CompiledKernel:
     threads_per_block: int
     shared_bytes: int
     ptxas_log: str = ""
+    #: the compile-cache key the artifacts were stored under, and the specialisation id that finds it
+    key: str = ""
+    spec: str = ""
+    #: the specialised program (signature and views for the binder); not part of equality
+    program: Program | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def binder(self) -> Binder:
+        if self.program is None:
+            raise LaunchError(f"{self.kernel_name}: this CompiledKernel carries no program to bind arguments with")
+        return Binder.of(self.program)
+
+    @property
+    def dynamic_shared(self) -> int:
+        """Dynamic shared memory bytes a launch must pass (0 unless the PTX declares ``.extern .shared``)."""
+        return dynamic_shared_bytes(self.ptx, self.shared_bytes)
+
+
+def dynamic_shared_bytes(ptx: str, shared_bytes: int) -> int:
+    """``shared_bytes`` when the PTX takes its shared memory dynamically (``.extern .shared``), else 0."""
+    return shared_bytes if re.search(r"^\s*\.extern\s+\.shared\b", ptx, re.M) else 0
 
 
 def _dtypes_in(obj: object, seen: set[int]) -> Iterator[DType]:
@@ -108,7 +137,11 @@ def _params(prog: Program) -> tuple[ParamSpec, ...]:
 
 
 def _build(prog: Program, arch: str) -> dict[str, bytes]:
+    # the passes, LLVM and the SIMT printer load only when something is compiled (not on a GPU machine)
+    from lowbit.codegen.emit import compile_kernel  # noqa: PLC0415
     from lowbit.codegen.ptxas import assemble  # noqa: PLC0415 - ptxas is optional
+    from lowbit.ir.simt import print_kernel  # noqa: PLC0415
+    from lowbit.transforms import lower  # noqa: PLC0415
 
     kernel = lower(prog, Options(arch=arch))
     ck = compile_kernel(kernel, arch)
@@ -126,22 +159,47 @@ def _build(prog: Program, arch: str) -> dict[str, bytes]:
 
 
 def compile_program(prog: Program, arch: str | None = None, cache: CompileCache | None = None) -> CompiledKernel:
-    """Compile an already specialised VM program (cached)."""
-    from lowbit.codegen.ptxas import parse_report  # noqa: PLC0415
-
-    arch = arch or ("sm_89" if needs_fp8(prog) else "sm_80")
+    """Compile an already specialised VM program (cached; found by its specialisation where nothing compiles)."""
+    arch = arch or ("sm_80" if not needs_fp8(prog) else "sm_89")
     opts = Options(arch=arch)
     vm = print_program(prog)
-    key = cache_key(vm, opts.as_dict(), arch)
-    arts = (cache or CompileCache()).get_or_build(key, lambda: _build(prog, arch))
+    cache = cache or CompileCache()
+    sid = spec_id(vm, opts.as_dict(), arch)
+    index = SpecIndex(cache.root)
+    can_compile, why = compiler_status()
+    if can_compile:
+        key = cache_key(vm, opts.as_dict(), arch)
+        arts = cache.get_or_build(key, lambda: _build(prog, arch))
+        llvm_v, ptxas_v = toolchain_versions()
+        index.record(sid, key, {"kernel": prog.name, "arch": arch, "built_with": {"llvm": llvm_v, "ptxas": ptxas_v}})
+    else:
+        rec = index.lookup(sid)
+        arts = cache.get(rec["key"]) if rec is not None else None  # type: ignore[arg-type]
+        if arts is None:
+            raise LaunchError(
+                f"kernel {prog.name} ({describe_specialization(prog, arch)}) is not in the carried cache "
+                f"{cache.root} ({'entry missing or corrupt' if rec else 'no such specialisation'}: specialisation "
+                f"{sid[:16]}), and this machine cannot compile ({why}); prepare it where lowbit compiles"
+            )  # fmt: skip
+        key = str(rec["key"])  # type: ignore[index]
+    from lowbit.codegen.ptxas import parse_report  # noqa: PLC0415 - plain text parsing, no tools
+
     meta = json.loads(arts["meta"].decode())
     log = arts.get("ptxas_log", b"").decode()
     resources = parse_report(log).get(meta["name"]) if log else None
     return CompiledKernel(
         kernel_name=meta["name"], arch=arch, vm=vm, simt=arts["simt"].decode(), llvm=arts["llvm"].decode(),
         ptx=arts["ptx"].decode(), cubin=arts.get("cubin"), resources=resources, params=_params(prog),
-        threads_per_block=meta["threads"], shared_bytes=meta["shared"], ptxas_log=log,
+        threads_per_block=meta["threads"], shared_bytes=meta["shared"], ptxas_log=log, key=key, spec=sid,
+        program=prog,
     )  # fmt: skip
+
+
+def describe_specialization(prog: Program, arch: str) -> str:
+    """One line naming a specialisation: target, constexprs, num_warps, facts."""
+    cx = ", ".join(f"{n}={v}" for n, v in prog.constexprs)
+    facts = ", ".join(f"{n}:div({d})" for n, d in sorted(prog.facts.items()))
+    return f"{arch}, num_warps={prog.num_warps}" + (f", {cx}" if cx else "") + (f", facts {facts}" if facts else "")
 
 
 def compile(kernel: object, arch: str | None = None, cache: CompileCache | None = None, **constexprs: object) -> CompiledKernel:  # noqa: A001
@@ -162,47 +220,93 @@ def compile(kernel: object, arch: str | None = None, cache: CompileCache | None 
 # ------------------------------------------------------------------------------------------ emulator
 
 
-def _vm_program(compiled: CompiledKernel) -> Program:
-    from lowbit.ir.parser import parse  # noqa: PLC0415
+@dataclass(frozen=True)
+class _EmulatorPlan:
+    """What every emulator launch of one compiled kernel reuses: the parsed PTX and per-parameter converters."""
 
-    return parse(compiled.vm)
+    module: object
+    convert: tuple[Callable[[object], object] | None, ...]  # None: a pointer (the array itself)
 
 
-def run_on_emulator(compiled: CompiledKernel, grid: object, args: Sequence[object] | Mapping[str, object],
-                    checks: bool = True) -> object:
-    """Launch ``compiled`` on the PTX emulator; arrays in ``args`` are updated in place. Returns its Stats."""
-    from lowbit import emu  # noqa: PLC0415
+_PLANS: dict[str, _EmulatorPlan] = {}
+_PLANS_LOCK = threading.Lock()
 
+
+def _scalar_converter(dt_name: str, ptx_type: str) -> Callable[[object], object]:
+    """A bound Python scalar (already in the parameter's format) -> the numpy scalar the PTX parameter takes."""
+    from lowbit.dtypes import dtype  # noqa: PLC0415
+
+    width = {"8": np.uint8, "16": np.uint16, "32": np.uint32, "64": np.uint64}[re.sub(r"\D", "", ptx_type) or "32"]
+    if dt_name == "bf16":
+        bf16 = dtype("bf16")
+        return lambda v: np.uint16(int(np.asarray(bf16.encode(float(v))).reshape(())))  # type: ignore[arg-type]
+    if dt_name == "bool":
+        return lambda v: width(bool(v))
+    if ptx_type.startswith("f"):
+        ft = {"f16": np.float16, "f32": np.float32, "f64": np.float64}[ptx_type]
+        return lambda v: ft(v)
+    if dt_name == "f16":  # an f16 scalar in a .b16 parameter: its bits
+        return lambda v: np.float16(v).view(np.uint16)
+    signed = dt_name.startswith("int")
+    nt = np.dtype(f"{'int' if signed else 'uint'}{np.dtype(width).itemsize * 8}").type
+    return lambda v: nt(v)
+
+
+def _emulator_plan(compiled: CompiledKernel) -> _EmulatorPlan:
+    key = compiled.key or compiled.ptx
+    plan = _PLANS.get(key)
+    if plan is not None:
+        return plan
+    from lowbit.emu.parser import parse as parse_ptx  # noqa: PLC0415
+
+    with _PLANS_LOCK:
+        plan = _PLANS.get(key)
+        if plan is None:
+            module = parse_ptx(compiled.ptx)
+            try:
+                entry = module.entry(compiled.kernel_name)
+            except KeyError as exc:
+                raise LaunchError(str(exc.args[0])) from None
+            if len(entry.params) != len(compiled.params):
+                raise LaunchError(f"{compiled.kernel_name}: the PTX has {len(entry.params)} parameters, the program "
+                                  f"{len(compiled.params)}")  # fmt: skip
+            conv = tuple(None if p.kind == "pointer" else _scalar_converter(p.dtype, e.type)
+                         for p, e in zip(compiled.params, entry.params))  # fmt: skip
+            plan = _PLANS[key] = _EmulatorPlan(module, conv)
+    return plan
+
+
+def _by_name(compiled: CompiledKernel, args: Sequence[object] | Mapping[str, object]) -> dict[str, object]:
     names = [p.name for p in compiled.params]
     if isinstance(args, Mapping):
         unknown = [k for k in args if k not in names]
         if unknown:
             raise LaunchError(f"{compiled.kernel_name} has no parameter {unknown[0]!r}")
-        by_name = dict(args)
-    else:
-        if len(args) != len(names):
-            raise LaunchError(f"{compiled.kernel_name} takes {len(names)} arguments ({', '.join(names)}), "
-                              f"but {len(args)} were given")  # fmt: skip
-        by_name = dict(zip(names, args))
-    prog = _vm_program(compiled)
-    bound = interp.bind_args(prog, by_name)  # checks arity, array dtypes and scalar ranges, naming the argument
-    ptx_args: list[object] = []
-    for p in compiled.params:
-        if p.kind == "pointer":
-            ptx_args.append(by_name[p.name])
-            continue
-        v = bound[p.name]
-        if p.dtype == "bf16":
-            from lowbit.dtypes import dtype  # noqa: PLC0415
+        return dict(args)
+    if len(args) != len(names):
+        raise LaunchError(f"{compiled.kernel_name} takes {len(names)} arguments ({', '.join(names)}), "
+                          f"but {len(args)} were given")  # fmt: skip
+    return dict(zip(names, args))
 
-            ptx_args.append(np.uint16(int(np.asarray(dtype("bf16").encode(float(v))).reshape(()))))
-        elif p.dtype == "bool":
-            ptx_args.append(np.int32(bool(v)))
-        else:
-            ptx_args.append(np.dtype(p.ptx_type).type(v))
+
+def run_on_emulator(compiled: CompiledKernel, grid: object, args: Sequence[object] | Mapping[str, object],
+                    checks: bool = True) -> object:
+    """Launch ``compiled`` on the PTX emulator; arrays in ``args`` are updated in place. Returns its Stats."""
+    bound = compiled.binder.bind(_by_name(compiled, args))  # every check, naming the argument; nothing parsed
+    return run_bound_on_emulator(compiled, grid, bound, checks)
+
+
+def run_bound_on_emulator(compiled: CompiledKernel, grid: object, bound: Bound, checks: bool = True) -> object:
+    """Launch already bound arguments (``Kernel.launch`` binds once for facts, backend and checks)."""
+    from lowbit import emu, interp  # noqa: PLC0415
+
+    require_host(bound, "emulator")
+    plan = _emulator_plan(compiled)
+    ptx_args = [v if c is None else c(v) for v, c in zip(bound.values, plan.convert)]
     g = interp.normalize_grid(grid)
     try:
-        return emu.launch(compiled.ptx, compiled.kernel_name, g, compiled.threads_per_block, ptx_args, checks=checks)
+        return emu.launch(plan.module, compiled.kernel_name, g, compiled.threads_per_block, ptx_args,
+                          shared_bytes=compiled.dynamic_shared, checks=checks)  # fmt: skip
     except EmulatorError as exc:
         raise type(exc)(_name_arguments(str(exc), compiled)) from None
 

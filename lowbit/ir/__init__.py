@@ -1,12 +1,12 @@
 """The tile-level VM IR: types, scalar expressions, ops, programs, verifier, text form.
 
 Import submodules directly (``from lowbit.ir import ops``); this package
-re-exports the names most users need.
+re-exports the names most users need.  ``parse`` is loaded on first use: the
+parser needs lark, and ``import lowbit`` must work without it (GPU machines).
 """
 
 from lowbit.ir import ops
 from lowbit.ir.expr import Binary, Cast, Const, Expr, Select, Unary, Var, evaluate
-from lowbit.ir.parser import parse
 from lowbit.ir.printer import print_program
 from lowbit.ir.program import Param, Program
 from lowbit.ir.simplifier import simplify
@@ -38,3 +38,11 @@ __all__ = [
     "simplify",
     "verify",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name == "parse":
+        from lowbit.ir.parser import parse  # noqa: PLC0415 - lark only when .lbir text is parsed
+
+        return parse
+    raise AttributeError(f"module 'lowbit.ir' has no attribute {name!r}")

@@ -188,8 +188,18 @@ def test_out_of_buffer_access_names_the_parameter() -> None:
     def overrun(x_ptr: lowbit.ptr("f32"), n: lowbit.int32):
         t = lowbit.load(lowbit.global_view(x_ptr, (n,)), (0,), (8,))
 
-    with pytest.raises(LowbitError, match="outside parameter 'x_ptr' \\(16 bytes\\)"):
+    # the binder sizes the view from the scalar arguments and refuses the launch before it runs
+    with pytest.raises(LowbitError, match="argument 'x_ptr': the kernel views it as f32\\[8\\] .* needs 32 bytes, "
+                                          "but the array has 16"):
         overrun.interpret[1](np.zeros(4, np.float32), 8)  # the view claims 8 elements, the buffer has 4
+
+    @lowbit.kernel
+    def grid_sized(x_ptr: lowbit.ptr("f32")):
+        t = lowbit.load(lowbit.global_view(x_ptr, (lowbit.num_programs(0) * 8,)), (0,), (8,))
+
+    # a view sized by the grid is beyond the binder: the interpreter's own bounds check names the parameter
+    with pytest.raises(LowbitError, match="outside parameter 'x_ptr' \\(16 bytes\\)"):
+        grid_sized.interpret[1](np.zeros(4, np.float32))
 
 
 def test_lookup_out_of_range_is_an_error() -> None:

@@ -3,7 +3,9 @@
 No test machine has the 12 GiB such a buffer needs, so the emulator's
 memcheck is the witness: the launch faults, and the faulting address it
 reports is the 64-bit one (an offset wrapped to 32 bits would land on a
-different address, or in bounds and go unnoticed).
+different address, or in bounds and go unnoticed).  ``kernel[grid](...)``
+refuses such arguments before launching (the binder sizes the view), so the
+witness runs the compiled PTX on ``lowbit.emu.launch`` directly.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import pytest
 
 import lowbit
 from lowbit.compiler.cache import CompileCache
-from lowbit.errors import EmulatorError
+from lowbit.errors import EmulatorError, LaunchError
+from lowbit.emu import launch as emu_launch
 from tests.transforms.harness import compiled
 
 
@@ -34,8 +37,12 @@ def row_copy32(x: lowbit.ptr("uint8"), out: lowbit.ptr("uint8"), stride: lowbit.
 
 
 def _fault_address(kernel: object, *args: object) -> int:
-    with pytest.raises(EmulatorError, match="out-of-bounds global load") as exc:
+    with pytest.raises(LaunchError, match="argument 'x': the kernel views it as"):
         kernel[(1,)](*args)  # type: ignore[index]
+    ck = lowbit.compile(kernel, arch="sm_80")
+    typed = [a if isinstance(a, np.ndarray) else np.dtype(p.ptx_type).type(a) for a, p in zip(args, ck.params)]
+    with pytest.raises(EmulatorError, match="out-of-bounds global load") as exc:
+        emu_launch(ck.ptx, ck.kernel_name, (1,), ck.threads_per_block, typed)
     m = re.search(r"at address (0x[0-9a-f]+)", str(exc.value))
     assert m, str(exc.value)
     return int(m.group(1), 16)
