@@ -10,6 +10,8 @@ ml_dtypes' bfloat16 is the numpy side).
 
 from __future__ import annotations
 
+import functools
+
 import ml_dtypes
 import numpy as np
 
@@ -34,21 +36,37 @@ _TORCH_NAMES = {
 }  # fmt: skip
 
 
+_TENSOR_TYPES: set[type] = set()  # tensor classes seen so far: the launch path checks a set, not a string
+
+
 def is_torch(x: object) -> bool:
     """True for a ``torch.Tensor`` (checked by the type's module: torch is not imported here)."""
-    return type(x).__module__.startswith("torch") and hasattr(x, "data_ptr")
+    t = type(x)
+    if t in _TENSOR_TYPES:
+        return True
+    if t.__module__.startswith("torch") and hasattr(x, "data_ptr"):
+        _TENSOR_TYPES.add(t)
+        return True
+    return False
+
+
+@functools.cache
+def _torch_names() -> dict[object, str]:
+    import torch  # noqa: PLC0415 - only called once a tensor was seen
+
+    return {getattr(torch, k.removeprefix("torch.")): v for k, v in _TORCH_NAMES.items()}
 
 
 def dtype_name(x: object) -> str:
     """lowbit's name of an array's element type (``"f16"``, ``"uint32"``...), or its own name if unknown."""
     if is_torch(x):
-        return _TORCH_NAMES.get(str(x.dtype), str(x.dtype))
+        return _torch_names().get(x.dtype) or str(x.dtype)
     dt = np.asarray(x).dtype
     return _NP_NAMES.get(dt, str(dt))
 
 
 def shape_of(x: object) -> tuple[int, ...]:
-    return tuple(int(s) for s in x.shape)
+    return tuple(x.shape)
 
 
 def numpy_of(x: object) -> np.ndarray:
