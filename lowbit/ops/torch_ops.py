@@ -22,9 +22,10 @@ Why ``torch.library.Library`` (``define`` + ``impl``) and not the
 ``opcheck`` and ``torch.compile`` accept (the fake is the same
 ``register_fake``), but ``custom_op`` wraps every call in Python layers
 (an autograd ``Function``, a redispatch, an aliasing check): on the CPU build
-machine a no-op kernel with this schema costs 13.0 us per call through
-``custom_op`` and 4.5 us through ``Library.impl`` (torch 2.13; both APIs
-exist in the GPU machines' torch 2.11).  The 15 us host budget of a decode
+machine a no-op kernel with this schema costs 13.8 us per call through
+``custom_op`` and 3.1 us through ``Library.impl`` (torch 2.13, one thread,
+benchmarks/results/dispatch_cpu_2026-12-02.md; both APIs exist in the GPU
+machines' torch 2.11).  The 15 us host budget of a decode
 step leaves no room for the difference.  The op has no autograd kernel
 (inference weights): a backward through it is torch's "not implemented"
 error.

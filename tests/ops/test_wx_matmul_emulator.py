@@ -26,7 +26,7 @@ N, K = 136, 288
 REQUIRED = ("uint4", "uint3", "int8", "e2m1", "e4m3", "nf4", "mxfp4")
 MORE = (
     "uint1", "uint2", "uint5", "uint6", "uint7", "uint8", "int2", "int3", "int4", "int5", "int6", "int7",
-    "e5m2", "e3m2", "e2m3", "f5e2m2", "mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e3m2", "mxfp6_e2m3", "mxint8", "nvfp4",
+    "bipolar3", "e5m2", "e3m2", "e2m3", "f5e2m2", "mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e3m2", "mxfp6_e2m3", "mxint8", "nvfp4",
 )  # fmt: skip
 
 
@@ -93,6 +93,12 @@ def test_groups_zeros_and_scale_dtypes(kw: dict) -> None:
     _check(qw, a, bias)
 
 
+def test_signed_codes_with_integer_zero_points() -> None:
+    qw, a, bias = _case("int4", 3, seed=17, zero="int", group_size=64)
+    assert qw.zero == "int" and (qw.zero_codes() >= 8).any()  # negative zero points (codes 8..15) occur
+    _check(qw, a, bias)
+
+
 @pytest.mark.parametrize("fmt", ["uint4", "e2m1", "mxfp4", "nf4"])
 def test_bf16_activations(fmt: str) -> None:
     qw, a, bias = _case(fmt, 3, seed=12, act=ml_dtypes.bfloat16)
@@ -131,3 +137,12 @@ def test_the_bound_catches_a_zero_off_by_one() -> None:
     assert (np.abs(c - ref_bad) > bound)[:, 5].any()
     ref, bound = gemm_bound(a, w, bias)
     assert (np.abs(c - ref) <= bound).all()
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("act", [np.float16, ml_dtypes.bfloat16], ids=["f16", "bf16"])
+@pytest.mark.parametrize("m", [1, 3, 67])
+@pytest.mark.parametrize("fmt", REQUIRED + MORE)
+def test_every_format_every_m_both_activations(fmt: str, m: int, act: object) -> None:
+    qw, a, bias = _case(fmt, m, seed=zlib.crc32(f"full/{fmt}/{m}".encode()), act=act)
+    _check(qw, a, bias)
