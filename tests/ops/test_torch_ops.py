@@ -115,6 +115,17 @@ def test_torch_compile_aot_eager_with_dynamic_batch() -> None:
             assert torch.equal(compiled(x), model(x))
 
 
+@pytest.mark.full
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")  # torch's own
+def test_torch_compile_inductor_matches_eager() -> None:
+    """The default backend (inductor, C++ codegen for the rest of the graph: ~20 s here)."""
+    model = _small_model()
+    compiled = torch.compile(model, fullgraph=True)
+    x = torch.randn(7, 64, dtype=torch.float16)
+    with torch.no_grad():
+        assert torch.equal(compiled(x), model(x))
+
+
 def test_cuda_implementation_prepares_the_launch_then_reports_the_missing_runtime() -> None:
     qw, a, b = _operands("uint4", {"perm": "random"}, torch.float16, True, m=5)
     args = (a, *torch_ops.weight_operands(qw), b)
