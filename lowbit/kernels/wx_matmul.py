@@ -53,6 +53,8 @@ of dtype A unless ``TENSOR_SCALE`` (pass ``c``), ``bias`` is of dtype A.
 
 from __future__ import annotations
 
+import math
+
 import lowbit
 
 __all__ = ["LAYOUT_LSB", "scale_to_f32", "tile_config", "wx_matmul"]
@@ -163,7 +165,7 @@ def tile_config(bits: int, group: int, m: int) -> tuple[int, int, int]:
     least 32 rows; BM is 16 at decode sizes (M <= 16) and 32 above.  Raises
     ``lowbit.errors.LaunchError`` when no K step up to 1024 rows fits.
     """
-    word = 32 // _gcd(bits, 32)  # rows per whole number of words
+    word = 32 // math.gcd(bits, 32)  # rows per whole number of words
     bk = None
     for cand in range(word, 1025, word):
         if cand >= min(32, group if group > 0 else 32) and (group == -1 or group % cand == 0 or cand % group == 0):
@@ -176,8 +178,3 @@ def tile_config(bits: int, group: int, m: int) -> tuple[int, int, int]:
         )
     return (16 if m <= 16 else 32), 32, bk
 
-
-def _gcd(a: int, b: int) -> int:
-    while b:
-        a, b = b, a % b
-    return a
