@@ -3,7 +3,8 @@
 The public namespace: number formats (``lowbit.dtype("uint3")``,
 ``lowbit.codebook(values)``, ``lowbit.e2m1`` ...), bit packing
 (``lowbit.pack`` / ``lowbit.unpack``) and weight quantization
-(``lowbit.quantize`` / ``lowbit.dequantize``).
+(``lowbit.quantize`` / ``lowbit.dequantize``; ``lowbit.quantize_weight`` and
+``lowbit.QuantizedWeight`` from :mod:`lowbit.ops`, loaded on first use).
 """
 
 from __future__ import annotations
@@ -44,4 +45,9 @@ def __getattr__(name: str) -> object:
         from lowbit import compiler
 
         return getattr(compiler, name)
+    if name in ("quantize_weight", "QuantizedWeight"):
+        # lowbit.ops never imports torch by itself; loading it lazily keeps `import lowbit` light
+        from lowbit.ops import qweight
+
+        return getattr(qweight, name)
     raise AttributeError(f"module 'lowbit' has no attribute {name!r}")

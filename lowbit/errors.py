@@ -26,6 +26,10 @@ class QuantizeError(LowbitError, ValueError):
     """A quantization request that cannot be honoured (non-finite input, bad group size...)."""
 
 
+class CheckpointError(QuantizeError):
+    """A quantized checkpoint (GPTQ, AWQ, AutoRound tensors or config) that cannot be converted; names the tensor."""
+
+
 class LayoutError(LowbitError, ValueError):
     """A layout operation's precondition failed.
 

@@ -3,9 +3,11 @@
 * Hypothesis: the ``ci`` profile (derandomized, no deadline) is loaded under
   ``CI=true`` so CI never turns red by chance; ``dev`` (the default elsewhere)
   is also deadline-free because the machines are shared and slow.
-* ``require_tool(name)``: a test that needs ptxas, nvdisasm or Triton skips
-  when the tool is missing on a developer machine, but *fails* under
+* ``require_tool(name)``: a test that needs ptxas, nvdisasm, Triton or torch
+  skips when the tool is missing on a developer machine, but *fails* under
   ``CI=true`` -- a skip there would hide a broken install step.
+* ``gpu_available()``: a usable CUDA device through torch (tests marked
+  ``gpu`` skip cleanly without one).
 """
 
 from __future__ import annotations
@@ -38,14 +40,14 @@ settings.load_profile(os.environ.get("LOWBIT_HYPOTHESIS_PROFILE", "ci" if IN_CI 
 def require_tool(name: str) -> str:
     """Return the path of an external tool, or skip (fail under CI=true) when it is missing.
 
-    ``name`` is ``"ptxas"``, ``"nvdisasm"`` or ``"triton"``.
+    ``name`` is ``"ptxas"``, ``"nvdisasm"``, ``"triton"`` or ``"torch"``.
     """
-    if name == "triton":
+    if name in ("triton", "torch"):
         try:
-            import triton  # noqa: F401
+            __import__(name)
         except ImportError as exc:  # pragma: no cover - depends on the machine
-            _missing(f"triton is not importable ({exc})")
-        return "triton"
+            _missing(f"{name} is not importable ({exc}); install the extra: pip install -e '.[test,torch]'")
+        return name
     from lowbit import toolchain  # noqa: PLC0415
 
     path = toolchain.find_tool(name)
@@ -62,6 +64,18 @@ def require_module(name: str) -> object:
         return importlib.import_module(name)
     except ImportError as exc:  # pragma: no cover - depends on the machine
         _missing(f"{name} is not importable ({exc}); install the project's extras")
+
+
+def gpu_available() -> bool:
+    """A CUDA device usable through torch (False without torch, a driver or a device)."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    try:
+        return bool(torch.cuda.is_available())
+    except Exception:  # noqa: BLE001 - a broken driver counts as no GPU
+        return False
 
 
 def _missing(message: str) -> None:

@@ -1,0 +1,180 @@
+"""The generic weight-only GEMM: ``C = A @ dequant(W) (+ bias)``, one kernel for every weight format.
+
+``A`` is (M, K) f16 or bf16, ``W`` a (K, N) weight stored as a
+:class:`lowbit.ops.QuantizedWeight` (codes packed along K in the layout
+``LAYOUT``), ``C`` is (M, N) in A's dtype.  The same source serves every
+format lowbit has, chosen by constexprs, so that one signature stays while
+the compiler issues make it fast (issue 13's dequantisation rules rewrite
+the body's ``cast(view(words, W), ...)``, ``- zero``, ``* scale`` sequence):
+
+=================  ==========================================================
+constexpr          meaning
+=================  ==========================================================
+``W``              element format of the codes: int1..int8, uint1..uint8, any
+                   float of <= 8 bits (e2m1, e4m3fn, e5m2, e3m2, f5e2m2...),
+                   a codebook (nf4 or a user table); for MX/NVFP4 the element
+``GROUP``          rows of K sharing one scale (and zero); -1: one per column;
+                   the block (32 MX, 16 NVFP4) for block-scaled formats
+``ZERO``           ``"none"`` (w = v*s), ``"int"`` (w = (v - z)*s, z an integer
+                   code of ``W``), ``"float"`` (w = v*s - z, z a float of ``S``)
+                   -- the conventions of :func:`lowbit.quantize`
+``S``              scale storage: f16, bf16, f32; or e8m0 (MX) / ue4m3 (NVFP4)
+                   block-scale codes
+``A``              activation and output dtype: f16 or bf16
+``ELEM_EXP``       a power of two applied to every element (MXINT8: -6)
+``TENSOR_SCALE``   multiply by NVFP4's per-tensor f32 scale (read from memory)
+``HAS_BIAS``       add ``bias`` (N,) of dtype A
+``LAYOUT``         layout version of the packed codes (1: ``lowbit.pack``'s
+                   LSB-first order along K); later versions are new branches
+``BM, BN, BK``     the block tile; :func:`tile_config` picks them
+=================  ==========================================================
+
+Memory (all C-contiguous): ``w`` is ``ceil(K*bits/32)`` x N uint32 words,
+code ``(k, n)`` at bit ``k*bits`` of column n's word stream; ``s`` is
+``(G, N)``, G = ``ceil(K/GROUP)`` (1 per channel); int zeros are one dense
+LSB-first stream of G*N codes of ``W`` bits, row-major ``(g, n)``, in
+uint32 words (GPTQ's ``qzeros`` layout once its off-by-one is undone);
+float zeros are ``(G, N)`` of ``S``; ``ts`` is one f32; ``bias`` is (N,).
+
+Numerics.  The weight is dequantised in f32 and rounded **once** to A's
+dtype: ``cast((cast(c, f32) - cast(z, f32)) * cast(s, f32), A)``.  For
+integer codes and small floats with f16/bf16 scales the f32 product is
+exact (<= 9 significant bits times <= 11), so this is bit-identical to the
+packed f16x2/bf16x2 ``(c - z) * s`` sequence issue 13 will emit -- the form
+is chosen so that rewrite changes no result.  ``dot`` accumulates in f32;
+the tensor scale and the bias are applied to the f32 accumulator, which is
+then rounded once to A's dtype.
+
+Pointers that a configuration does not use are never read, and their
+declared dtypes let a caller pass arrays it already has instead of
+allocating: ``z`` is uint32 unless ``ZERO="float"`` (pass ``w``), ``ts`` is
+of dtype A unless ``TENSOR_SCALE`` (pass ``c``), ``bias`` is of dtype A.
+"""
+
+from __future__ import annotations
+
+import math
+
+import lowbit
+
+__all__ = ["LAYOUT_LSB", "scale_to_f32", "tile_config", "wx_matmul"]
+
+#: Layout version 1: codes packed by ``lowbit.pack(codes, bits, axis=0)`` (LSB-first along K).
+LAYOUT_LSB = 1
+
+
+@lowbit.func
+def scale_to_f32(x, F):
+    """Scales of format ``F`` as exact f32 values.
+
+    f16/bf16/f32 and e8m0 (8 bits) are cast.  A format narrower than a byte
+    (NVFP4's ue4m3 has 7 bits: no sign) is stored one code per byte, so the
+    tile holds uint8 codes; it is decoded from its fields, the power of two
+    built as f32 bits: ``(2**M + m) * 2**(e - bias - M)``, subnormals
+    ``m * 2**(1 - bias - M)`` (exact for every code but the NaN code,
+    which quantize_weight never produces from finite weights).
+    """
+    if F.bits % 8 == 0:
+        y = lowbit.cast(x, lowbit.f32)
+    else:
+        c = lowbit.cast(x, lowbit.int32)
+        e = c >> F.mantissa
+        m = c & ((1 << F.mantissa) - 1)
+        normal = e != 0
+        p = lowbit.where(normal, e, 1) + (127 - F.bias - F.mantissa)
+        y = lowbit.cast(lowbit.where(normal, m + (1 << F.mantissa), m), lowbit.f32) * lowbit.view(p << 23, lowbit.f32)
+    return y
+
+
+@lowbit.kernel(num_warps=4)
+def wx_matmul(
+    a_ptr: lowbit.ptr(A),
+    w_ptr: lowbit.ptr("uint32"),
+    s_ptr: lowbit.ptr(S if S.bits % 8 == 0 else lowbit.uint8),
+    z_ptr: lowbit.ptr(S if ZERO == "float" else lowbit.uint32),
+    ts_ptr: lowbit.ptr(lowbit.f32 if TENSOR_SCALE else A),
+    bias_ptr: lowbit.ptr(A),
+    c_ptr: lowbit.ptr(A),
+    M: lowbit.int32,
+    N: lowbit.int32,
+    K: lowbit.int32,
+    W: lowbit.constexpr = lowbit.uint4,
+    GROUP: lowbit.constexpr = 128,
+    ZERO: lowbit.constexpr = "int",
+    S: lowbit.constexpr = lowbit.f16,
+    A: lowbit.constexpr = lowbit.f16,
+    ELEM_EXP: lowbit.constexpr = 0,
+    TENSOR_SCALE: lowbit.constexpr = False,
+    HAS_BIAS: lowbit.constexpr = False,
+    LAYOUT: lowbit.constexpr = 1,
+    BM: lowbit.constexpr = 16,
+    BN: lowbit.constexpr = 32,
+    BK: lowbit.constexpr = 32,
+):
+    lowbit.static_assert(LAYOUT == 1, "wx_matmul reads layout version 1 (lowbit.pack order along K) only")
+    lowbit.static_assert(A == lowbit.f16 or A == lowbit.bf16, "activations must be f16 or bf16")
+    lowbit.static_assert(ZERO == "none" or ZERO == "int" or ZERO == "float", "ZERO is 'none', 'int' or 'float'")
+    lowbit.static_assert(W.bits <= 8, "weight codes have at most 8 bits")
+    lowbit.static_assert(BK * W.bits % 32 == 0, "a K step must cover whole uint32 words of codes")
+    lowbit.static_assert(GROUP == -1 or GROUP % BK == 0 or BK % GROUP == 0, "BK and GROUP must nest")
+    m0 = lowbit.program_id(0) * BM
+    n0 = lowbit.program_id(1) * BN
+    groups = 1 if GROUP == -1 else lowbit.cdiv(K, GROUP)
+    a = lowbit.global_view(a_ptr, (M, K))
+    w = lowbit.global_view(w_ptr, (lowbit.cdiv(K * W.bits, 32), N))
+    sv = lowbit.global_view(s_ptr, (groups, N))
+    zv = lowbit.global_view(z_ptr, (groups, N), dtype=W if ZERO == "int" else None)
+    acc = lowbit.zeros((BM, BN), lowbit.f32)
+    for k in range(0, K, BK):
+        ta = lowbit.load(a, (m0, k), (BM, BK))
+        words = lowbit.load(w, (k * W.bits // 32, n0), (BK * W.bits // 32, BN))
+        v = lowbit.cast(lowbit.view(words, W, axis=0), lowbit.f32)  # [BK, BN] decoded codes, exact
+        g = 0 if GROUP == -1 else k // GROUP
+        if GROUP == -1 or GROUP >= BK:  # one group for the whole K step: [1, BN] broadcasts
+            s = scale_to_f32(lowbit.load(sv, (g, n0), (1, BN)), S)
+            if ZERO != "none":
+                z = lowbit.cast(lowbit.load(zv, (g, n0), (1, BN)), lowbit.f32)
+        else:  # BK // GROUP groups in this step: each row of scales repeats GROUP times along K
+            ng = BK // GROUP
+            s = scale_to_f32(lowbit.load(sv, (g, n0), (ng, BN)), S)
+            s = lowbit.reshape(lowbit.broadcast(lowbit.reshape(s, (ng, 1, BN)), (ng, GROUP, BN)), (BK, BN))
+            if ZERO != "none":
+                z = lowbit.cast(lowbit.load(zv, (g, n0), (ng, BN)), lowbit.f32)
+                z = lowbit.reshape(lowbit.broadcast(lowbit.reshape(z, (ng, 1, BN)), (ng, GROUP, BN)), (BK, BN))
+        if ELEM_EXP != 0:
+            v = v * ((1 << ELEM_EXP) if ELEM_EXP > 0 else 1.0 / (1 << -ELEM_EXP))  # a power of two: exact
+        if ZERO == "int":
+            wt = (v - z) * s
+        elif ZERO == "float":
+            wt = v * s - z
+        else:
+            wt = v * s
+        acc = lowbit.dot(ta, lowbit.cast(wt, A), acc)
+    if TENSOR_SCALE:
+        acc = acc * lowbit.load(lowbit.global_view(ts_ptr, (1, 1)), (0, 0), (1, 1))
+    if HAS_BIAS:
+        acc = acc + lowbit.cast(lowbit.load(lowbit.global_view(bias_ptr, (1, N)), (0, n0), (1, BN)), lowbit.f32)
+    lowbit.store(lowbit.global_view(c_ptr, (M, N)), lowbit.cast(acc, A), (m0, n0))
+
+
+def tile_config(bits: int, group: int, m: int) -> tuple[int, int, int]:
+    """``(BM, BN, BK)`` for ``bits``-wide codes in groups of ``group`` rows (-1: per channel) at M = ``m``.
+
+    BK is the smallest K step that covers whole uint32 words (``BK*bits``
+    a multiple of 32) and nests with the group (one divides the other), at
+    least 32 rows; BM is 16 at decode sizes (M <= 16) and 32 above.  Raises
+    ``lowbit.errors.LaunchError`` when no K step up to 1024 rows fits.
+    """
+    word = 32 // math.gcd(bits, 32)  # rows per whole number of words
+    bk = None
+    for cand in range(word, 1025, word):
+        if cand >= min(32, group if group > 0 else 32) and (group == -1 or group % cand == 0 or cand % group == 0):
+            bk = cand
+            break
+    if bk is None:
+        raise lowbit.errors.LaunchError(
+            f"wx_matmul: no K step covers whole words of {bits}-bit codes and nests with group_size={group} "
+            f"(it must divide or be divided by a multiple of {word} rows up to 1024)"
+        )
+    return (16 if m <= 16 else 32), 32, bk
+

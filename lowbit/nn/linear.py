@@ -1,0 +1,139 @@
+"""``QuantLinear``: an ``nn.Linear`` whose weight is a :class:`~lowbit.ops.QuantizedWeight`.
+
+``forward(x)`` is one call of ``torch.ops.lowbit.matmul`` (traced as one node
+by ``torch.compile``; CPU tensors take the reference path, CUDA tensors the
+``wx_matmul`` kernel).  The weight lives in buffers named after the
+QuantizedWeight fields -- ``qweight``, ``scales``, ``zeros``, ``perm``,
+``tensor_scale`` (those the format uses) -- plus ``bias``, so a
+``state_dict`` holds only contiguous tensors that share no storage
+(safetensors-friendly).  The format, group size and zero convention are
+constructor arguments, as ``in_features``/``out_features`` are for
+``nn.Linear``: build the module, then ``load_state_dict``.
+
+``module.half()`` / ``.to(torch.bfloat16)`` convert ``bias`` only: the
+quantization buffers keep their stored dtypes (a scale rounded to another
+type would change the weight), while device moves apply to all.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lowbit.errors import QuantizeError
+from lowbit.ops import torch_ops  # noqa: F401 - registers torch.ops.lowbit.matmul
+from lowbit.ops.qweight import QuantizedWeight, default_config, quantize_weight, resolve_wtype, tensor_specs
+
+__all__ = ["QuantLinear"]
+
+_QUANT_BUFFERS = ("qweight", "scales", "zeros", "perm", "tensor_scale")
+_TORCH_SCALE = {"f16": torch.float16, "bf16": torch.bfloat16, "f32": torch.float32}
+_TORCH_DTYPES = {**_TORCH_SCALE, "uint32": torch.int32, "uint8": torch.uint8, "int64": torch.int64}
+
+
+class QuantLinear(nn.Module):
+    """``y = x @ W + bias`` with W (in_features x out_features) quantized; x of dtype f16/bf16 (f32 on CPU)."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        wtype: object = "uint4",
+        group_size: int | None = None,
+        zero: str | None = None,
+        scale_dtype: str = "f16",
+        act_order: bool = False,
+        dtype: torch.dtype = torch.float16,
+        device: object = None,
+    ) -> None:
+        super().__init__()
+        fmt = resolve_wtype(wtype)
+        self.group_size, self.zero = default_config(fmt, group_size, zero)
+        if scale_dtype not in _TORCH_SCALE:
+            raise QuantizeError(f"QuantLinear: scale_dtype must be one of {sorted(_TORCH_SCALE)}, got {scale_dtype!r}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.wtype = fmt
+        self.layout = 1
+        # Zero-filled buffers of the right shapes and dtypes: from_quantized_weight / load_state_dict fill them.
+        specs = tensor_specs(fmt, self.in_features, self.out_features, self.group_size, self.zero, scale_dtype,
+                             act_order)  # fmt: skip
+        for name in _QUANT_BUFFERS:
+            if name in specs:
+                shape, dt = specs[name]
+                self.register_buffer(name, torch.zeros(shape, dtype=_TORCH_DTYPES[dt], device=device))
+            else:
+                self.register_buffer(name, None)
+        self.register_buffer("bias", torch.zeros(self.out_features, dtype=dtype, device=device) if bias else None)
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def from_quantized_weight(cls, qw: QuantizedWeight, bias: torch.Tensor | None = None) -> QuantLinear:
+        """A QuantLinear holding ``qw`` (its (K, N) = (in_features, out_features)) and an optional bias."""
+        k, n = qw.shape
+        scale = qw.scale_format.name if qw.scale_format.name in _TORCH_SCALE else "f16"
+        mod = cls(k, n, bias is not None, wtype=qw.wtype, group_size=qw.group_size, zero=qw.zero,
+                  scale_dtype=scale, act_order=qw.perm is not None,
+                  dtype=bias.dtype if bias is not None else torch.float16)  # fmt: skip
+        t = qw if qw.is_torch else qw.to("cpu")
+        for name, value in t.tensors().items():
+            setattr(mod, name, value.detach().clone().contiguous())
+        if bias is not None:
+            mod.bias = bias.detach().clone().contiguous()
+        mod.to(t.device)
+        return mod
+
+    @classmethod
+    def from_linear(
+        cls,
+        linear: nn.Linear,
+        wtype: object = "uint4",
+        group_size: int | None = None,
+        zero: str | None = None,
+        scale_dtype: str = "f16",
+        perm: object = None,
+    ) -> QuantLinear:
+        """Quantize ``linear`` (torch's (N, K) weight is transposed to lowbit's (K, N))."""
+        if not isinstance(linear, nn.Linear):
+            raise QuantizeError(f"QuantLinear.from_linear: expected an nn.Linear, got {type(linear).__name__}")
+        w = linear.weight.detach()
+        qw = quantize_weight(w.T.contiguous(), wtype, group_size=group_size, zero=zero, scale_dtype=scale_dtype,
+                             perm=perm)  # fmt: skip
+        b = None if linear.bias is None else linear.bias.detach()
+        if b is not None and b.dtype not in (torch.float16, torch.bfloat16, torch.float32):
+            b = b.float()
+        return cls.from_quantized_weight(qw, b)
+
+    # -- use ------------------------------------------------------------------------------
+    def quantized_weight(self) -> QuantizedWeight:
+        """The weight as a torch-backed QuantizedWeight (views of the buffers; validated)."""
+        return QuantizedWeight(
+            wtype=self.wtype, shape=(self.in_features, self.out_features), group_size=self.group_size,
+            zero=self.zero, layout=self.layout, **{n: getattr(self, n) for n in _QUANT_BUFFERS},
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = self.bias
+        if bias is not None and bias.dtype != x.dtype:
+            bias = bias.to(x.dtype)
+        return torch.ops.lowbit.matmul(
+            x, self.qweight, self.scales, self.zeros, self.perm, self.tensor_scale,
+            self.wtype.name, self.group_size, self.zero, self.layout, bias,
+        )  # fmt: skip
+
+    def _apply(self, fn, recurse: bool = True):  # noqa: ANN001,ANN202 - nn.Module's hook
+        # Device moves reach every buffer; dtype conversions (half(), to(bf16)) must not touch the
+        # quantization buffers, so each keeps its stored dtype and only follows the device.
+        kept = {n: getattr(self, n) for n in _QUANT_BUFFERS if getattr(self, n) is not None}
+        super()._apply(fn, recurse)
+        for name, old in kept.items():
+            new = self._buffers[name]
+            if new is not None and new.dtype != old.dtype:
+                self._buffers[name] = old.to(device=new.device)
+        return self
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
+                f"wtype={self.wtype.name}, group_size={self.group_size}, zero={self.zero!r}, "
+                f"act_order={self.perm is not None}")  # fmt: skip

@@ -1,0 +1,387 @@
+"""``QuantizedWeight``: a quantized (K, N) weight in the form the kernels read, and ``quantize_weight``.
+
+It extends :class:`lowbit.QuantizedTensor` (same (K, N) orientation, same
+quantization rules, see :mod:`lowbit.quant`) with what a deployed weight
+needs: codes *packed* in a named, versioned layout, an optional K
+permutation (GPTQ's act-order), and storage that is either numpy arrays or
+torch tensors -- plain tensors a ``state_dict`` (and safetensors) can hold.
+
+Fields (numpy dtype / torch dtype):
+
+* ``qweight`` -- ``(ceil(K*bits/32), N)`` uint32 / int32 words.  Layout
+  version 1 (``"lsb"``, the only one today): ``lowbit.pack(codes, bits,
+  axis=0)``, code ``(k, n)`` at bit ``k*bits`` of column n's word stream
+  (the order GPTQ's ``qweight`` already uses for 2, 3, 4 and 8 bits).  The
+  kernel-order layout of issue 13 will be version 2, with ``repack()``.
+* ``scales`` -- ``(G, N)``, G = ``ceil(K/group)`` (1 per channel): f16, bf16
+  or f32; for MX/NVFP4 the uint8 block-scale codes (e8m0 / ue4m3).
+* ``zeros`` -- ``zero="int"``: the (G, N) integer zero *codes* of the
+  element type as one dense LSB-first stream, row-major, packed in
+  uint32 / int32 words, shape ``(ceil(G*N*bits/32),)``;
+  ``zero="float"``: (G, N) floats of the scales' dtype; ``"none"``: None.
+* ``perm`` -- None, or (K,) int64: stored row k is row ``perm[k]`` of the
+  original weight, so ``A @ W == A[:, perm] @ W_stored``.
+* ``tensor_scale`` -- NVFP4's per-tensor scale as a (1,) float32 array, else None.
+
+Metadata: ``wtype`` (a lowbit format: ``uint4``, ``e2m1``, ``nf4``, a
+codebook, ``mxfp4``, ``nvfp4``...), ``shape`` (K, N), ``group_size`` (-1:
+per channel; the block for MX/NVFP4), ``zero`` ("none" | "int" | "float"),
+``layout`` (version number).  Construction validates every shape and
+dtype and raises :class:`~lowbit.errors.QuantizeError` naming the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+import lowbit
+from lowbit.errors import QuantizeError
+from lowbit.ops._tensors import dtype_name, is_torch, numpy_of, shape_of, torch_of
+
+__all__ = [
+    "LAYOUTS", "QuantizedWeight", "ZERO_CONVENTIONS", "default_config", "quantize_weight", "resolve_wtype",
+    "tensor_specs",
+]  # fmt: skip
+
+#: Layout versions of ``qweight``: version -> name.
+LAYOUTS: dict[int, str] = {1: "lsb"}
+ZERO_CONVENTIONS = ("none", "int", "float")
+_SCALE_NAMES = ("f16", "bf16", "f32")
+_TENSOR_FIELDS = ("qweight", "scales", "zeros", "perm", "tensor_scale")
+
+
+def resolve_wtype(wtype: object) -> object:
+    """A weight format from a name or a format object (``"uint4"``, ``lowbit.nf4``, ``"mxfp4"``...)."""
+    if isinstance(wtype, lowbit.ScaledType | lowbit.DType):
+        fmt = wtype
+    elif isinstance(wtype, str):
+        try:
+            fmt = lowbit.dtype(wtype)
+        except lowbit.errors.LowbitError as exc:
+            raise QuantizeError(f"unknown weight format {wtype!r}: {exc}") from None
+    else:
+        raise QuantizeError(f"wtype must be a format name or a lowbit format, got {type(wtype).__name__}")
+    if not isinstance(fmt, lowbit.ScaledType) and (fmt.bits > 8 or fmt.name in ("f16", "bf16", "f32", "f64")):
+        raise QuantizeError(f"weight format {fmt.name} is not a format of at most 8 bits")
+    return fmt
+
+
+def default_config(fmt: object, group_size: int | None, zero: str | None) -> tuple[int, str]:
+    """``(group_size, zero)`` with the defaults filled in: 128 (the block for MX/NVFP4); "int" for
+    unsigned integer formats, "none" otherwise."""
+    if isinstance(fmt, lowbit.ScaledType):
+        if group_size not in (None, fmt.block):
+            raise QuantizeError(f"{fmt.name} has a fixed block of {fmt.block} along K; got group_size={group_size!r}")
+        group_size = fmt.block
+    elif group_size is None:
+        group_size = 128
+    if zero is None:
+        zero = "int" if (isinstance(fmt, lowbit.IntType) and not fmt.is_signed) else "none"
+    if zero not in ZERO_CONVENTIONS:
+        raise QuantizeError(f"zero must be one of {ZERO_CONVENTIONS}, got {zero!r}")
+    return group_size, zero
+
+
+def tensor_specs(fmt: object, k: int, n: int, group_size: int, zero: str, scale_dtype: str = "f16",
+                 act_order: bool = False) -> dict[str, tuple[tuple[int, ...], str]]:  # fmt: skip
+    """``{field: (shape, dtype name)}`` of a (k, n) QuantizedWeight's arrays (numpy names: words are uint32)."""
+    scaled = isinstance(fmt, lowbit.ScaledType)
+    bits = int((fmt.element if scaled else fmt).bits)
+    g = -(-k // (k if group_size == -1 else group_size))
+    specs = {"qweight": ((-(-k * bits // 32), n), "uint32"), "scales": ((g, n), "uint8" if scaled else scale_dtype)}
+    if zero == "int":
+        specs["zeros"] = ((-(-g * n * bits // 32),), "uint32")
+    elif zero == "float":
+        specs["zeros"] = ((g, n), scale_dtype)
+    if act_order:
+        specs["perm"] = ((k,), "int64")
+    if scaled and fmt.has_tensor_scale:
+        specs["tensor_scale"] = ((1,), "f32")
+    return specs
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizedWeight:
+    """A quantized (K, N) weight: packed codes, scales, zeros, permutation (see the module docstring)."""
+
+    wtype: object
+    shape: tuple[int, int]
+    group_size: int
+    zero: str
+    qweight: object
+    scales: object
+    zeros: object = None
+    perm: object = None
+    tensor_scale: object = None
+    layout: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "wtype", resolve_wtype(self.wtype))
+        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+        _validate(self)
+
+    # -- description -----------------------------------------------------------------
+    @property
+    def element(self) -> lowbit.DType:
+        """The dtype of one code (the element type of a block-scaled format)."""
+        return self.wtype.element if isinstance(self.wtype, lowbit.ScaledType) else self.wtype
+
+    @property
+    def bits(self) -> int:
+        return int(self.element.bits)
+
+    @property
+    def group_length(self) -> int:
+        """Rows of K per group (K for per-channel)."""
+        return self.shape[0] if self.group_size == -1 else self.group_size
+
+    @property
+    def num_groups(self) -> int:
+        return -(-self.shape[0] // self.group_length)
+
+    @property
+    def scale_format(self) -> lowbit.DType:
+        """The scale's format: f16 / bf16 / f32, or e8m0 / ue4m3 codes for block-scaled weights."""
+        if isinstance(self.wtype, lowbit.ScaledType):
+            return self.wtype.scale
+        return lowbit.dtype(dtype_name(self.scales))
+
+    @property
+    def layout_name(self) -> str:
+        return LAYOUTS[self.layout]
+
+    @property
+    def is_torch(self) -> bool:
+        return is_torch(self.qweight)
+
+    @property
+    def device(self) -> object:
+        """The torch device of the tensors, or ``"numpy"``."""
+        return self.qweight.device if self.is_torch else "numpy"
+
+    def __repr__(self) -> str:
+        k, n = self.shape
+        extra = (", act-order" if self.perm is not None else "") + (f" on {self.device}" if self.is_torch else "")
+        return (
+            f"QuantizedWeight({self.wtype.name}, K={k}, N={n}, group_size={self.group_size}, zero={self.zero!r}, "
+            f"scales={self.scale_format.name}, layout={self.layout_name}/v{self.layout}{extra})"
+        )
+
+    # -- conversions -----------------------------------------------------------------
+    def tensors(self) -> dict[str, object]:
+        """The non-None arrays by field name: what a ``state_dict`` holds."""
+        return {f: getattr(self, f) for f in _TENSOR_FIELDS if getattr(self, f) is not None}
+
+    def numpy(self) -> QuantizedWeight:
+        """The same weight backed by numpy arrays (int32 words become uint32)."""
+        if not self.is_torch:
+            return self
+        out = {f: numpy_of(v) for f, v in self.tensors().items()}
+        for f in ("qweight", "zeros"):
+            if f in out and out[f].dtype == np.int32:
+                out[f] = out[f].view(np.uint32)
+        return replace(self, **out)
+
+    def to(self, device: object) -> QuantizedWeight:
+        """The same weight as torch tensors on ``device`` (``"cpu"``, ``"cuda"``...)."""
+        if self.is_torch:
+            return replace(self, **{f: v.to(device) for f, v in self.tensors().items()})
+        return replace(self, **{f: torch_of(v, device) for f, v in self.tensors().items()})
+
+    def codes(self) -> np.ndarray:
+        """The (K, N) unsigned codes in *stored* row order (numpy uint8)."""
+        return lowbit.unpack(numpy_of(self.qweight), self.bits, self.shape[0], axis=0)
+
+    def zero_codes(self) -> np.ndarray | None:
+        """The (G, N) integer zero codes (``zero="int"``), else None."""
+        if self.zero != "int":
+            return None
+        g, n = self.num_groups, self.shape[1]
+        return lowbit.unpack(numpy_of(self.zeros), self.bits, g * n).reshape(g, n)
+
+    def to_quantized_tensor(self) -> lowbit.QuantizedTensor:
+        """The :class:`lowbit.QuantizedTensor` of the *stored* rows (the permutation is not applied)."""
+        if self.zero == "float":
+            zeros = numpy_of(self.zeros)
+        else:
+            zeros = self.zero_codes()
+        ts = None if self.tensor_scale is None else np.float32(numpy_of(self.tensor_scale).reshape(-1)[0])
+        return lowbit.QuantizedTensor(
+            codes=_frozen(self.codes()),
+            scales=_frozen(numpy_of(self.scales)),
+            zeros=None if zeros is None else _frozen(zeros),
+            dtype=self.wtype,
+            group_size=self.group_size,
+            shape=self.shape,
+            zero=None if self.zero == "none" else self.zero,
+            tensor_scale=ts,
+        )
+
+    @classmethod
+    def from_quantized_tensor(cls, q: lowbit.QuantizedTensor, perm: object = None) -> QuantizedWeight:
+        """Pack a :class:`lowbit.QuantizedTensor` (whose rows are already in ``perm`` order, if given)."""
+        if not isinstance(q, lowbit.QuantizedTensor):
+            raise QuantizeError(f"from_quantized_tensor: expected a lowbit.QuantizedTensor, got {type(q).__name__}")
+        if q.group_types is not None:
+            raise QuantizeError("from_quantized_tensor: per-group format tags (group_types) are not supported")
+        fmt = q.dtype
+        bits = int((fmt.element if isinstance(fmt, lowbit.ScaledType) else fmt).bits)
+        zero = q.zero or "none"
+        if zero == "int":
+            zeros = lowbit.pack(np.asarray(q.zeros).reshape(-1), bits)
+        elif zero == "float":
+            zeros = np.ascontiguousarray(q.zeros)
+        else:
+            zeros = None
+        ts = None if q.tensor_scale is None else np.array([q.tensor_scale], dtype=np.float32)
+        return cls(
+            wtype=fmt,
+            shape=q.shape,
+            group_size=q.group_size,
+            zero=zero,
+            qweight=lowbit.pack(q.codes, bits, axis=0),
+            scales=np.ascontiguousarray(q.scales),
+            zeros=zeros,
+            perm=None if perm is None else np.asarray(perm, dtype=np.int64).copy(),
+            tensor_scale=ts,
+        )
+
+    def dequantize(self) -> object:
+        """The (K, N) weight in the *original* row order: float64 numpy, or float32 torch on the weight's device."""
+        w = self.to_quantized_tensor().dequantize(np.float64)
+        if self.perm is not None:
+            out = np.empty_like(w)
+            out[numpy_of(self.perm)] = w
+            w = out
+        if self.is_torch:
+            return torch_of(w.astype(np.float32), self.device)
+        return w
+
+
+def quantize_weight(
+    w: object,
+    wtype: object,
+    group_size: int | None = None,
+    zero: str | None = None,
+    scale_dtype: str = "f16",
+    perm: object = None,
+) -> QuantizedWeight:
+    """Quantize a (K, N) weight (numpy array or torch tensor; pass ``linear.weight.T``) into a QuantizedWeight.
+
+    ``wtype``: any format of at most 8 bits or a block-scaled one.
+    ``group_size``: rows of K per group (default 128, -1 per channel; MX and
+    NVFP4 have their fixed block).  ``zero``: "int" (integer zero points,
+    GPTQ/AWQ style), "float" or "none" (symmetric); the default is "int"
+    for unsigned integer formats and "none" for everything else.
+    ``scale_dtype``: f16, bf16 or f32.  ``perm``: an optional (K,)
+    permutation (act-order): rows are reordered by it *before* grouping and
+    the permutation is recorded.  A torch input gives a torch-backed result
+    on its device; ``w`` is never modified.  Rules: :mod:`lowbit.quant`.
+    """
+    fmt = resolve_wtype(wtype)
+    is_scaled = isinstance(fmt, lowbit.ScaledType)
+    try:
+        group_size, zero = default_config(fmt, group_size, zero)
+    except QuantizeError as exc:
+        raise QuantizeError(f"quantize_weight: {exc}") from None
+    device = w.device if is_torch(w) else None
+    arr = numpy_of(w)
+    if arr.ndim != 2:
+        raise QuantizeError(f"quantize_weight: w must be 2-D (K, N) = (in_features, out_features), got shape {arr.shape}")
+    p = None
+    if perm is not None:
+        p = _check_perm(numpy_of(perm), arr.shape[0], "quantize_weight: perm")
+        arr = arr[p]
+    if is_scaled:
+        q = lowbit.quantize(arr, fmt, group_size=group_size, symmetric=(zero == "none"))
+    else:
+        q = lowbit.quantize(
+            arr, fmt, group_size=group_size, symmetric=(zero == "none"),
+            zero="int" if zero == "none" else zero, scale_dtype=scale_dtype,
+        )  # fmt: skip
+    qw = QuantizedWeight.from_quantized_tensor(q, perm=p)
+    return qw if device is None else qw.to(device)
+
+
+# -- validation --------------------------------------------------------------------------
+
+
+def _validate(qw: QuantizedWeight) -> None:
+    fmt = qw.wtype
+    k, n = qw.shape if len(qw.shape) == 2 else (0, 0)
+    if len(qw.shape) != 2 or k < 1 or n < 1:
+        raise QuantizeError(f"QuantizedWeight: shape must be (K, N) with K, N >= 1, got {qw.shape}")
+    if qw.layout not in LAYOUTS:
+        raise QuantizeError(f"QuantizedWeight: unknown layout version {qw.layout!r}; known: {sorted(LAYOUTS)}")
+    if qw.zero not in ZERO_CONVENTIONS:
+        raise QuantizeError(f"QuantizedWeight: zero must be one of {ZERO_CONVENTIONS}, got {qw.zero!r}")
+    scaled = isinstance(fmt, lowbit.ScaledType)
+    gs = qw.group_size
+    if not isinstance(gs, int) or isinstance(gs, bool) or (gs != -1 and gs < 1):
+        raise QuantizeError(f"QuantizedWeight: group_size must be a positive integer or -1, got {gs!r}")
+    if scaled and gs != fmt.block:
+        raise QuantizeError(f"QuantizedWeight: {fmt.name} has blocks of {fmt.block} along K, got group_size={gs}")
+    if scaled and qw.zero != "none":
+        raise QuantizeError(f"QuantizedWeight: {fmt.name} is symmetric; zero must be 'none', got {qw.zero!r}")
+    if qw.zero == "int" and not isinstance(qw.element, lowbit.IntType):
+        raise QuantizeError(f"QuantizedWeight: integer zero points need an integer format, got {fmt.name}")
+    kinds = {is_torch(v) for v in qw.tensors().values()}
+    if len(kinds) > 1:
+        raise QuantizeError("QuantizedWeight: mix of numpy arrays and torch tensors; use one kind for every field")
+    if kinds == {True}:
+        devices = {str(v.device) for v in qw.tensors().values()}
+        if len(devices) > 1:
+            raise QuantizeError(f"QuantizedWeight: tensors on different devices {sorted(devices)}")
+    bits = qw.bits
+    g = qw.num_groups
+    words = ("uint32", "int32")
+    _check(qw.qweight, "qweight", (-(-k * bits // 32), n), words)
+    if scaled:
+        _check(qw.scales, "scales", (g, n), ("uint8",))
+    else:
+        _check(qw.scales, "scales", (g, n), _SCALE_NAMES)
+    if qw.zero == "int":
+        _check(qw.zeros, "zeros", (-(-g * n * bits // 32),), words)
+    elif qw.zero == "float":
+        _check(qw.zeros, "zeros", (g, n), (dtype_name(qw.scales),))
+    elif qw.zeros is not None:
+        raise QuantizeError("QuantizedWeight: zero='none' takes no zeros")
+    if qw.perm is not None:
+        _check(qw.perm, "perm", (k,), ("int64",))
+        _check_perm(numpy_of(qw.perm), k, "QuantizedWeight: perm")
+    needs_ts = scaled and fmt.has_tensor_scale
+    if needs_ts:
+        _check(qw.tensor_scale, "tensor_scale", (1,), ("f32",))
+    elif qw.tensor_scale is not None:
+        raise QuantizeError(f"QuantizedWeight: {fmt.name} has no tensor scale, but tensor_scale was given")
+
+
+def _check(x: object, field: str, shape: tuple[int, ...], dtypes: tuple[str, ...]) -> None:
+    if x is None:
+        raise QuantizeError(f"QuantizedWeight: {field} is required here, got None")
+    if not (is_torch(x) or isinstance(x, np.ndarray)):
+        raise QuantizeError(f"QuantizedWeight: {field} must be a numpy array or a torch tensor, got {type(x).__name__}")
+    if shape_of(x) != shape:
+        raise QuantizeError(f"QuantizedWeight: {field} has shape {shape_of(x)}, expected {shape}")
+    if dtype_name(x) not in dtypes:
+        raise QuantizeError(f"QuantizedWeight: {field} has dtype {dtype_name(x)}, expected one of {dtypes}")
+    contiguous = x.is_contiguous() if is_torch(x) else x.flags.c_contiguous
+    if not contiguous:
+        raise QuantizeError(f"QuantizedWeight: {field} must be contiguous")
+
+
+def _check_perm(p: np.ndarray, k: int, where: str) -> np.ndarray:
+    p = np.asarray(p)
+    if p.shape != (k,) or not np.issubdtype(p.dtype, np.integer):
+        raise QuantizeError(f"{where} must be a ({k},) integer permutation of range(K), got shape {p.shape} dtype {p.dtype}")
+    if not np.array_equal(np.sort(p), np.arange(k)):
+        raise QuantizeError(f"{where} is not a permutation of range({k})")
+    return p.astype(np.int64)
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, copy=True)
+    a.setflags(write=False)
+    return a

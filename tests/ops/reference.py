@@ -1,0 +1,83 @@
+"""Independent float64 references and error bounds for the weight-only GEMM tests.
+
+The dequantisation here is written from the format definitions, not from
+lowbit's code paths: codes are extracted from the packed words bit by bit
+(column by column, without ``lowbit.unpack``), decoded with the dtype's
+``decode`` (checked against ml_dtypes and the spec tables in tests/dtypes),
+and combined with the scales, zeros, block scales and tensor scale by the
+formula of each convention.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import lowbit
+
+
+def extract_codes(words: np.ndarray, bits: int, count: int) -> np.ndarray:
+    """(ceil(count*bits/32), N) uint32 words -> (count, N) codes: bit j of code i is stream bit i*bits + j."""
+    w = np.asarray(words).astype(np.uint64)
+    out = np.zeros((count, w.shape[1]), dtype=np.int64)
+    for i in range(count):
+        for j in range(bits):
+            bit = i * bits + j
+            out[i] |= ((w[bit // 32] >> np.uint64(bit % 32)) & np.uint64(1)).astype(np.int64) << j
+    return out
+
+
+def dequantize_reference(qw: lowbit.ops.QuantizedWeight) -> np.ndarray:
+    """The (K, N) weight in original row order, float64, from the packed fields."""
+    q = qw.numpy()
+    k, n = q.shape
+    scaled = isinstance(q.wtype, lowbit.ScaledType)
+    elem = q.wtype.element if scaled else q.wtype
+    codes = extract_codes(q.qweight, elem.bits, k)
+    v = elem.decode(codes.astype(np.uint64))
+    glen = k if q.group_size == -1 else q.group_size
+    g = np.arange(k) // glen
+    if scaled:
+        s = q.wtype.scale.decode(q.scales.astype(np.uint64)) * 2.0**q.wtype.element_exp
+    else:
+        s = q.scales.astype(np.float64)
+    if q.zero == "int":
+        groups = s.shape[0]
+        z = extract_codes(q.zeros.reshape(-1, 1), elem.bits, groups * n).reshape(groups, n)
+        w = (v - elem.decode(z.astype(np.uint64))[g]) * s[g]
+    elif q.zero == "float":
+        w = v * s[g] - q.zeros.astype(np.float64)[g]
+    else:
+        w = v * s[g]
+    if q.tensor_scale is not None:
+        w = w * float(q.tensor_scale[0])
+    if q.perm is not None:
+        out = np.empty_like(w)
+        out[q.perm] = w
+        w = out
+    return w
+
+
+def unit_roundoff(act: np.dtype) -> float:
+    return 2.0**-11 if np.dtype(act) == np.float16 else 2.0**-8
+
+
+def gemm_bound(a: np.ndarray, w: np.ndarray, bias: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(reference, bound) for the kernel's C = round_A(sum_k a_k * round_A(w_k) + bias) with f32 accumulation.
+
+    Each weight is rounded once to A's dtype (unit roundoff u; an f32 step
+    before it adds 2**-23 relative; subnormals add 2**-25 absolute for f16),
+    K products are accumulated in f32 (K * 2**-24 relative to sum |a||w|),
+    the tensor scale / bias are applied in f32 and the result is rounded
+    once more (u relative).
+    """
+    u = unit_roundoff(a.dtype)
+    a64 = a.astype(np.float64)
+    k = a.shape[1]
+    ref = a64 @ w
+    mag = np.abs(a64) @ np.abs(w)
+    sub = np.abs(a64).sum(axis=1, keepdims=True) * 2.0**-25
+    if bias is not None:
+        ref = ref + bias.astype(np.float64)
+        mag = mag + np.abs(bias.astype(np.float64))
+    bound = (u + 2.0**-23 + (k + 2) * 2.0**-24) * mag + sub + u * np.abs(ref) + 2.0**-24
+    return ref, bound
