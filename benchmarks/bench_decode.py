@@ -47,6 +47,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -109,9 +110,6 @@ class Measurement:
     @property
     def macs(self) -> int:
         return self.shape[0] * self.weights
-
-    def per_weight(self, value: float) -> float:
-        return value / self.weights
 
     def wavefronts(self, prefix: str) -> float:
         """Wavefronts per request over the shared access kinds starting with ``prefix`` (0 if none ran)."""
@@ -242,6 +240,7 @@ def _parse_list(text: str, n: int) -> list[tuple[int, ...]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")  # Triton 3.9's current default, stated (it warns otherwise)
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--prefill", action="store_true", help="also M=256 (issue 12), per multiply-accumulate")
     ap.add_argument("--static", action="store_true", help="only the static SASS count, no emulation")
