@@ -182,7 +182,7 @@ def launch_cuda(kernel: object, grid: tuple[int, ...], args: tuple[object, ...],
     gk.launch_bound(grid, bound)  # type: ignore[attr-defined]
 
 
-def loaded_variants(kernel: object) -> dict[tuple[tuple[str, object], ...], list[tuple[str, tuple[str, ...]]]]:
-    """The variants of ``kernel`` loaded so far: constexprs -> [(device, facts)] (for tests and reports)."""
+def loaded_variants(kernel: object) -> dict[tuple[tuple[str, object], ...], dict[tuple[str, tuple[str, ...]], object]]:
+    """The variants of ``kernel`` loaded so far: constexprs -> {(device, facts): GPUKernel} (tests, reports)."""
     with _LOCK:
-        return {s.constexprs: list(s.variants) for s in _SPECS.values() if s.kernel is kernel and s.variants}
+        return {s.constexprs: dict(s.variants) for s in _SPECS.values() if s.kernel is kernel and s.variants}

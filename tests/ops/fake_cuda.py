@@ -133,6 +133,10 @@ class FakeCuda:
         """``m`` with every parameter and buffer made fake-CUDA (in place, like ``m.cuda()``)."""
         return m._apply(self.tensor)
 
+    def to(self, x: torch.nn.Module | torch.Tensor | None) -> object:
+        """What ``x.cuda()`` would be: :meth:`module` for a module, :meth:`tensor` for a tensor."""
+        return self.module(x) if isinstance(x, torch.nn.Module) else self.tensor(x)
+
     # -- what happened ----------------------------------------------------------------------
     def mark(self) -> tuple[int, int, int]:
         """Positions in the logs, to look at what one call did (:meth:`since`)."""
