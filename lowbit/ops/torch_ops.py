@@ -21,14 +21,13 @@ Why ``torch.library.Library`` (``define`` + ``impl``) and not the
 ``torch.library.custom_op`` decorator: both give a dispatcher op that
 ``opcheck`` and ``torch.compile`` accept (the fake is the same
 ``register_fake``), but ``custom_op`` wraps every call in Python layers
-(an autograd ``Function``, a redispatch, an aliasing check): on the CPU build
-machine a no-op kernel with this schema costs 13.8 us per call through
-``custom_op`` and 3.1 us through ``Library.impl`` (torch 2.13, one thread,
-benchmarks/results/dispatch_cpu_2026-12-02.md; both APIs exist in the GPU
-machines' torch 2.11).  The 15 us host budget of a decode
-step leaves no room for the difference.  The op has no autograd kernel
-(inference weights): a backward through it is torch's "not implemented"
-error.
+(an autograd ``Function``, a redispatch, an aliasing check): measured with
+``benchmarks/bench_dispatch.py`` on the whole CUDA path (op entry to
+``cuLaunchKernel`` on the stand-in driver), ``custom_op`` adds about 55% to
+the host time of a call (docs/ops.md has the figures; both APIs exist in the
+GPU machines' torch 2.11), and a decode step's 15 us host budget has no room
+for it.  The op has no autograd kernel (inference weights): a backward
+through it is torch's "not implemented" error.
 """
 
 from __future__ import annotations
