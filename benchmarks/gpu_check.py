@@ -27,7 +27,8 @@ fidelity        75    gpu_fidelity/run_gpu.py: the corpus, GPU against emulator 
 runtime_tests   50    pytest -m gpu tests/runtime/test_gpu.py on the carried cache
 examples        45    every example on DeviceArrays and torch tensors against the emulator
 overhead        30    host time per launch (GPUKernel, kernel[grid], torch.add), graph replay
-ops             10    benchmarks/gpu_check_ops.py when issue 15 adds it; skipped before
+ops             25    benchmarks/gpu_check_ops.py: QuantLinear on CUDA vs emulator/CPU, a CUDA-graph
+                      replay, host time per op call, ops.matmul vs torch fp16 at 4096x4096
 =============  =====  =============================================================
 
 ``--section NAME`` runs one section in this process (what ``--run`` spawns).
@@ -56,7 +57,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 PREPARED = ROOT / "benchmarks" / "gpu_check"
 RESULTS = ROOT / "benchmarks" / "results"
-SECTIONS = (("env", 15), ("fidelity", 75), ("runtime_tests", 50), ("examples", 45), ("overhead", 30), ("ops", 10))
+SECTIONS = (("env", 15), ("fidelity", 75), ("runtime_tests", 50), ("examples", 45), ("overhead", 30), ("ops", 25))
 ARCHS = ("sm_90",)  # the lent machines are H200s; --arch adds others
 COMMAND = ('run(command="set -o pipefail; PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py --run --archive '
            '$OUT/gpu_check.tar.gz 2>&1 | tee $OUT/gpu_check.log", carry=["benchmarks/gpu_check"], timeout_s=300)')
@@ -110,8 +111,9 @@ def prepare(out: Path, archs: tuple[str, ...]) -> int:
                           str(out / "fidelity"), "--tier", "full"], capture_output=True, text=True, cwd=ROOT)  # fmt: skip
     print(fid.stdout.strip().splitlines()[-1] if fid.stdout.strip() else fid.stderr[-2000:])
     ops_hook = ROOT / "benchmarks" / "gpu_check_ops.py"
-    if ops_hook.exists():  # issue 15 adds its own prepare step here
-        subprocess.run([sys.executable, str(ops_hook), "--prepare", str(out)], check=True, cwd=ROOT)
+    if ops_hook.exists():  # issue 15: the ops section's checks and variants, compiled into the same carried cache
+        subprocess.run([sys.executable, str(ops_hook), "--prepare", str(out)], check=True, cwd=ROOT,
+                       env={**os.environ, "LOWBIT_CACHE_DIR": str(out / "cache")})  # fmt: skip
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     manifest = {"format": 1, "prepared": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 "lowbit_source": source_hash(), "python": platform.python_version(), "archs": list(archs),
@@ -287,12 +289,14 @@ def section_overhead(prepared: Path, results: Path) -> int:
 
 
 def section_ops(prepared: Path, results: Path) -> int:
-    hook = ROOT / "benchmarks" / "gpu_check_ops.py"
-    if not hook.exists():
-        _write(results, "ops", {"status": "skipped", "reason": "benchmarks/gpu_check_ops.py does not exist yet (issue 15)"})
-        return 0
-    proc = subprocess.run([sys.executable, str(hook), "--run", str(prepared), str(results)], cwd=ROOT)
-    return proc.returncode
+    """benchmarks/gpu_check_ops.py, in this process (so the section's timeout stops it too)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check_ops", ROOT / "benchmarks" / "gpu_check_ops.py")
+    hook = importlib.util.module_from_spec(spec)
+    sys.modules["gpu_check_ops"] = hook  # dataclasses look their module up there
+    spec.loader.exec_module(hook)
+    return hook.run(prepared, results)
 
 
 # ============================================================================== the driver of the sections

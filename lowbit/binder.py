@@ -42,6 +42,7 @@ program was specialised on must be multiples of the fact.
 from __future__ import annotations
 
 import math
+import operator
 import sys
 import threading
 import weakref
@@ -334,9 +335,19 @@ class Binder:
                                           for e in ve.shape + ve.strides for v in free_vars(e)},
                                          key=lambda v: self.names.index(v.name)))  # fmt: skip
         self._extent_index = tuple(self.names.index(v.name) for v in self._extent_vars)
+        idx = self._extent_index  # the memo key of _extents_for: the scalars the views depend on, as a tuple
+        self._extent_key = (operator.itemgetter(*idx) if len(idx) > 1 else
+                            (lambda out, i=idx[0]: (out[i],)) if idx else (lambda out: ()))  # fmt: skip
         self._has_views = any(isinstance(s, PointerSlot) and s.views for s in self.slots)
-        #: (index, slot, {array dtype: holds?}) per pointer: the dtype rule is evaluated once per dtype seen
-        self._pointers = tuple((i, s, {}) for i, s in enumerate(self.slots) if isinstance(s, PointerSlot))
+        #: (index, slot, name, written, divisibility, {numpy dtype: holds?}, {torch dtype: holds?}) per pointer,
+        #: unpacked once per launch; the dtype rule is evaluated once per dtype seen (torch dtypes keyed apart:
+        #: no conversion to numpy on the hot path)
+        self._pointers = tuple((i, s, s.name, s.written, s.divisibility, {}, {}) for i, s in enumerate(self.slots)
+                               if isinstance(s, PointerSlot))  # fmt: skip
+        #: (index, slot, integer (not bool)?, min, max) per scalar: an in-range Python int binds without a call
+        self._scalars = tuple((i, s, s.var.dtype.is_int and not is_bool(s.var.dtype),
+                               s.var.dtype.min if s.var.dtype.is_int else 0, s.var.dtype.max if s.var.dtype.is_int else 0)
+                              for i, s in enumerate(self.slots) if isinstance(s, ScalarSlot))  # fmt: skip
         self._extents: dict[tuple[object, ...], tuple[tuple[int, str] | None, ...]] = {}
 
     @property
@@ -372,33 +383,43 @@ class Binder:
                               f"({', '.join(self.names)}), got {len(values)}")  # fmt: skip
         out: list[object] = [None] * len(values)
         facts: dict[str, int] = {}
-        for i, slot in enumerate(self.slots):
-            if isinstance(slot, ScalarSlot):
-                out[i] = v = _bind_scalar(slot.name, slot.var, values[i])
-                if slot.var.dtype.is_int and not is_bool(slot.var.dtype):
-                    if v % SPECIALIZED_DIVISIBILITY == 0:  # type: ignore[operator]
-                        facts[slot.name] = SPECIALIZED_DIVISIBILITY
-                    if slot.divisibility > 1 and v % slot.divisibility:  # type: ignore[operator]
-                        raise LaunchError(f"argument '{slot.name}': the kernel was specialised on a multiple of "
-                                          f"{slot.divisibility}, got {v}")  # fmt: skip
+        for i, slot, integer, lo, hi in self._scalars:
+            v = values[i]
+            if not (integer and type(v) is int and lo <= v <= hi):  # the common case needs no conversion
+                out[i] = v = _bind_scalar(slot.name, slot.var, v)
+            else:
+                out[i] = v
+            if integer:
+                if v % SPECIALIZED_DIVISIBILITY == 0:  # type: ignore[operator]
+                    facts[slot.name] = SPECIALIZED_DIVISIBILITY
+                if slot.divisibility > 1 and v % slot.divisibility:  # type: ignore[operator]
+                    raise LaunchError(f"argument '{slot.name}': the kernel was specialised on a multiple of "
+                                      f"{slot.divisibility}, got {v}")  # fmt: skip
         extents = self._extents_for(out) if self._has_views else None
         device: str | None = None
         first: str | None = None
         uses_torch = False
         tt = _torch_tensor_type()
-        for i, slot, accepted in self._pointers:
+        strided = _torch_strided() if tt is not None else None
+        for i, slot, name, written, divisibility, accepted, taccepted in self._pointers:
             value = values[i]
+            ok = None
             if isinstance(value, np.ndarray):  # the common host case, without building an _ArrayInfo
                 fl = value.flags
                 where, dt, nbytes, contiguous, writable = HOST, value.dtype, value.nbytes, fl.c_contiguous, fl.writeable
                 address, host = value.ctypes.data, value
-            elif tt is not None and isinstance(value, tt) and value.is_cuda and value.layout is _torch_strided():
-                # the hot path of torch programs: attributes only (no device object, no dtype string)
+            elif tt is not None and isinstance(value, tt) and value.is_cuda and value.layout is strided:
+                # the hot path of torch programs: attributes only (no device object, no dtype conversion)
                 if value.is_conj() or value.is_neg():
-                    raise LaunchError(f"argument '{slot.name}': the tensor has a lazy conj/neg bit; call "
+                    raise LaunchError(f"argument '{name}': the tensor has a lazy conj/neg bit; call "
                                       ".resolve_conj().resolve_neg()")  # fmt: skip
-                where, dt = _cuda_name(value.get_device()), torch_numpy_dtype(value.dtype)
-                nbytes, contiguous, writable = value.numel() * value.element_size(), value.is_contiguous(), True
+                tdt = value.dtype
+                ok = taccepted.get(tdt)
+                if ok is None:
+                    ok = taccepted[tdt] = holds(slot.dtype, torch_numpy_dtype(tdt))
+                ordinal = value.get_device()
+                where = _CUDA_NAMES.get(ordinal) or _cuda_name(ordinal)
+                nbytes, contiguous, writable = value.nbytes, value.is_contiguous(), True
                 address, host = value.data_ptr(), None
                 uses_torch = True
             elif (fast := getattr(value, "__lowbit_array__", None)) is not None:
@@ -406,43 +427,43 @@ class Binder:
                 where, dt, nbytes, address = fast
                 contiguous, writable, host = True, True, None
             else:
-                info = _info(slot.name, value, slot.dtype)
+                info = _info(name, value, slot.dtype)
                 where, dt, nbytes, contiguous, writable = info.device, info.dtype, info.nbytes, info.contiguous, info.writable
                 address, host = info.address, info.host
             if device is None:
-                device, first = where, slot.name
+                device, first = where, name
             elif where != device:
-                raise LaunchError(f"argument '{slot.name}' is on {where} but '{first}' is on {device}: "
+                raise LaunchError(f"argument '{name}' is on {where} but '{first}' is on {device}: "
                                   "every array argument must be on one device")  # fmt: skip
-            ok = accepted.get(dt)
             if ok is None:
-                ok = accepted[dt] = holds(slot.dtype, dt)
+                ok = accepted.get(dt)
+                if ok is None:
+                    ok = accepted[dt] = holds(slot.dtype, dt)
             if not ok:
                 sd = element_dtype(slot.dtype)
                 want = f"{sd}" if sd is not None else "an integer array of packed codes"
-                raise LaunchError(f"argument '{slot.name}': array dtype {_dtype_text(value)} does not hold "
+                raise LaunchError(f"argument '{name}': array dtype {_dtype_text(value)} does not hold "
                                   f"{slot.dtype.name} elements (expected {want})")  # fmt: skip
             if not contiguous:
-                raise LaunchError(f"argument '{slot.name}': the array must be C-contiguous "
+                raise LaunchError(f"argument '{name}': the array must be C-contiguous "
                                   "(np.ascontiguousarray / tensor.contiguous())")  # fmt: skip
-            if slot.written and not writable:
-                raise LaunchError(f"argument '{slot.name}': the array is read-only, but the kernel stores to it")
-            if extents is not None:
-                ext = extents[i]
-                if ext is not None and ext[0] > nbytes:
-                    raise LaunchError(f"argument '{slot.name}': the kernel views it as {ext[1]}, which needs {ext[0]} "
+            if written and not writable:
+                raise LaunchError(f"argument '{name}': the array is read-only, but the kernel stores to it")
+            if extents is not None and (ext := extents[i]) is not None:
+                if ext[0] > nbytes:
+                    raise LaunchError(f"argument '{name}': the kernel views it as {ext[1]}, which needs {ext[0]} "
                                       f"bytes, but the array has {nbytes}")  # fmt: skip
             if address % SPECIALIZED_DIVISIBILITY == 0:
-                facts[slot.name] = SPECIALIZED_DIVISIBILITY
-            if slot.divisibility > 1 and address % slot.divisibility:
-                raise LaunchError(f"argument '{slot.name}': the kernel was specialised on a {slot.divisibility}-byte "
+                facts[name] = SPECIALIZED_DIVISIBILITY
+            if divisibility > 1 and address % divisibility:
+                raise LaunchError(f"argument '{name}': the kernel was specialised on a {divisibility}-byte "
                                   f"aligned address, but the array starts at {address:#x}")  # fmt: skip
             out[i] = host if device == HOST else address
         return Bound(device or HOST, tuple(out), facts, uses_torch)
 
     def _extents_for(self, out: list[object]) -> tuple[tuple[int, str] | None, ...]:
         """Bytes each pointer must hold for these scalars, with the view's text (memoised per scalar tuple)."""
-        key = tuple(out[i] for i in self._extent_index)
+        key = self._extent_key(out)
         got = self._extents.get(key)
         if got is None:
             env = dict(zip(self._extent_vars, key))

@@ -54,7 +54,8 @@ ALLOWED["tune"] = None  # type: ignore[assignment]
 # (the package root, lowbit.errors), plus each other in one direction (kernels <- ops <- nn)
 _PUBLIC = {"__init__", "errors"}
 ALLOWED["kernels"] = _PUBLIC | {"numpy"}
-ALLOWED["ops"] = _PUBLIC | {"kernels", "numpy", "ml_dtypes", "torch"}
+# ops launches on the GPU through the runtime and its argument binder (docs/runtime.md, "For lowbit.ops")
+ALLOWED["ops"] = _PUBLIC | {"kernels", "runtime", "binder", "numpy", "ml_dtypes", "torch"}
 ALLOWED["nn"] = _PUBLIC | {"ops", "numpy", "torch"}
 
 

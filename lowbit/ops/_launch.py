@@ -94,6 +94,8 @@ def check_operands(a2d: object, qweight: object, scales: object, zeros: object, 
     groups = -(-k // glen)
     if shape_of(scales) != (groups, n):
         raise LaunchError(f"argument 'scales': expected ({groups}, {n}), got {shape_of(scales)}")
+    if zero != "none" and zeros is None:
+        raise LaunchError(f"argument 'zeros': zero={zero!r} needs a zeros tensor, got None")
     if zero == "int" and shape_of(zeros) != (-(-groups * n * bits // 32),):
         raise LaunchError(f"argument 'zeros': expected ({-(-groups * n * bits // 32)},) words, got {shape_of(zeros)}")
     if zero == "float" and (shape_of(zeros) != (groups, n) or dtype_name(zeros) != dtype_name(scales)):

@@ -11,6 +11,7 @@ ml_dtypes' bfloat16 is the numpy side).
 from __future__ import annotations
 
 import functools
+import sys
 
 import ml_dtypes
 import numpy as np
@@ -40,11 +41,12 @@ _TENSOR_TYPES: set[type] = set()  # tensor classes seen so far: the launch path 
 
 
 def is_torch(x: object) -> bool:
-    """True for a ``torch.Tensor`` (checked by the type's module: torch is not imported here)."""
+    """True for a ``torch.Tensor`` or a subclass (torch is not imported here: a tensor means it already is)."""
     t = type(x)
     if t in _TENSOR_TYPES:
         return True
-    if t.__module__.startswith("torch") and hasattr(x, "data_ptr"):
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(x, torch.Tensor):
         _TENSOR_TYPES.add(t)
         return True
     return False

@@ -21,19 +21,19 @@ Why ``torch.library.Library`` (``define`` + ``impl``) and not the
 ``torch.library.custom_op`` decorator: both give a dispatcher op that
 ``opcheck`` and ``torch.compile`` accept (the fake is the same
 ``register_fake``), but ``custom_op`` wraps every call in Python layers
-(an autograd ``Function``, a redispatch, an aliasing check): on the CPU build
-machine a no-op kernel with this schema costs 13.8 us per call through
-``custom_op`` and 3.1 us through ``Library.impl`` (torch 2.13, one thread,
-benchmarks/results/dispatch_cpu_2026-12-02.md; both APIs exist in the GPU
-machines' torch 2.11).  The 15 us host budget of a decode
-step leaves no room for the difference.  The op has no autograd kernel
-(inference weights): a backward through it is torch's "not implemented"
-error.
+(an autograd ``Function``, a redispatch, an aliasing check): measured with
+``benchmarks/bench_dispatch.py`` on the whole CUDA path (op entry to
+``cuLaunchKernel`` on the stand-in driver), ``custom_op`` adds about 55% to
+the host time of a call (docs/ops.md has the figures; both APIs exist in the
+GPU machines' torch 2.11), and a decode step's 15 us host budget has no room
+for it.  The op has no autograd kernel (inference weights): a backward
+through it is torch's "not implemented" error.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -41,7 +41,7 @@ from torch import Tensor
 from lowbit.errors import LaunchError
 from lowbit.ops import _launch
 from lowbit.ops._device import launch_cuda
-from lowbit.ops._tensors import dtype_name
+from lowbit.ops._tensors import _TORCH_NAMES
 from lowbit.ops.matmul import reference_torch
 from lowbit.ops.qweight import QuantizedWeight, resolve_wtype
 
@@ -51,6 +51,9 @@ SCHEMA = (
     "matmul(Tensor a, Tensor qweight, Tensor scales, Tensor? zeros, Tensor? perm, Tensor? tensor_scale, "
     "str wtype, int group_size, str zero, int layout, Tensor? bias=None) -> Tensor"
 )
+
+
+_DTYPE_NAMES = {getattr(torch, k.removeprefix("torch.")): v for k, v in _TORCH_NAMES.items()}
 
 
 @functools.lru_cache(maxsize=256)
@@ -83,37 +86,96 @@ def _matmul_fake(a, qweight, scales, zeros, perm, tensor_scale, wtype, group_siz
     return a.new_empty((*a.shape[:-1], qweight.shape[1]))
 
 
+@dataclass(frozen=True)
+class _CudaConfig:
+    """One configuration of the CUDA path: its launch plan and the operand shapes it expects per (K, N)."""
+
+    plan: _launch.LaunchPlan
+    fmt: object
+    bits: int
+    group: int
+    zero: str
+    tensor_scale: bool
+    has_bias: bool
+    shapes: dict[tuple[int, int], tuple[tuple[int, ...], ...]] = field(default_factory=dict, compare=False)
+
+    def expected(self, k: int, n: int) -> tuple[tuple[int, ...], ...]:
+        """(qweight, scales, zeros) shapes for K x N (memoised; zeros () when the convention has none)."""
+        got = self.shapes.get((k, n))
+        if got is None:
+            groups = -(-k // (k if self.group == -1 else self.group))
+            zshape = {"int": (-(-groups * n * self.bits // 32),), "float": (groups, n)}.get(self.zero, ())
+            got = self.shapes[(k, n)] = ((-(-k * self.bits // 32), n), (groups, n), zshape)
+        return got
+
+
+_CONFIGS: dict[tuple[object, ...], _CudaConfig] = {}
+_WORDS = frozenset(d for d in (torch.int32, getattr(torch, "uint32", None)) if d is not None)
+
+
+def _cuda_config(wtype: str, group_size: int, zero: str, layout: int, sdt: torch.dtype, adt: torch.dtype,
+                 has_bias: bool, decode: bool) -> _CudaConfig:  # fmt: skip
+    key = (wtype, group_size, zero, layout, sdt, adt, has_bias, decode)
+    cfg = _CONFIGS.get(key)
+    if cfg is None:
+        fmt = _format(wtype)
+        p = _launch.plan(fmt, group_size, zero, _DTYPE_NAMES.get(sdt, str(sdt)), _DTYPE_NAMES.get(adt, str(adt)),
+                         has_bias, layout, decode)  # fmt: skip
+        cx = dict(p.constexprs)
+        cfg = _CONFIGS[key] = _CudaConfig(p, fmt, int(cx["W"].bits), int(cx["GROUP"]), str(cx["ZERO"]),
+                                          bool(cx["TENSOR_SCALE"]), has_bias)  # fmt: skip
+    return cfg
+
+
 def prepare_cuda(a: Tensor, qweight: Tensor, scales: Tensor, zeros: Tensor | None, perm: Tensor | None,
                  tensor_scale: Tensor | None, wtype: str, group_size: int, zero: str, layout: int,
-                 bias: Tensor | None) -> tuple[tuple[int, int], tuple[object, ...], dict[str, object], Tensor]:  # fmt: skip
+                 bias: Tensor | None) -> tuple[tuple[int, int], tuple[object, ...], tuple[tuple[str, object], ...], Tensor]:  # fmt: skip
     """Host work of a GPU launch: (grid, kernel arguments, constexprs, output).
 
     Reads shapes, dtypes and nothing else; allocates only the output (and
     the gathered activations when act-order), both through torch; works on
-    tensors of any device (the benchmark times it on CPU tensors).
+    tensors of any device (the benchmark times it on CPU tensors).  The
+    configuration (plan, expected shapes per K x N) is memoised by the op's
+    attributes and dtypes, so a call costs a dict lookup, a few shape
+    comparisons, ``torch.empty`` and a tuple; the constexprs are the plan's
+    ``(name, value)`` tuple, the same object for every call of one
+    configuration (``launch_cuda`` finds the specialisation by it).  Any
+    mismatch is reported by :func:`lowbit.ops._launch.check_operands`
+    (``LaunchError`` naming the argument).
     """
-    fmt = _format(wtype)
     k = a.shape[-1]
-    a2 = a.reshape(-1, k)
+    a2 = a if a.dim() == 2 else a.reshape(-1, k)
     if perm is not None:
+        if perm.device != a.device:
+            raise LaunchError(f"argument 'perm' is on {perm.device} but 'a' is on {a.device}")
         a2 = a2.index_select(1, perm)
     if not a2.is_contiguous():
         a2 = a2.contiguous()
-    m, n, _ = _launch.check_operands(a2, qweight, scales, zeros, tensor_scale, bias, fmt, group_size, zero)
-    p = _launch.plan(fmt, group_size, zero, dtype_name(scales), dtype_name(a), bias is not None, layout, m <= 16)
+    m = a2.shape[0]
+    cfg = _cuda_config(wtype, group_size, zero, layout, scales.dtype, a.dtype, bias is not None, m <= 16)
+    n = qweight.shape[1] if qweight.dim() == 2 else -1  # -1: a mismatch, reported by check_operands
+    qshape, sshape, zshape = cfg.expected(k, n)
+    z, ts = zeros, tensor_scale
+    if (qweight.shape != qshape or qweight.dtype not in _WORDS or scales.shape != sshape
+            or (zshape and (z is None or z.shape != zshape or (cfg.zero == "float" and z.dtype != scales.dtype)))
+            or (cfg.tensor_scale and (ts is None or ts.shape != (1,) or ts.dtype != torch.float32))
+            or (bias is not None and (bias.shape != (n,) or bias.dtype != a.dtype))):  # fmt: skip
+        _launch.check_operands(a2, qweight, scales, zeros, tensor_scale, bias, cfg.fmt, group_size, zero)
+        raise LaunchError("lowbit::matmul: the operands do not match the weight's format")  # pragma: no cover
     out = torch.empty((m, n), dtype=a.dtype, device=a.device)
-    args = _launch.kernel_arguments(p, a2, qweight, scales, zeros, tensor_scale, bias, out, out, m, n, k)
-    return p.grid(m, n), args, p.kwargs(), out
+    args = (a2, qweight, scales, z if zshape else qweight, ts if cfg.tensor_scale else out,
+            bias if cfg.has_bias else out, out, m, n, k)  # fmt: skip
+    p = cfg.plan
+    return (-(-m // p.block[0]), -(-n // p.block[1])), args, p.constexprs, out
 
 
 def _matmul_cuda(a, qweight, scales, zeros, perm, tensor_scale, wtype, group_size, zero, layout, bias=None):  # noqa: ANN001,ANN202
-    devices = {t.device for t in (a, qweight, scales, zeros, perm, tensor_scale, bias) if t is not None}
-    if len(devices) != 1:
-        raise LaunchError(f"lowbit::matmul: tensors on several devices {sorted(map(str, devices))}")
+    """CUDA: ``wx_matmul`` on torch's current stream (devices of the kernel's operands: checked by its binder)."""
     grid, args, cx, out = prepare_cuda(a, qweight, scales, zeros, perm, tensor_scale, wtype, group_size, zero,
                                        layout, bias)  # fmt: skip
-    launch_cuda(_launch.kernel(), grid, args, cx)
-    return out.reshape((*a.shape[:-1], out.shape[1]))
+    if out.numel():  # M = 0 (or N = 0): nothing to launch, and a grid dimension of 0 is not a launch
+        launch_cuda(_launch.kernel(), grid, args, cx)
+    return out if a.dim() == 2 else out.reshape((*a.shape[:-1], out.shape[1]))
 
 
 # The library object must stay alive for the registrations to stay.

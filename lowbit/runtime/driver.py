@@ -221,15 +221,13 @@ class use_driver:
             _STATE["override"] = self.d
         from lowbit.runtime import launcher  # noqa: PLC0415
 
-        launcher.MODULES.clear()
-        launcher._DEVICES.clear()
+        launcher.clear_modules()
         return status()
 
     def __exit__(self, *exc: object) -> None:
         from lowbit.runtime import launcher  # noqa: PLC0415
 
-        launcher.MODULES.clear()
-        launcher._DEVICES.clear()
+        launcher.clear_modules()
         with _LOCK:
             _STATE.clear()
             _STATE.update(self.saved)

@@ -32,7 +32,7 @@ import struct
 import sys
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,7 +44,8 @@ from lowbit.ir.program import Program
 from lowbit.runtime import images
 from lowbit.runtime.driver import CudaError, DeviceInfo, Driver, get_driver, status
 
-__all__ = ["MODULES", "GPUDevice", "GPUKernel", "device_for", "launch", "launch_bound", "load"]
+__all__ = ["MODULES", "GPUDevice", "GPUKernel", "clear_modules", "clear_with_modules", "device_for", "launch",
+           "launch_bound", "load"]
 
 #: load failures after which the next image (PTX after cubin) is tried
 _FALLBACK = {"CUDA_ERROR_NO_BINARY_FOR_GPU", "CUDA_ERROR_INVALID_IMAGE", "CUDA_ERROR_UNSUPPORTED_PTX_VERSION",
@@ -99,6 +100,10 @@ def device_for(bound: Bound | str | int) -> GPUDevice:
 
 
 def _grid(grid: object) -> tuple[int, int, int]:
+    if type(grid) is tuple and len(grid) == 2:  # the common case (lowbit.ops' 2-D grids), checked without a loop
+        x, y = grid
+        if type(x) is int and type(y) is int and 0 < x <= _GRID_MAX[0] and 0 < y <= _GRID_MAX[1]:
+            return x, y, 1
     dims = (grid,) if isinstance(grid, int | np.integer) else grid
     if not isinstance(dims, tuple | list) or not 1 <= len(dims) <= 3:
         raise LaunchError(f"the grid must be a positive int or a tuple of 1 to 3 positive ints, got {grid!r}")
@@ -275,6 +280,22 @@ def _stream_handle(stream: object, bound: Bound, ordinal: int) -> int:
 #: the loaded-module cache: (compile-cache key, device ordinal) -> GPUKernel
 MODULES: dict[tuple[str, int], GPUKernel] = {}
 _MODULES_LOCK = threading.Lock()
+#: callbacks of caches built on loaded kernels (lowbit.ops keeps its variants by facts): cleared with MODULES
+_DERIVED: list[Callable[[], None]] = []
+
+
+def clear_with_modules(callback: Callable[[], None]) -> None:
+    """Call ``callback`` whenever the loaded-module cache is cleared (a cache of GPUKernels must not outlive it)."""
+    if callback not in _DERIVED:
+        _DERIVED.append(callback)
+
+
+def clear_modules() -> None:
+    """Forget every loaded kernel and device (the driver changed: :class:`lowbit.runtime.driver.use_driver`)."""
+    MODULES.clear()
+    _DEVICES.clear()
+    for callback in _DERIVED:
+        callback()
 
 
 def load(compiled: CompiledKernel, device: int | GPUDevice = 0) -> GPUKernel:

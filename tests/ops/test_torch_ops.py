@@ -1,10 +1,10 @@
 """torch.ops.lowbit.matmul: opcheck, FakeTensor/meta, torch.compile(fullgraph=True), and the GPU entry point.
 
-The GPU path (CUDA tensors) needs the runtime of issue 14: until it is
-connected, :func:`lowbit.ops._device.launch_cuda` raises LaunchError.  Here
-(no GPU) the CUDA implementation is exercised up to that call on CPU
-tensors, and its arguments are shown to be the ones that compute the right
-answer by running them on the emulator.
+The GPU path (CUDA tensors) runs through :func:`lowbit.ops._device.launch_cuda`
+and lowbit.runtime.  Here (no GPU) its launch arguments are run on the
+emulator, and the whole path runs on the stand-in driver in
+tests/ops/test_cuda_path.py; the ``gpu``-marked test compares it with the CPU
+result where a GPU exists.
 """
 
 from __future__ import annotations
@@ -126,14 +126,29 @@ def test_torch_compile_inductor_matches_eager() -> None:
         assert torch.equal(compiled(x), model(x))
 
 
-def test_cuda_implementation_prepares_the_launch_then_reports_the_missing_runtime() -> None:
+def test_the_cuda_implementation_refuses_cpu_tensors_and_a_machine_without_a_gpu() -> None:
+    """Host tensors never reach the driver; CUDA-looking tensors without a usable GPU get the runtime's reason."""
+    from tests.ops.fake_cuda import FakeCudaTensor
+
     qw, a, b = _operands("uint4", {"perm": "random"}, torch.float16, True, m=5)
     args = (a, *torch_ops.weight_operands(qw), b)
-    assert not runtime_available()
-    with pytest.raises(LaunchError, match=r"GPU runtime \(lowbit.runtime\) is not available"):
+    before = [t.clone() for t in (a, qw.qweight, qw.scales, b)]
+    with pytest.raises(LaunchError, match=r"^kernel wx_matmul: the GPU path needs CUDA tensors, but the arguments "
+                                          r"are on host \(CPU tensors take the reference path\)$"):
         torch_ops._matmul_cuda(*args)
-    with pytest.raises(LaunchError, match="wx_matmul"):
-        launch_cuda(torch_ops._launch.kernel(), (1, 1), (a,), {})
+    assert all(torch.equal(x, y) for x, y in zip(before, (a, qw.qweight, qw.scales, b)))  # inputs unchanged
+    if runtime_available():  # pragma: no cover - a GPU machine
+        return
+    grid, kargs, cx, _ = torch_ops.prepare_cuda(*args)
+    fake = tuple(x.as_subclass(FakeCudaTensor) if isinstance(x, torch.Tensor) else x for x in kargs)
+    with pytest.raises(LaunchError, match=r"^the arguments are on cuda:0, but no GPU is usable here: "):
+        launch_cuda(torch_ops._launch.kernel(), grid, fake, cx)
+
+
+def test_the_dispatcher_has_the_ops_cpu_cuda_and_meta_kernels() -> None:
+    for key in ("CPU", "CUDA", "Meta"):
+        assert torch._C._dispatch_has_kernel_for_dispatch_key("lowbit::matmul", key), key
+    assert not torch._C._dispatch_has_kernel_for_dispatch_key("lowbit::matmul", "XLA")  # the check can fail
 
 
 @pytest.mark.parametrize(("fmt", "kw", "act", "bias"), CONFIGS[:1] + CONFIGS[3:4] + CONFIGS[6:])
@@ -145,7 +160,7 @@ def test_cuda_launch_arguments_compute_the_product_on_the_emulator(fmt: str, kw:
     host = [np.array(ops._tensors.numpy_of(x), copy=True) if ops._tensors.is_torch(x) else x for x in args]
     assert args[6] is out and len(args) == 10 and args[7:] == (5, N, K)
     host[6][...] = np.nan
-    torch_ops._launch.kernel()[grid](*host, **cx)
+    torch_ops._launch.kernel()[grid](*host, **dict(cx))
     c = host[6]
     ref, bound = gemm_bound(ops._tensors.numpy_of(a), dequantize_reference(qw),
                             None if b is None else ops._tensors.numpy_of(b))  # fmt: skip
@@ -154,9 +169,21 @@ def test_cuda_launch_arguments_compute_the_product_on_the_emulator(fmt: str, kw:
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not gpu_available(), reason="needs a CUDA device")
-def test_on_cuda_tensors_the_op_reaches_the_gpu_entry_point() -> None:
-    """Phase 1: without lowbit.runtime the GPU path must refuse clearly (phase 2 compares with the CPU)."""
-    qw, a, b = _operands("uint4", {}, torch.float16, True)
-    cq = qw.to("cuda")
-    with pytest.raises(LaunchError, match="GPU runtime"):
-        torch.ops.lowbit.matmul(a.cuda(), *torch_ops.weight_operands(cq), b.cuda())
+@pytest.mark.parametrize(("fmt", "kw", "act", "bias"), CONFIGS, ids=[f"{c[0]}-{i}" for i, c in enumerate(CONFIGS)])
+def test_on_cuda_tensors_the_op_matches_the_cpu_result(fmt: str, kw: dict, act: torch.dtype, bias: bool) -> None:
+    """The GPU kernel against the float64 reference and against the CPU op (the reference path), M = 1 and 67.
+
+    Needs a machine that compiles (or the variants in a carried cache); gpu_check_ops.py is the prepared check.
+    """
+    for m in (1, 67):
+        qw, a, b = _operands(fmt, kw, act, bias, m=m, seed=m)
+        cq = qw.to("cuda")
+        got = torch.ops.lowbit.matmul(a.cuda(), *torch_ops.weight_operands(cq), None if b is None else b.cuda())
+        torch.cuda.synchronize()
+        cpu = torch.ops.lowbit.matmul(a, *torch_ops.weight_operands(qw), b)
+        ref, bound = gemm_bound(ops._tensors.numpy_of(a), dequantize_reference(qw),
+                                None if b is None else ops._tensors.numpy_of(b))  # fmt: skip
+        g = ops._tensors.numpy_of(got).astype(np.float64)
+        assert got.shape == cpu.shape == (m, N) and got.dtype == act and got.device.type == "cuda"
+        assert (np.abs(g - ref) <= bound).all(), np.abs(g - ref).max()
+        assert (np.abs(g - ops._tensors.numpy_of(cpu).astype(np.float64)) <= 2 * bound).all()

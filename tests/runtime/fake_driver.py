@@ -94,6 +94,9 @@ class FakeDriver:
     def cuCtxSynchronize(self):
         return (SUCCESS,)
 
+    def cuStreamSynchronize(self, stream):
+        return (SUCCESS,)
+
     # ------------------------------------------------------------------ memory
     def cuMemAlloc(self, n):
         addr = self._next
@@ -170,16 +173,38 @@ class FakeDriver:
         from lowbit.emu.launch import _SCALAR_KINDS
         from lowbit.emu.parser import parse
 
-        module = parse(text)
+        module = self.modules[mod][1]
+        if module is None:  # parsed (with lark) once per loaded module
+            module = parse(text)
+            self.modules[mod] = (text, module)
         entry = module.entry(name)
 
         args = []
         for p, b in zip(entry.params, raw):
             if p.type in ("u64", "b64", "s64") and p.ptr_space is not None:
                 addr = int.from_bytes(b, "little")
-                base = max(k for k in self.mem if k <= addr)
+                base = max((k for k in self.mem if k <= addr), default=None)
+                if base is None or addr - base > self.mem[base].size:
+                    raise AssertionError(f"fake driver: pointer {p.name} = {addr:#x} is in no allocated buffer")
                 args.append(self.mem[base][addr - base :])
             else:
                 args.append(np.frombuffer(b, _SCALAR_KINDS[p.type][-1])[0])
         emu.launch(module, name, (gx, gy, gz), (bx, by, bz), args, shared_bytes=smem)
         return (SUCCESS,)
+
+
+class LoggedFakeDriver(FakeDriver):
+    """The stand-in driver with every ``cu*`` call appended to ``log`` (memory, copies and synchronisation
+    included), so a test can assert what a launch path calls -- e.g. exactly one ``cuLaunchKernel`` and no
+    ``cuMemAlloc`` / ``cuStreamSynchronize`` per op call.  A subclass, so timing runs on the plain stand-in do
+    not pay for the logging."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        self.log: list[str] = []
+        super().__init__(*args, **kwargs)
+
+    def __getattribute__(self, name: str):
+        attr = object.__getattribute__(self, name)
+        if name.startswith("cu") and callable(attr):
+            object.__getattribute__(self, "log").append(name)
+        return attr
