@@ -385,6 +385,11 @@ def _shared_index(ctx: Ctx, buf: SBuf, offsets: tuple, coords: tuple[Operand, ..
 
 
 def _load_shared(ctx: Ctx, op: V.LoadShared) -> None:
+    if op.via:
+        from lowbit.transforms._lower_mma import lower_ldmatrix  # noqa: PLC0415
+
+        lower_ldmatrix(ctx, op)
+        return
     t = op.result.type
     assert isinstance(t, TileType)  # noqa: S101
     lay = _layout_of(op.result)
