@@ -161,6 +161,12 @@ def _fma(ctx: Ctx, op: V.Fma) -> None:
 def _cast(ctx: Ctx, op: V.Cast) -> None:
     x = ctx.tile(op.x, op)
     dst = op.result.type.dtype  # type: ignore[union-attr]
+    from lowbit.transforms._lower_dequant import fast_codes_to_f16  # noqa: PLC0415
+
+    fast = fast_codes_to_f16(ctx, x, dst)
+    if fast is not None:
+        put_tile(ctx, op.result, wrds=fast)
+        return
     xs = scalars(ctx, x)
     if dst.name in ("f16", "bf16") and x.dtype.name == "f32" and len(xs) >= 2:
         # two f32 -> one f16x2/bf16x2 register (cvt.rn.f16x2.f32): half the conversions
@@ -206,6 +212,7 @@ def _gather_view(ctx: Ctx, op: V.View, x: Tile) -> None:
     b = ctx.b
     ws = words(ctx, x)
     out = []
+    where = []
     for s in range(lay_r.local_size):
         c = thread_coords(lay_r, s).copy()
         pos = c[:, ax] % r
@@ -222,7 +229,10 @@ def _gather_view(ctx: Ctx, op: V.View, x: Tile) -> None:
         v = word if isinstance(sh, Const) and sh.value == 0 else b.binary("lshr", word, sh, "vx")
         code = b.binary("and", v, Const((1 << db) - 1, I32), "vx") if db < 32 else v
         out.append(vals.from_code(b, code, op.result.type.dtype))  # type: ignore[union-attr]
-    put_tile(ctx, op.result, scal=out)
+        where.append((word, sh, pos * db))
+    from lowbit.transforms._lower_dequant import Gathered  # noqa: PLC0415
+
+    put_tile(ctx, op.result, scal=out).gath = Gathered(where)  # (unused extractions are dead code to LLVM)
 
 
 def _same_registers(ctx: Ctx, op: V.Op) -> None:
