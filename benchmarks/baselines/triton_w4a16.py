@@ -1,11 +1,13 @@
-"""The Triton baseline for bench_compile: a W4A16 group-quantized GEMM like examples/04.
+"""The Triton baseline for bench_compile and bench_decode: a W4A16 group-quantized GEMM like examples/04.
 
 Same contract as ``examples/04_w4a16_matmul.py``: A (M, K) f16, W's uint4
 codes packed LSB-first along K into (K/8, N) uint32 words, f16 scales and
 uint8 integer zeros of shape (ceil(K/128), N), C (M, N) f16; the same block
 shape (BM=16, BN=32, BK=32) and num_warps=4.  ``@triton.jit`` functions must
-live in a real file, hence this module.  Written for this benchmark; it is
-compiled only (never run) so its speed does not matter, its compile work does.
+live in a real file, hence this module.  Written for these benchmarks:
+bench_compile times its compilation; bench_decode runs its PTX (num_stages=3,
+the block shapes of its configuration list) on lowbit's emulator and counts
+what it issues.  It is the plain Triton way to write the kernel, not a tuned one.
 """
 
 from __future__ import annotations
@@ -43,12 +45,24 @@ SIGNATURE = {
 CONSTEXPRS = {"BM": 16, "BN": 32, "BK": 32, "GROUP": 128}
 
 
-def compile_for(arch: int = 80, num_warps: int = 4, num_stages: int = 1):
-    """Compile to PTX and cubin on the CPU (no GPU needed); returns Triton's CompiledKernel."""
+def compile_for(arch: int = 80, num_warps: int = 4, num_stages: int = 1, constexprs: dict | None = None,
+                divisible: tuple[str, ...] = ()):
+    """Compile to PTX and cubin on the CPU (no GPU needed); returns Triton's CompiledKernel.
+
+    ``constexprs`` overrides :data:`CONSTEXPRS` (block shape, group);
+    ``divisible`` names the arguments Triton may assume 16-aligned (pointers)
+    or multiples of 16 (sizes): ``tt.divisibility=16``, the fact Triton's own
+    JIT would specialise on at launch.
+    """
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    src = ASTSource(fn=w4a16_matmul, signature=SIGNATURE, constexprs=CONSTEXPRS)
+    names = list(SIGNATURE)
+    unknown = [d for d in divisible if d not in names or SIGNATURE[d] == "constexpr"]
+    if unknown:
+        raise ValueError(f"divisible: {unknown} are not runtime arguments of w4a16_matmul")
+    attrs = {(names.index(d),): [["tt.divisibility", 16]] for d in divisible}
+    src = ASTSource(fn=w4a16_matmul, signature=SIGNATURE, constexprs={**CONSTEXPRS, **(constexprs or {})}, attrs=attrs)
     return triton.compile(
         src, target=GPUTarget("cuda", arch, 32), options={"num_warps": num_warps, "num_stages": num_stages}
     )

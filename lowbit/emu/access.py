@@ -12,7 +12,10 @@ every access is checked the same way (issue 4, item 5):
 * shared/local loads return the per-element definedness from the shadow.
 
 Generic addresses are split by window (:mod:`lowbit.emu.memory`).  Stats
-count bytes and, for shared memory, bank wavefronts.  Space ``"callparam"``
+count bytes (global bytes also per buffer: the mapped region each access
+falls in) and, for shared memory, bank wavefronts and requests per access
+kind (``Op.key``); a ``cp.async`` costs its shared write's wavefronts when it
+is issued, an atomic one request (its read half is not counted again).  Space ``"callparam"``
 is local memory holding a call's ``.param`` arguments
 (:mod:`lowbit.emu.inline`); its bytes are not counted as local traffic
 (ptxas passes arguments in registers).
@@ -41,6 +44,9 @@ class MemUnit:
         self.pending = np.zeros(self.shared.data.size, np.int16) if m.checks else None
         self.copies = AsyncCopies(m.T)
         self.stats = m.stats
+        nreg = len(heap.buffer_names)
+        self._read_by_region = np.zeros(nreg, np.int64)  # bytes, folded into Stats by flush_stats()
+        self._written_by_region = np.zeros(nreg, np.int64)
 
     # ------------------------------------------------------------------ helpers
     def _split(self, addr):
@@ -115,7 +121,7 @@ class MemUnit:
         return idx * self.L + addr
 
     def _global_off(self, addr, idx, nbytes, op, write):
-        ok = self.heap.check(addr, nbytes, write)
+        ok, region = self.heap.locate(addr, nbytes, write)
         if not ok.all():
             bad = ~ok
             i = int(np.argmax(bad))
@@ -123,7 +129,24 @@ class MemUnit:
             raise fault(self.m, "memcheck", f"out-of-bounds global {'store' if write else 'load'} of {nbytes} bytes "
                         f"at address {a:#x} (nearest buffer: {self.heap.region_name(a)})", idx[bad], op)
         self._align(addr, nbytes, idx, op, "global")
+        if self.stats is not None:
+            per = self._written_by_region if write else self._read_by_region
+            if region.size and region[0] == region[-1] and (region == region[0]).all():
+                per[region[0]] += region.size * nbytes
+            else:
+                per += np.bincount(region, minlength=per.size) * nbytes
         return addr - GLOBAL_BASE
+
+    def flush_stats(self) -> None:
+        """Fold the per-buffer global byte counts into ``Stats`` (once, when the launch ends)."""
+        st = self.stats
+        if st is None:
+            return
+        for name, r, w in zip(self.heap.buffer_names, self._read_by_region.tolist(), self._written_by_region.tolist()):
+            st.global_read_by_buffer[name] += r
+            st.global_written_by_buffer[name] += w
+        self._read_by_region[:] = 0
+        self._written_by_region[:] = 0
 
     # ------------------------------------------------------------------ public
     def load(self, space, addr, idx, esize, nvec, op, atomic=False):
@@ -154,7 +177,8 @@ class MemUnit:
             flat = self._shared_bytes(addr, idx, nbytes, op, False)
             self._hazards(flat, idx, nbytes, op, False, atomic)
             if st is not None:
-                self._bank_stats(idx, addr, nbytes)
+                if not atomic:  # an atomic is one request, counted on its write half
+                    self._bank_stats(idx, addr, nbytes, op)
                 st.shared_bytes_read += idx.size * nbytes
             vals = self.shared.read(flat, esize, nvec)
             return vals, self._defined(self.shared, flat, esize, nvec)
@@ -192,7 +216,7 @@ class MemUnit:
             flat = self._shared_bytes(addr, idx, nbytes, op, True)
             self._hazards(flat, idx, nbytes, op, True, atomic)
             if st is not None:
-                self._bank_stats(idx, addr, nbytes)
+                self._bank_stats(idx, addr, nbytes, op)
                 st.shared_bytes_written += idx.size * nbytes
             self.shared.write(flat, esize, values)
             self.shared.defined[flat[:, None] + np.arange(nbytes)] = True
@@ -218,11 +242,14 @@ class MemUnit:
         d = space.defined[flat[:, None] + np.arange(esize * nvec)].reshape(flat.size, nvec, esize).all(2)
         return True if d.all() else d
 
-    def _bank_stats(self, idx, addr, nbytes):
-        if nbytes in (1, 2, 4, 8, 16):
+    def _bank_stats(self, idx, addr, nbytes, op):
+        if nbytes in (1, 2, 4, 8, 16) and idx.size:
             wf, req = warp_wavefronts(self.m.warp_of[idx], self.m.lane[idx], addr, nbytes)
-            self.stats.shared_wavefronts += wf
-            self.stats.shared_requests += req
+            st = self.stats
+            st.shared_wavefronts += wf
+            st.shared_requests += req
+            st.shared_wavefronts_by_opcode[op.key] += wf
+            st.shared_requests_by_opcode[op.key] += req
 
     # ------------------------------------------------------------------ cp.async
     def async_issue(self, dst_addr, idx, data, op):
@@ -230,6 +257,7 @@ class MemUnit:
         k = data.shape[1]
         flat = self._shared_bytes(dst_addr, idx, k, op, True)
         if self.stats is not None:
+            self._bank_stats(idx, dst_addr, k, op)  # the shared write is the request the bank model prices
             self.stats.shared_bytes_written += idx.size * k
         if not self.m.checks:
             self.shared.data[flat[:, None] + np.arange(k)] = data

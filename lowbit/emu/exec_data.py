@@ -27,6 +27,7 @@ from lowbit.emu.exec_ctrl import _check_members, _names
 from lowbit.emu.machine import Op
 from lowbit.emu.memory import LOCAL_WINDOW, SHARED_WINDOW
 from lowbit.emu.sanitizer import fault
+from lowbit.emu.stats import shared_access_key
 from lowbit.errors import UnsupportedPTXError
 
 SPACES = ("global", "shared", "local", "param", "const")
@@ -482,6 +483,7 @@ def build_cp_async(m, ins):
         m.mem.async_issue(dst, idx, data, op)
 
     op = Op(ins, run=run, klass="memory")
+    op.key = shared_access_key(ins.opcode, ins.modifiers, cp)
     return op
 
 

@@ -141,7 +141,7 @@ def build(module, func, grid, block, args, shared_bytes, max_dynamic_shared, tra
         raise LaunchError(f"dynamic shared memory {shared_bytes} B exceeds the limit {limit} B{hint}")
     shared_size = (dyn_start + shared_bytes) if extern else static_end
 
-    stats = Stats()
+    stats = Stats(params=tuple(p.name for p in func.params), checks=bool(checks))
     m = Machine(module, func, grid, block, checks=checks, trace=trace, stats=stats, max_steps=max_steps)
     heap = GlobalHeap()
     m.symbol_space = {}
@@ -219,6 +219,7 @@ def launch(ptx, kernel, grid, block, args, shared_bytes=0, max_dynamic_shared=No
             m.run()
     finally:
         m.mem.heap.copy_back()
+        m.mem.flush_stats()
     return m.stats
 
 

@@ -35,6 +35,7 @@ import time
 import numpy as np
 
 from lowbit.emu.sanitizer import fault
+from lowbit.emu.stats import shared_access_key
 from lowbit.errors import EmulatorError
 
 NORMAL, BRANCH, BARRIER, EXIT = range(4)
@@ -44,7 +45,7 @@ SPIN_PERIOD = 64  # back edges between spin checks
 class Op:
     """One pre-decoded instruction: ``run(act)`` executes it for the active mask ``act``."""
 
-    __slots__ = ("kind", "run", "line", "text", "opcode", "klass", "guard", "target", "dsts", "data")
+    __slots__ = ("kind", "run", "line", "text", "opcode", "klass", "guard", "target", "dsts", "data", "key")
 
     def __init__(self, instr, kind=NORMAL, run=None, klass="other", dsts=(), target=-1, data=None):
         self.kind = kind
@@ -57,6 +58,8 @@ class Op:
         self.target = target
         self.dsts = dsts
         self.data = data
+        #: the access kind its shared-memory traffic is counted under (``stats.shared_access_key``)
+        self.key = shared_access_key(instr.opcode, instr.modifiers)
 
 
 class Join:
@@ -249,6 +252,7 @@ class Machine:
         n = len(ops)
         stats = self.stats
         tt = self.trace_thread
+        issue = self._issue_slots(g) if stats is not None else 0  # g.mask changes only at an exit below
         while True:
             pc = g.pc
             if g.stack and pc == g.stack[-1].pc:
@@ -259,6 +263,10 @@ class Machine:
                 return
             op = ops[pc]
             act = None if g.full else g.mask
+            if stats is not None:  # issued before the guard is read: predicated-off warps cost a slot too
+                stats.issue_slots += issue
+                stats.issue_by_opcode[op.opcode] += issue
+                stats.issue_by_class[op.klass] += issue
             if op.guard is not None:
                 act = self._guarded(g, op, act)
                 if act is False:
@@ -298,6 +306,8 @@ class Machine:
                 if not g.mask.any():
                     return
                 g.pc = pc + 1
+                if stats is not None:
+                    issue = self._issue_slots(g)
             else:  # BARRIER
                 if tt is not None and (g.mask[tt] if act is None else act[tt]):
                     self._trace(op)
@@ -495,6 +505,12 @@ class Machine:
                     stuck)
 
     # ------------------------------------------------------------------ stats and trace
+    def _issue_slots(self, g: Group) -> int:
+        """32 x the warps with at least one lane in ``g`` (what one instruction of ``g`` occupies)."""
+        if g.full:
+            return self.T
+        return 32 * int(np.count_nonzero(g.mask.reshape(-1, 32).any(1)))
+
     def _count(self, op, act):
         s = self.stats
         if act is None:

@@ -65,6 +65,7 @@ class GlobalHeap(ByteSpace):
     def __init__(self) -> None:
         self._regions: list[tuple[int, int, str, np.ndarray | None, bytes | None, bool]] = []
         self._by_ptr: dict[tuple[int, int], int] = {}
+        self._aliases: dict[int, list[str]] = {}  # base -> every parameter name the array was passed as
         self._next = GLOBAL_BASE
 
     def add_array(self, array: np.ndarray, name: str) -> int:
@@ -73,9 +74,12 @@ class GlobalHeap(ByteSpace):
             raise LaunchError(f"argument {name}: the array must be C-contiguous (use np.ascontiguousarray)")
         key = (array.__array_interface__["data"][0], array.nbytes)
         if key in self._by_ptr:
-            return self._by_ptr[key]
+            base = self._by_ptr[key]
+            self._aliases[base].append(name)
+            return base
         base = self._alloc(array.nbytes, name, array, None, bool(array.flags.writeable), key[0] % 256)
         self._by_ptr[key] = base
+        self._aliases[base] = [name]
         return base
 
     def add_bytes(self, nbytes: int, name: str, init: bytes | None, writable: bool = True) -> int:
@@ -95,6 +99,8 @@ class GlobalHeap(ByteSpace):
         self.ends = np.array([r[0] + r[1] for r in self._regions] or [0], np.int64)
         self.writable = np.array([r[5] for r in self._regions] or [False], bool)
         self.names = [r[2] for r in self._regions] or ["?"]
+        #: the name traffic is counted under: "p=q" for one array passed as parameters p and q
+        self.buffer_names = ["=".join(self._aliases.get(r[0], [r[2]])) for r in self._regions] or ["?"]
         for base, nbytes, _, array, init, _ in self._regions:
             off = base - GLOBAL_BASE
             if array is not None:
@@ -109,15 +115,20 @@ class GlobalHeap(ByteSpace):
                 off = base - GLOBAL_BASE
                 array.reshape(-1).view(np.uint8)[:] = self.data[off : off + nbytes]
 
-    def check(self, addr: np.ndarray, nbytes: int, write: bool) -> np.ndarray:
-        """Boolean mask of the (int64) addresses whose ``nbytes`` lie inside one mapped (writable) region."""
+    def locate(self, addr: np.ndarray, nbytes: int, write: bool) -> tuple[np.ndarray, np.ndarray]:
+        """``(ok, region)``: which (int64) addresses' ``nbytes`` lie inside one mapped (writable) region, and
+        the index of the region each address falls in (meaningful where ``ok``)."""
         region = np.searchsorted(self.bases, addr, side="right").astype(np.int64) - 1
         inside = region >= 0
         region = np.maximum(region, 0)
         ok = inside & (addr >= self.bases[region]) & (addr + nbytes <= self.ends[region])
         if write:
             ok &= self.writable[region]
-        return ok
+        return ok, region
+
+    def check(self, addr: np.ndarray, nbytes: int, write: bool) -> np.ndarray:
+        """Boolean mask of the (int64) addresses whose ``nbytes`` lie inside one mapped (writable) region."""
+        return self.locate(addr, nbytes, write)[0]
 
     def region_name(self, addr: int) -> str:
         i = int(np.searchsorted(self.bases, addr, side="right")) - 1
