@@ -214,8 +214,12 @@ def describe_specialization(prog: Program, arch: str) -> str:
     return f"{arch}, num_warps={prog.num_warps}" + (f", {cx}" if cx else "") + (f", facts {facts}" if facts else "")
 
 
-def compile(kernel: object, arch: str | None = None, cache: CompileCache | None = None, **constexprs: object) -> CompiledKernel:  # noqa: A001
-    """``lowbit.compile(kernel, arch="sm_80", **constexprs)``: DSL -> PTX (+ cubin when ptxas exists)."""
+def compile(kernel: object, arch: str | None = None, cache: CompileCache | None = None, *,  # noqa: A001
+            tensor_cores: bool = True, **constexprs: object) -> CompiledKernel:  # fmt: skip
+    """``lowbit.compile(kernel, arch="sm_80", **constexprs)``: DSL -> PTX (+ cubin when ptxas exists).
+
+    ``tensor_cores=False`` lowers every ``dot`` with the per-thread FMA scheme (comparisons, debugging).
+    """
     specialize = getattr(kernel, "specialize", None)
     if specialize is None:
         raise LaunchError(f"lowbit.compile needs a @lowbit.kernel, got {type(kernel).__name__}")
@@ -224,7 +228,7 @@ def compile(kernel: object, arch: str | None = None, cache: CompileCache | None 
     except (DSLError, LaunchError) as exc:
         raise exc.with_traceback(None) from None
     try:
-        return compile_program(prog, arch, cache)
+        return compile_program(prog, arch, cache, tensor_cores=tensor_cores)
     except CodegenError as exc:
         raise exc.with_traceback(None) from None
 

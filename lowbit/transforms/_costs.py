@@ -19,7 +19,7 @@ from lowbit.layout.construct import pow2_factor
 from lowbit.layout.register import RegisterLayout
 from lowbit.transforms._layout_maps import thread_coords
 
-__all__ = ["direct_load_cost", "shared_conversion_cost"]
+__all__ = ["best_round_trip", "direct_load_cost", "round_trip_cost", "shared_conversion_cost"]
 
 BARRIER = 4
 
@@ -49,14 +49,34 @@ def direct_load_cost(lay: RegisterLayout, bits: int) -> float:
     return lay.local_size / run * max(1.0, _sector_factor(lay, bits, run))
 
 
-def shared_conversion_cost(src: RegisterLayout, dst: RegisterLayout, bits: int) -> float:
-    """A coalesced load in ``src``, a shared store, two barriers and the read in ``dst`` (ldmatrix if it can)."""
+def round_trip_cost(src: RegisterLayout, dst: RegisterLayout, bits: int) -> float:
+    """A shared store from ``src``, two barriers and the read into ``dst`` (ldmatrix if it can), row-major buffer."""
     from lowbit.transforms._ldmatrix import ldmatrix_ok  # noqa: PLC0415
 
-    load = src.local_size / _run(src, bits)
     store = src.local_size / _run(src, bits)
     if dst.rank == 2 and (ldmatrix_ok(dst, bits, False) or ldmatrix_ok(dst, bits, True)):
         read = dst.local_size * bits / 32 / 4
     else:
         read = dst.local_size / _run(dst, bits)
-    return load + store + read + 2 * BARRIER
+    return store + read + 2 * BARRIER
+
+
+def transposed(lay: RegisterLayout) -> RegisterLayout:
+    from lowbit.layout import register as R  # noqa: PLC0415
+
+    return R.permute(lay, (1, 0))
+
+
+def best_round_trip(src: RegisterLayout, dst: RegisterLayout, bits: int) -> tuple[float, bool]:
+    """(cost, transposed?): the buffer stored row-major as the tile is, or transposed (a [C, R] buffer) when
+    that lets the reads (or the stores) use wider accesses."""
+    natural = round_trip_cost(src, dst, bits)
+    if src.rank != 2 or bits < 8:
+        return natural, False
+    flipped = round_trip_cost(transposed(src), transposed(dst), bits)
+    return (flipped, True) if flipped < natural else (natural, False)
+
+
+def shared_conversion_cost(src: RegisterLayout, dst: RegisterLayout, bits: int) -> float:
+    """A coalesced load in ``src`` and the cheapest shared-memory round trip into ``dst``."""
+    return src.local_size / _run(src, bits) + best_round_trip(src, dst, bits)[0]

@@ -180,6 +180,11 @@ def view_gather_source(dst: RegisterLayout, axis: int, src_bits: int, dst_bits: 
         for k in expand[e]:
             if not key_low[k]:
                 local.append(new_id[k])
+    # the words along the axis innermost in each thread's slots (most significant first), so a thread's words of
+    # one column are consecutive slots: vector reads when they come through shared memory
+    n_before = sum(len(m) for m in modes[:axis])
+    on_axis = [e for e in local if n_before <= e < n_before + len(modes[axis])]
+    local = [e for e in local if e not in on_axis] + sorted(on_axis)
     try:
         return RegisterLayout(tuple(modes), tuple(spatial), tuple(local))
     except LayoutError:
@@ -312,13 +317,12 @@ class View(Rule):
         if src is None:  # each thread reads, whole, the words its codes are in -- if few threads share a word
             g = view_gather_source(out, *_view_args(op))
             if g is not None and g.replication <= 4 * out.replication:
-                src = g
+                src = g  # (a source in another layout is converted into it: words move, not codes)
         if src is None:  # no source layout views to this one: use one that holds whole groups (converted to/from)
             src = view_friendly_layout(op.x.type, *_view_args(op), env.threads)  # type: ignore[arg-type]
-        x = lay(op.x)
-        if x is not None and view_result_layout(x, *_view_args(op)) is not None and src != x and \
-                view_source_layout(out, *_view_args(op)) is None and x != view_gather_source(out, *_view_args(op)):
-            return {op.x: x}  # the operand's own layout views fine; the result is converted after
+            x = lay(op.x)
+            if x is not None and view_result_layout(x, *_view_args(op)) is not None and src != x:
+                return {op.x: x}  # the operand's own layout views fine; the result is converted after
         return {op.x: src}
 
 

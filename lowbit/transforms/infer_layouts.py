@@ -142,16 +142,17 @@ class _Infer:
         than a 16-byte coalesced load and a conversion through shared memory
         (read with ``ldmatrix``): :mod:`~lowbit.transforms._costs` decides.
         Small tiles (a few slots per thread: scales, zero points) load in any
-        layout.
+        layout that reads no element in more threads than a coalesced load would
+        (replicated words would read each weight byte several times).
         """
         p = self.g.producer.get(id(v))
         if not isinstance(p, O.LoadGlobal):
             return True
-        if layout.local_size <= 8:
-            return True
         t = v.type
         bits = t.dtype.bits  # type: ignore[union-attr]
         coalesced = memory_layout(t.shape, bits, self.T)  # type: ignore[union-attr]
+        if layout.local_size <= 8 and layout.replication <= coalesced.replication:
+            return True  # small, and no more threads read each element than a coalesced load would have
         return direct_load_cost(layout, bits) <= shared_conversion_cost(coalesced, layout, bits)
 
     def _touch(self, v: Value) -> None:

@@ -33,6 +33,7 @@ from lowbit.ir.types import INT32, SharedType, TileType, Value, is_bool
 from lowbit.layout import register as R
 from lowbit.layout.construct import padded_extent, pow2_factor
 from lowbit.layout.register import RegisterLayout
+from lowbit.transforms._costs import best_round_trip
 from lowbit.transforms._divisibility import Divisibility
 from lowbit.transforms._layout_rules import Env, dot_plan
 from lowbit.transforms._ldmatrix import ldmatrix_ok
@@ -144,8 +145,11 @@ class _Select(Rewriter):
         t = x.type
         bits = t.dtype.bits  # type: ignore[union-attr]
         two_d = len(t.shape) == 2 and tuple(layout.shape) == tuple(t.shape)  # type: ignore[union-attr]
-        if two_d and bits == 8 and not ldmatrix_ok(layout, bits, False) and \
-                ldmatrix_ok(R.permute(layout, (1, 0)), bits, False):  # fmt: skip
+        unpadded = two_d and tuple(_layout(x).shape) == tuple(t.shape)  # type: ignore[union-attr]
+        flip = bits == 8 and not ldmatrix_ok(layout, bits, False) and ldmatrix_ok(R.permute(layout, (1, 0)), bits, False)
+        if unpadded and not flip and not self.ldmatrix_via(layout, t):  # type: ignore[arg-type]
+            flip = best_round_trip(_layout(x), layout, bits)[1]  # a transposed buffer reads (or writes) wider
+        if unpadded and flip:  # fmt: skip
             xt = _tile(t.dtype, t.shape[::-1], R.permute(_layout(x), (1, 0)), x.hint)  # type: ignore[union-attr]
             self.emit(O.Permute(result=xt, x=x, order=(1, 0), loc=loc))
             rt = self.through_shared(xt, R.permute(layout, (1, 0)), loc, hint)
