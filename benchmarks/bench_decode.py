@@ -89,7 +89,8 @@ class Measurement:
     grid: tuple[int, int] = (0, 0)  # the emulated blocks
     full_grid: tuple[int, int] = (0, 0)
     stats: object | None = None
-    traffic: dict = field(default_factory=dict)
+    traffic: dict = field(default_factory=dict)  # lane bytes per argument
+    sectors: dict = field(default_factory=dict)  # 32-byte sectors per warp instruction per argument
     correct: bool | None = None
     path: str = ""
     shared_bytes: int = 0
@@ -168,6 +169,7 @@ def run_lowbit(prob: Problem, config, blocks: int, checks: bool = True, emulate:
         return meas
     meas.seconds = time.perf_counter() - t0
     meas.traffic = meas.stats.argument_traffic([p.name for p in compiled.params])
+    meas.sectors = meas.stats.argument_sectors([p.name for p in compiled.params])
     meas.correct = prob.check(args["c_ptr"], meas.grid[1] * bn)
     return meas
 
@@ -217,6 +219,7 @@ def run_triton(prob: Problem, config, blocks: int, facts: dict, checks: bool = T
     names = [n for n, t in T.SIGNATURE.items() if t != "constexpr"]
     names += [f"scratch{i}" for i in range(len(params) - len(names))]
     meas.traffic = meas.stats.argument_traffic(names)
+    meas.sectors = meas.stats.argument_sectors(names)
     meas.correct = prob.check(args[4], meas.grid[1] * bn)
     return meas
 

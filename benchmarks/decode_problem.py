@@ -30,14 +30,14 @@ class Problem:
     def lowbit_args(self) -> dict[str, object]:
         """Fresh arguments for example 04 by name (C poisoned with NaN)."""
         m, n, k = self.shape
-        c = np.full((m, n), np.nan, np.float16)
+        c = _device(np.full((m, n), np.nan, np.float16))
         return {"a_ptr": self.a, "w_ptr": self.words, "s_ptr": self.scales, "z_ptr": self.zeros, "c_ptr": c,
                 "M": m, "N": n, "K": k}
 
     def triton_args(self) -> list[object]:
         """Fresh arguments for the Triton baseline, in its parameter order (without the scratch pointers)."""
         m, n, k = self.shape
-        c = np.full((m, n), np.nan, np.float16)
+        c = _device(np.full((m, n), np.nan, np.float16))
         return [self.a, self.words, self.scales, self.zeros, c, np.int32(m), np.int32(n), np.int32(k)]
 
     def check(self, c: np.ndarray, ncols: int) -> bool:
@@ -53,6 +53,14 @@ class Problem:
         return bool(np.all(np.isfinite(got)) and np.all(np.abs(got - ref) <= tol))
 
 
+def _device(x: np.ndarray) -> np.ndarray:
+    """``x`` 256-byte aligned, as a device allocation is: the emulator keeps host addresses' residue mod 256,
+    and sector counts depend on it."""
+    from lowbit.runtime.check import aligned_copy
+
+    return aligned_copy(np.ascontiguousarray(x))
+
+
 def make_problem(m: int, n: int, k: int, seed: int = 0) -> Problem:
     import lowbit
 
@@ -64,4 +72,4 @@ def make_problem(m: int, n: int, k: int, seed: int = 0) -> Problem:
     words = lowbit.pack(codes, BITS, axis=0)
     scales = (2.0 ** rng.uniform(-7, -3, (k // GROUP, n))).astype(np.float16)
     zeros = rng.integers(0, 1 << BITS, (k // GROUP, n), dtype=np.uint8)
-    return Problem((m, n, k), a, codes, np.ascontiguousarray(words), scales, zeros)
+    return Problem((m, n, k), _device(a), codes, _device(words), _device(scales), _device(zeros))

@@ -27,12 +27,15 @@ def _cfg(c) -> str:
 def metrics(m) -> dict:
     """The figures of one measurement, per weight element (and per MAC)."""
     st = m.stats
-    w_read = m.traffic.get("w_ptr", (0, 0))[0]
-    sz = m.traffic.get("s_ptr", (0, 0))[0] + m.traffic.get("z_ptr", (0, 0))[0]
+    # bytes the memory system moves: distinct 32-byte sectors per warp instruction (lanes sharing a word -- an
+    # mma fragment's quad, a group's scale -- are one transaction); the lanes' own bytes are reported beside
+    w_read = 32 * m.sectors.get("w_ptr", (0, 0))[0]
+    sz = 32 * (m.sectors.get("s_ptr", (0, 0))[0] + m.sectors.get("z_ptr", (0, 0))[0])
     return {
         "issue_slots_per_weight": st.issue_slots / m.weights,
         "thread_instr_per_weight": st.thread_instructions / m.weights,
         "weight_bytes_per_weight": w_read / m.weights,
+        "weight_lane_bytes_per_weight": m.traffic.get("w_ptr", (0, 0))[0] / m.weights,
         "scale_zero_bytes_per_weight": sz / m.weights,
         "issue_slots_per_mac": st.issue_slots / m.macs,
         "thread_instr_per_mac": st.thread_instructions / m.macs,
@@ -62,6 +65,7 @@ def as_dict(m) -> dict:
     if m.ok:
         out.update({k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics(m).items()})
         out["argument_traffic"] = {k: list(v) for k, v in m.traffic.items()}
+        out["argument_sectors"] = {k: list(v) for k, v in m.sectors.items()}
     return out
 
 
@@ -182,7 +186,8 @@ def _emulated_section(measured, shapes, args) -> list[str]:
             f"0..{args.blocks - 1}) of each grid, full K loop; every block is interior (the shapes tile exactly), "
             f"so per-weight figures equal the full grid's. Checks (racecheck, cp.async, definedness): "
             f"{'on' if checks else 'off'}. Emulated columns of C checked "
-            f"against float64.", ""]
+            f"against float64. Weight and scale/zero bytes are what the memory system moves: distinct 32-byte "
+            f"sectors per warp instruction x 32 (lanes of one warp sharing a word count once).", ""]
     out += ["| M x N x K | side | best config | path | issue slots / w | thread-instr / w | weight B / w "
             f"(<= {WEIGHT_BYTES_TARGET * BITS / 8:.2f}) | scale+zero B / w | issue / MAC | ldmatrix wf/req | "
             "cp.async.16 wf/req |", "|---|---|---|---|---|---|---|---|---|---|---|"]

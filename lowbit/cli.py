@@ -219,6 +219,8 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         sys.stdout.write(content if content.endswith("\n") else content + "\n")
     report = str(compiled.resources) if compiled.resources is not None else "ptxas not found: PTX only"
     print(f"lowbit: {compiled.kernel_name} for {compiled.arch}: {report}", file=sys.stderr)
+    for line in compiled.report:
+        print(f"lowbit:   {line}", file=sys.stderr)
     return 0
 
 

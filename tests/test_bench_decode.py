@@ -48,8 +48,9 @@ def test_lowbit_facts_reach_triton_and_weight_bytes_are_counted_per_argument(ben
     assert tr.facts == dict.fromkeys(names, 16)
     assert tr.stats.shared_requests_by_opcode["cp.async.cg.16"] > 0  # vector copies need the alignment facts
     k, n = SHAPE[2], 2 * CFG[1]
-    assert lb.traffic["w_ptr"] == (k * n // 2, 0)  # lowbit reads every 4-bit code once
-    assert tr.traffic["w_ptr"][0] >= k * n // 2
+    assert lb.sectors["w_ptr"] == (k * n // 2 // 32, 0)  # lowbit reads every 4-bit code once
+    assert lb.traffic["w_ptr"][0] >= k * n // 2  # (lanes of an mma quad share a word)
+    assert tr.traffic["w_ptr"][0] >= k * n // 2 and tr.sectors["w_ptr"][0] >= k * n // 2 // 32
     assert lb.traffic["c_ptr"] == tr.traffic["c_ptr"] == (0, SHAPE[0] * n * 2)
     assert lb.stats.checks and tr.stats.checks
 

@@ -86,6 +86,16 @@ def check(name: str, tgt: Target, ptx: tuple[int, int]) -> None:
         )
 
 
+def needed_ptx(llvm_ir: str, tgt: Target) -> tuple[int, int]:
+    """The lowest PTX ISA version that has every intrinsic of the module on ``tgt`` (at least its default)."""
+    ptx = tgt.default_ptx
+    for name in set(_DECLARED.findall(llvm_ir)):
+        feature = lookup(name)
+        if feature is not None and tgt.supports(feature):
+            ptx = max(ptx, tgt.feature(feature).min_ptx)
+    return min(ptx, tgt.max_ptx)
+
+
 def check_module(llvm_ir: str, tgt: Target, ptx: tuple[int, int]) -> None:
     """Check every NVVM intrinsic an LLVM IR module mentions."""
     for name in sorted(set(_DECLARED.findall(llvm_ir))):

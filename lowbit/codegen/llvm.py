@@ -139,9 +139,14 @@ def emit_ptx(
     opt_level: int = 3,
     worker: LLVMWorker | None = None,
 ) -> PTXResult:
-    """Optimise ``llvm_ir`` and emit PTX for ``arch`` (PTX version defaults to the target's minimum)."""
+    """Optimise ``llvm_ir`` and emit PTX for ``arch``.
+
+    The PTX version defaults to the lowest the module can use: the target's
+    minimum, raised to what its intrinsics need (FP8 ``mma`` needs 8.4 on
+    sm_89, ``and.popc`` 7.1 on sm_80), never above the target's maximum.
+    """
     tgt = get_target(arch)
-    ptx = tuple(ptx_version) if ptx_version is not None else tgt.default_ptx
+    ptx = tuple(ptx_version) if ptx_version is not None else intrinsics.needed_ptx(llvm_ir, tgt)
     check_ptx_version(tgt, ptx)
     intrinsics.check_module(llvm_ir, tgt, ptx)
     reply = (worker or default_worker()).request(

@@ -80,6 +80,8 @@ class CompiledKernel:
     spec: str = ""
     #: the specialised program (signature and views for the binder); not part of equality
     program: Program | None = field(default=None, compare=False, repr=False)
+    #: what instruction selection chose, one line per decision (which mma for each dot, ldmatrix reads...)
+    report: tuple[str, ...] = ()
 
     @property
     def binder(self) -> Binder:
@@ -136,17 +138,23 @@ def _params(prog: Program) -> tuple[ParamSpec, ...]:
     return tuple(out)
 
 
-def _build(prog: Program, arch: str) -> dict[str, bytes]:
+def _build(prog: Program, arch: str, opts: Options | None = None) -> dict[str, bytes]:
     # the passes, LLVM and the SIMT printer load only when something is compiled (not on a GPU machine)
     from lowbit.codegen.emit import compile_kernel  # noqa: PLC0415
     from lowbit.codegen.ptxas import assemble  # noqa: PLC0415 - ptxas is optional
     from lowbit.ir.simt import print_kernel  # noqa: PLC0415
     from lowbit.transforms import lower  # noqa: PLC0415
 
-    kernel = lower(prog, Options(arch=arch))
+    from lowbit.transforms import PIPELINE, lower_vm  # noqa: PLC0415
+    from lowbit.transforms.report import selection_report  # noqa: PLC0415
+
+    opts = opts or Options(arch=arch)
+    selected = lower_vm(prog, opts)
+    kernel = PIPELINE[-1].run(selected, opts)
     ck = compile_kernel(kernel, arch)
     shared = sum(-(-buf.size // 16) * 16 for buf in kernel.shared if buf.size is not None)
-    meta = {"threads": kernel.threads, "shared": shared, "name": kernel.name}
+    meta = {"threads": kernel.threads, "shared": shared, "name": kernel.name,
+            "report": selection_report(selected, arch)}  # fmt: skip
     out = {"simt": print_kernel(kernel).encode(), "llvm": ck.llvm_ir.encode(), "ptx": ck.ptx.encode()}
     try:
         asm = assemble(ck.ptx, arch)
@@ -158,10 +166,14 @@ def _build(prog: Program, arch: str) -> dict[str, bytes]:
     return out
 
 
-def compile_program(prog: Program, arch: str | None = None, cache: CompileCache | None = None) -> CompiledKernel:
-    """Compile an already specialised VM program (cached; found by its specialisation where nothing compiles)."""
+def compile_program(prog: Program, arch: str | None = None, cache: CompileCache | None = None,
+                    tensor_cores: bool = True) -> CompiledKernel:  # fmt: skip
+    """Compile an already specialised VM program (cached; found by its specialisation where nothing compiles).
+
+    ``tensor_cores=False`` lowers every ``dot`` with the FMA scheme (for comparisons and debugging).
+    """
     arch = arch or ("sm_80" if not needs_fp8(prog) else "sm_89")
-    opts = Options(arch=arch)
+    opts = Options(arch=arch, tensor_cores=tensor_cores)
     vm = print_program(prog)
     cache = cache or CompileCache()
     sid = spec_id(vm, opts.as_dict(), arch)
@@ -169,7 +181,7 @@ def compile_program(prog: Program, arch: str | None = None, cache: CompileCache 
     can_compile, why = compiler_status()
     if can_compile:
         key = cache_key(vm, opts.as_dict(), arch)
-        arts = cache.get_or_build(key, lambda: _build(prog, arch))
+        arts = cache.get_or_build(key, lambda: _build(prog, arch, opts))
         llvm_v, ptxas_v = toolchain_versions()
         index.record(sid, key, {"kernel": prog.name, "arch": arch, "built_with": {"llvm": llvm_v, "ptxas": ptxas_v}})
     else:
@@ -191,7 +203,7 @@ def compile_program(prog: Program, arch: str | None = None, cache: CompileCache 
         kernel_name=meta["name"], arch=arch, vm=vm, simt=arts["simt"].decode(), llvm=arts["llvm"].decode(),
         ptx=arts["ptx"].decode(), cubin=arts.get("cubin"), resources=resources, params=_params(prog),
         threads_per_block=meta["threads"], shared_bytes=meta["shared"], ptxas_log=log, key=key, spec=sid,
-        program=prog,
+        program=prog, report=tuple(meta.get("report", ())),
     )  # fmt: skip
 
 
@@ -202,8 +214,12 @@ def describe_specialization(prog: Program, arch: str) -> str:
     return f"{arch}, num_warps={prog.num_warps}" + (f", {cx}" if cx else "") + (f", facts {facts}" if facts else "")
 
 
-def compile(kernel: object, arch: str | None = None, cache: CompileCache | None = None, **constexprs: object) -> CompiledKernel:  # noqa: A001
-    """``lowbit.compile(kernel, arch="sm_80", **constexprs)``: DSL -> PTX (+ cubin when ptxas exists)."""
+def compile(kernel: object, arch: str | None = None, cache: CompileCache | None = None, *,  # noqa: A001
+            tensor_cores: bool = True, **constexprs: object) -> CompiledKernel:  # fmt: skip
+    """``lowbit.compile(kernel, arch="sm_80", **constexprs)``: DSL -> PTX (+ cubin when ptxas exists).
+
+    ``tensor_cores=False`` lowers every ``dot`` with the per-thread FMA scheme (comparisons, debugging).
+    """
     specialize = getattr(kernel, "specialize", None)
     if specialize is None:
         raise LaunchError(f"lowbit.compile needs a @lowbit.kernel, got {type(kernel).__name__}")
@@ -212,7 +228,7 @@ def compile(kernel: object, arch: str | None = None, cache: CompileCache | None 
     except (DSLError, LaunchError) as exc:
         raise exc.with_traceback(None) from None
     try:
-        return compile_program(prog, arch, cache)
+        return compile_program(prog, arch, cache, tensor_cores=tensor_cores)
     except CodegenError as exc:
         raise exc.with_traceback(None) from None
 

@@ -46,6 +46,8 @@ class MemUnit:
         self.stats = m.stats
         nreg = len(heap.buffer_names)
         self._read_by_region = np.zeros(nreg, np.int64)  # bytes, folded into Stats by flush_stats()
+        self._sectors_read = np.zeros(nreg, np.int64)  # 32-byte sectors per warp instruction, likewise
+        self._sectors_written = np.zeros(nreg, np.int64)
         self._written_by_region = np.zeros(nreg, np.int64)
 
     # ------------------------------------------------------------------ helpers
@@ -135,6 +137,14 @@ class MemUnit:
                 per[region[0]] += region.size * nbytes
             else:
                 per += np.bincount(region, minlength=per.size) * nbytes
+            # what reaches L2: the distinct 32-byte sectors each warp instruction touches (lanes of one warp
+            # reading one word are one transaction, however many of them there are).  Accesses are aligned to
+            # their size (<= 16 bytes), so none straddles a sector.
+            keys = (self.m.warp_of[idx].astype(np.int64) << 42) + (addr >> 5)
+            _, first = np.unique(keys, return_index=True)
+            sreg = region[first]
+            sper = self._sectors_written if write else self._sectors_read
+            sper += np.bincount(sreg, minlength=sper.size)
         return addr - GLOBAL_BASE
 
     def flush_stats(self) -> None:
@@ -142,11 +152,15 @@ class MemUnit:
         st = self.stats
         if st is None:
             return
-        for name, r, w in zip(self.heap.buffer_names, self._read_by_region.tolist(), self._written_by_region.tolist()):
+        for name, r, w, sr, sw in zip(self.heap.buffer_names, self._read_by_region.tolist(),
+                                      self._written_by_region.tolist(), self._sectors_read.tolist(),
+                                      self._sectors_written.tolist()):  # fmt: skip
             st.global_read_by_buffer[name] += r
             st.global_written_by_buffer[name] += w
-        self._read_by_region[:] = 0
-        self._written_by_region[:] = 0
+            st.global_sectors_read_by_buffer[name] += sr
+            st.global_sectors_written_by_buffer[name] += sw
+        for a in (self._read_by_region, self._written_by_region, self._sectors_read, self._sectors_written):
+            a[:] = 0
 
     # ------------------------------------------------------------------ public
     def load(self, space, addr, idx, esize, nvec, op, atomic=False):

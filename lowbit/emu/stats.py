@@ -57,6 +57,10 @@ class Stats:
     #: array passed as several parameters is one buffer, keyed "p=q"); see :meth:`argument_traffic`
     global_read_by_buffer: Counter = field(default_factory=Counter)
     global_written_by_buffer: Counter = field(default_factory=Counter)
+    #: distinct 32-byte sectors each warp instruction touched, per buffer (what crosses to L2/DRAM: lanes of
+    #: one warp reading the same word count once); see :meth:`argument_sectors`
+    global_sectors_read_by_buffer: Counter = field(default_factory=Counter)
+    global_sectors_written_by_buffer: Counter = field(default_factory=Counter)
     local_bytes_read: int = 0  # .local (stack, spills), generic addresses into it included
     local_bytes_written: int = 0
     shared_bytes_read: int = 0
@@ -91,14 +95,29 @@ class Stats:
         parameter name is replaced by the name at its position.  Buffers
         that were never touched have ``(0, 0)``.
         """
+        return self._per_buffer(self.global_read_by_buffer, self.global_written_by_buffer, names, "argument_traffic")
+
+    def argument_sectors(self, names: Sequence[str] | None = None) -> dict[str, tuple[int, int]]:
+        """``{buffer: (32-byte sectors read, sectors written)}``, counted once per warp instruction.
+
+        Where :meth:`argument_traffic` adds every lane's bytes (32 lanes
+        reading one word are 128 bytes), this counts what the memory system
+        moves: the distinct sectors each warp instruction touches.  Sixteen
+        lanes sharing a scale word cost one sector, a warp reading 512
+        contiguous bytes costs 16.  ``names`` renames as in
+        :meth:`argument_traffic`.
+        """
+        return self._per_buffer(self.global_sectors_read_by_buffer, self.global_sectors_written_by_buffer, names,
+                                "argument_sectors")
+
+    def _per_buffer(self, read: Counter, written: Counter, names, who: str) -> dict[str, tuple[int, int]]:
         if names is not None and len(names) != len(self.params):
-            raise ValueError(f"argument_traffic: {len(names)} names for {len(self.params)} parameters")
+            raise ValueError(f"{who}: {len(names)} names for {len(self.params)} parameters")
         rename = dict(zip(self.params, names)) if names is not None else {}
-        keys = list(dict.fromkeys([*self.global_read_by_buffer, *self.global_written_by_buffer]))
         out = {}
-        for key in keys:
+        for key in dict.fromkeys([*self.global_read_by_buffer, *self.global_written_by_buffer]):
             new = "=".join(rename.get(part, part) for part in key.split("="))
-            out[new] = (self.global_read_by_buffer.get(key, 0), self.global_written_by_buffer.get(key, 0))
+            out[new] = (read.get(key, 0), written.get(key, 0))
         return out
 
     def summary(self) -> str:

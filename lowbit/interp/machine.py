@@ -31,6 +31,7 @@ __all__ = ["HANDLERS", "Block", "run_program"]
 
 Slot = Scalar | np.ndarray | Buffer | GlobalViewValue
 _F64 = dtype("f64")
+_F32 = dtype("f32")
 
 
 @dataclass
@@ -190,6 +191,8 @@ def _fma(b: Block, op: O.Fma) -> None:
 def _dot(b: Block, op: O.Dot) -> None:
     ta, tc = _ttype(op.a), _ttype(op.c)
     a, bb, c = _tile(b, op.a), _tile(b, op.b), _tile(b, op.c)
+    if ta.dtype.name in O.DOT_FP8:  # codes: their values (exact in f32)
+        a, bb = (V.cast(x, ta.dtype, _F32).astype(np.float32) for x in (a, bb))
     if ta.dtype.is_float:
         # Products of f16/bf16 are exact in f32; the sum is accumulated in f32 (order unspecified,
         # as on tensor cores), then rounded to the accumulator's type.

@@ -22,18 +22,18 @@ from __future__ import annotations
 
 from lowbit.ir.op_base import Carried, CarriedIn, Effect, Loc, Op, OpSpec, Region, check_spec
 from lowbit.ir.ops_compute import (
-    ARITH_UNARY, BINARY_TILE_OPS, REDUCE_KINDS, THREAD_INDEX_KINDS, Arange, Broadcast, Cast, ConvertLayout, Dot,
+    ARITH_UNARY, BINARY_TILE_OPS, DOT_FP8, REDUCE_KINDS, THREAD_INDEX_KINDS, Arange, Broadcast, Cast, ConvertLayout, Dot,
     ElementwiseBinary, ElementwiseUnary, Fma, Full, Lookup, Permute, Reduce, Reshape, Slice, ThreadIndex, View,
     Where, view_shape,
 )  # fmt: skip
 from lowbit.ir.ops_control import For, If, Print
 from lowbit.ir.ops_memory import (
-    AllocShared, Barrier, CommitGroup, CopyAsync, FreeShared, GlobalView, LoadGlobal, LoadShared, NumPrograms,
+    LOAD_SHARED_VIA, AllocShared, Barrier, CommitGroup, CopyAsync, FreeShared, GlobalView, LoadGlobal, LoadShared, NumPrograms,
     ProgramId, StoreGlobal, StoreShared, WaitGroup,
 )  # fmt: skip
 
 __all__ = [
-    "ARITH_UNARY", "BINARY_TILE_OPS", "OP_CLASSES", "REDUCE_KINDS", "THREAD_INDEX_KINDS",
+    "ARITH_UNARY", "BINARY_TILE_OPS", "DOT_FP8", "LOAD_SHARED_VIA", "OP_CLASSES", "REDUCE_KINDS", "THREAD_INDEX_KINDS",
     "AllocShared", "Arange", "Barrier", "Broadcast", "Carried", "CarriedIn", "Cast", "CommitGroup",
     "ConvertLayout", "CopyAsync", "Dot", "Effect", "ElementwiseBinary", "ElementwiseUnary", "Fma", "For",
     "FreeShared", "Full", "GlobalView", "If", "LoadGlobal", "LoadShared", "Loc", "Lookup", "NumPrograms", "Op",

@@ -15,7 +15,7 @@ from lowbit.ir.op_base import Op, OpSpec
 from lowbit.ir.op_base import describe as _describe
 from lowbit.ir.types import BOOL, INT32, TileType, Value, is_arith, is_bool
 
-__all__ = ["ARITH_UNARY", "BINARY_TILE_OPS", "REDUCE_KINDS", "Arange", "Broadcast", "Cast", "Dot",
+__all__ = ["ARITH_UNARY", "BINARY_TILE_OPS", "DOT_FP8", "REDUCE_KINDS", "Arange", "Broadcast", "Cast", "Dot",
            "CONVERT_ROUTES", "ConvertLayout", "ElementwiseBinary", "ElementwiseUnary", "Fma", "Full", "Lookup", "Permute", "Reduce",
            "Reshape", "Slice", "THREAD_INDEX_KINDS", "ThreadIndex", "View", "Where", "view_shape"]  # fmt: skip
 
@@ -208,20 +208,28 @@ class Fma(Op):
         self.check_result(self.result, TileType(ts[0].dtype, ts[0].shape))
 
 
+#: Storage formats a dot takes directly (tensor cores read them): their products are exact in f32.
+DOT_FP8 = ("e4m3fn", "e5m2")
+
+
 @dataclass(frozen=True, eq=False)
 class Dot(Op):
     """``c + a @ b`` on [M, K] x [K, N] tiles; products exact, accumulated in ``c``'s dtype.
 
-    a and b have one dtype (f16, bf16, f32, or an integer type); ``c`` is f32
-    (or f16) for floats and int32 for integers.
+    a and b have one dtype (f16, bf16, f32, an integer type, or the FP8
+    formats e4m3fn / e5m2, whose products are exact in f32); ``c`` is f32
+    (or f16) for floats, f32 for FP8 and int32 for integers.  ``inst`` is instruction
+    selection's choice (``mma.m16n8k16.f32.f16``: tensor cores, with the
+    operands in that instruction's fragment layouts); empty until selected.
     """
 
     result: Value
     a: Value
     b: Value
     c: Value
+    inst: str = ""
     opname = "dot"
-    spec = OpSpec(results=("result",), operands=("a", "b", "c"))
+    spec = OpSpec(results=("result",), operands=("a", "b", "c"), attrs=("inst",))
 
     def __post_init__(self) -> None:
         ta, tb, tc = self.tile(self.a, "a"), self.tile(self.b, "b"), self.tile(self.c, "c")
@@ -231,12 +239,15 @@ class Dot(Op):
             raise self.fail(
                 f"shapes do not chain: a {list(ta.shape)} x b {list(tb.shape)} -> c {list(tc.shape)}"
             )
-        if ta.dtype != tb.dtype or not is_arith(ta.dtype):
-            raise self.fail(f"a and b must share a numeric dtype, got {ta.dtype.name} and {tb.dtype.name}")
-        want = ("f32", "f16") if ta.dtype.is_float else ("int32",)
+        fp8 = ta.dtype.name in DOT_FP8
+        if ta.dtype != tb.dtype or not (is_arith(ta.dtype) or fp8):
+            raise self.fail(f"a and b must share a numeric dtype (or an FP8 format), got {ta.dtype.name} and {tb.dtype.name}")
+        want = ("f32",) if fp8 else ("f32", "f16") if ta.dtype.is_float else ("int32",)
         if tc.dtype.name not in want:
             raise self.fail(f"accumulator of a {ta.dtype.name} dot must be {' or '.join(want)}, got {tc.dtype.name}")
         self.check_result(self.result, tc)
+        if not isinstance(self.inst, str) or (self.inst and not self.inst.startswith("mma.")):
+            raise self.fail(f"inst must be '' or an mma instruction name, got {self.inst!r}")
 
 
 @dataclass(frozen=True, eq=False)

@@ -15,12 +15,17 @@ from lowbit.ir.op_base import mask_check as _mask
 from lowbit.ir.op_base import shared_type as _shared
 from lowbit.ir.types import INT32, PointerType, SharedType, TileType, Value
 
+#: How instruction selection reads a shared tile: "" plain loads (``vec`` wide), or ``ldmatrix`` (8x8 b16
+#: matrices, four per instruction, straight into mma fragment registers), ``.trans`` for the transposed form.
+LOAD_SHARED_VIA = ("", "ldmatrix", "ldmatrix.trans")
+
+
 def _vec(op: Op, vec: int) -> None:
     if not isinstance(vec, int) or isinstance(vec, bool) or vec < 1 or vec & (vec - 1):
         raise op.fail(f"vec (elements per access) must be a power of two >= 1, got {vec!r}")
 
 
-__all__ = ["AllocShared", "Barrier", "CommitGroup", "CopyAsync", "FreeShared", "GlobalView", "LoadGlobal",
+__all__ = ["LOAD_SHARED_VIA", "AllocShared", "Barrier", "CommitGroup", "CopyAsync", "FreeShared", "GlobalView", "LoadGlobal",
            "LoadShared", "NumPrograms", "ProgramId", "StoreGlobal", "StoreShared", "WaitGroup"]  # fmt: skip
 
 
@@ -167,12 +172,15 @@ class LoadShared(Op):
     src: Value
     offsets: tuple[Expr, ...]
     vec: int = 1
+    via: str = ""
     opname = "load_shared"
-    spec = OpSpec(results=("result",), operands=("src", "offsets"), attrs=("vec",), effect=Effect.READ)
+    spec = OpSpec(results=("result",), operands=("src", "offsets"), attrs=("vec", "via"), effect=Effect.READ)
 
     def __post_init__(self) -> None:
         _sub_tile(self, self.tile(self.result, "result"), _shared(self, self.src, "source"), self.offsets)
         _vec(self, self.vec)
+        if self.via not in LOAD_SHARED_VIA:
+            raise self.fail(f"via must be one of {LOAD_SHARED_VIA}, got {self.via!r}")
 
 
 @dataclass(frozen=True, eq=False)

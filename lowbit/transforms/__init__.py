@@ -49,7 +49,7 @@ def lower_vm(prog: Program, opts: Options) -> Program:
             verify_vm(prog)
             stage = _STAGE[p]
             if stage is not None:
-                verify_layouts.verify(prog, stage)
+                verify_layouts.verify(prog, stage, opts.arch, opts.tensor_cores)
     return prog
 
 

@@ -148,11 +148,17 @@ class Ctx:
         return self.b.cast("sext", x, I64)
 
     def add(self, a: Operand, c: int, hint: str = "c") -> Operand:
+        """``a + c`` (cached per scope: the same coordinate register for the same offset from the same base)."""
         if c == 0:
             return a
         if isinstance(a, Const):
             return Const(a.value + c, a.type)
-        return self.b.binary("add", a, Const(c, a.type), hint)
+        key = ("add", id(a), c)
+        got = self.find(key)
+        if got is None:
+            got = self.b.binary("add", a, Const(c, a.type), hint)
+            self.put(key, got)
+        return got  # type: ignore[return-value]
 
     def and_(self, a: Operand | None, c: Operand | None) -> Operand | None:
         if a is None:

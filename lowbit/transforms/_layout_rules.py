@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from lowbit.errors import LayoutError
 from lowbit.ir import ops as O
@@ -30,8 +31,9 @@ from lowbit.layout import register as R
 from lowbit.layout.construct import blocked, pow2_factor
 from lowbit.layout.register import RegisterLayout
 
-__all__ = ["COMMON", "FREE", "RULES", "STRICT", "Rule", "copy_layout", "default_layout", "fma_acc_layout",
-           "memory_layout", "rule", "tile_operands", "tile_results", "view_result_layout", "view_source_layout"]  # fmt: skip
+__all__ = ["COMMON", "FREE", "RULES", "STRICT", "Env", "Rule", "copy_layout", "default_layout", "fma_acc_layout",
+           "memory_layout", "rule", "tile_operands", "tile_results", "view_gather_source", "view_result_layout",
+           "view_source_layout"]  # fmt: skip
 
 STRICT, COMMON, FREE = 0, 1, 2
 
@@ -111,6 +113,84 @@ def view_result_layout(src: RegisterLayout, axis: int, src_bits: int, dst_bits: 
     return q if c == 1 else R.product(q, _along(rank, axis, c))
 
 
+def view_gather_source(dst: RegisterLayout, axis: int, src_bits: int, dst_bits: int) -> RegisterLayout | None:
+    """The source layout of a *gathering* view: every thread holds, whole, each word its codes come from.
+
+    For ``r = src_bits / dst_bits`` codes per word along ``axis``, the code
+    coordinate ``k`` splits into the word ``k // r`` and the position ``k % r``
+    inside it.  The result's modes along ``axis`` are cut at weight ``r``
+    (a mode that straddles it is split in two); the modes below it select a
+    code inside a word, so in the source they vanish -- a slot digit simply
+    goes, a thread digit becomes replication (those threads read the same
+    word and each takes its own code).  ``None`` when the cut does not fall
+    on mode boundaries (odd sizes) or ``src_bits`` is not a multiple of
+    ``dst_bits``.  The lowering extracts each code from its word register.
+    """
+    if src_bits % dst_bits or src_bits <= dst_bits:
+        return None
+    r = src_bits // dst_bits
+    if r & (r - 1):
+        return None
+    keys: list[list[tuple[int, bool]]] = []  # per dimension: (size, below the cut) most significant first
+    expand: dict[int, list[int]] = {}  # old mode id -> new key ids
+    key_size: dict[int, int] = {}
+    key_low: dict[int, bool] = {}
+    nxt = 0
+    old = 0
+    for d, sizes in enumerate(dst.modes):
+        dim_keys = []
+        for j, size in enumerate(sizes):
+            w = math.prod(sizes[j + 1:])
+            parts: list[tuple[int, bool]]
+            if d == axis and w < r < w * size:
+                if r % w or size % (r // w):
+                    return None
+                lo = r // w
+                parts = [(size // lo, False), (lo, True)]
+            else:
+                parts = [(size, d == axis and w < r)]
+            ids = []
+            for sz, low in parts:
+                key_size[nxt], key_low[nxt] = sz, low
+                ids.append(nxt)
+                dim_keys.append((nxt, sz, low))
+                nxt += 1
+            expand[old] = ids
+            old += 1
+        keys.append(dim_keys)  # type: ignore[arg-type]
+    # renumber the kept keys dimension-major
+    new_id, modes = {}, []
+    for dim_keys in keys:
+        sizes = []
+        for k, sz, low in dim_keys:  # type: ignore[misc]
+            if not low:
+                new_id[k] = len(new_id)
+                sizes.append(sz)
+        modes.append(tuple(sizes))
+    spatial, local = [], []
+    for e in dst.spatial:
+        for k in ([e] if e < 0 else expand[e]):
+            if k < 0:
+                spatial.append(k)
+            elif key_low[k]:
+                spatial.append(-key_size[k])  # threads that read the same word
+            else:
+                spatial.append(new_id[k])
+    for e in dst.local:
+        for k in expand[e]:
+            if not key_low[k]:
+                local.append(new_id[k])
+    # the words along the axis innermost in each thread's slots (most significant first), so a thread's words of
+    # one column are consecutive slots: vector reads when they come through shared memory
+    n_before = sum(len(m) for m in modes[:axis])
+    on_axis = [e for e in local if n_before <= e < n_before + len(modes[axis])]
+    local = [e for e in local if e not in on_axis] + sorted(on_axis)
+    try:
+        return RegisterLayout(tuple(modes), tuple(spatial), tuple(local))
+    except LayoutError:
+        return None
+
+
 def view_friendly_layout(t: TileType, axis: int, src_bits: int, dst_bits: int, threads: int) -> RegisterLayout:
     """A layout of the view's source in which each thread holds whole groups along ``axis`` as its innermost slots.
 
@@ -139,6 +219,15 @@ def view_source_layout(dst: RegisterLayout, axis: int, src_bits: int, dst_bits: 
 Lay = Callable[[Value], RegisterLayout | None]
 
 
+@dataclass(frozen=True)
+class Env:
+    """What rules may know of the program as a whole: the block's threads and the target."""
+
+    threads: int
+    arch: str = "sm_80"
+    tensor_cores: bool = True
+
+
 class Rule:
     """No opinion: the result's layout is free, operands keep theirs.
 
@@ -148,14 +237,18 @@ class Rule:
     operands') known layouts.  Both return only what they can say.
     """
 
-    def produces(self, op: O.Op, lay: Lay, threads: int) -> dict[Value, RegisterLayout]:
+    def produces(self, op: O.Op, lay: Lay, env: Env) -> dict[Value, RegisterLayout]:
         return {}
 
-    def requires(self, op: O.Op, lay: Lay, threads: int) -> dict[Value, RegisterLayout]:
+    def requires(self, op: O.Op, lay: Lay, env: Env) -> dict[Value, RegisterLayout]:
         return {}
 
-    def anchor(self, op: O.Op, threads: int) -> tuple[Value, RegisterLayout] | None:
+    def anchor(self, op: O.Op, env: Env) -> tuple[Value, RegisterLayout] | None:
         return None
+
+    def strict(self, op: O.Op, env: Env) -> list[tuple[Value, RegisterLayout]]:
+        """Layouts the op cannot do without (tensor-core fragments): set first, like user layouts."""
+        return []
 
 
 def _known(d: dict[Value, RegisterLayout | None]) -> dict[Value, RegisterLayout]:
@@ -171,17 +264,17 @@ class Tied(Rule):
     def _layout(self, op: O.Op, lay: Lay) -> RegisterLayout | None:
         return next((x for v in self.members(op) if (x := lay(v)) is not None), None)
 
-    def produces(self, op: O.Op, lay: Lay, threads: int) -> dict[Value, RegisterLayout]:
+    def produces(self, op: O.Op, lay: Lay, env: Env) -> dict[Value, RegisterLayout]:
         x = self._layout(op, lay)
         return {r: x for r in tile_results(op) if r in self.members(op)} if x is not None else {}
 
-    def requires(self, op: O.Op, lay: Lay, threads: int) -> dict[Value, RegisterLayout]:
+    def requires(self, op: O.Op, lay: Lay, env: Env) -> dict[Value, RegisterLayout]:
         x = self._layout(op, lay)
         return {v: x for v in tile_operands(op) if v in self.members(op)} if x is not None else {}
 
 
 class Broadcast(Rule):
-    def requires(self, op: O.Broadcast, lay: Lay, threads: int) -> dict[Value, RegisterLayout]:  # type: ignore[override]
+    def requires(self, op: O.Broadcast, lay: Lay, env: Env) -> dict[Value, RegisterLayout]:  # type: ignore[override]
         out = lay(op.result)
         if out is None:
             return {}
@@ -192,7 +285,7 @@ class Broadcast(Rule):
 
 
 class Reduce(Rule):
-    def produces(self, op: O.Reduce, lay: Lay, threads: int) -> dict[Value, RegisterLayout]:  # type: ignore[override]
+    def produces(self, op: O.Reduce, lay: Lay, env: Env) -> dict[Value, RegisterLayout]:  # type: ignore[override]
         x = lay(op.x)
         return {op.result: R.reduce_dim(x, op.axis)} if x is not None else {}
 
@@ -202,27 +295,34 @@ def _view_args(op: O.View) -> tuple[int, int, int]:
 
 
 class View(Rule):
-    def anchor(self, op: O.View, threads: int) -> tuple[Value, RegisterLayout] | None:  # type: ignore[override]
+    def anchor(self, op: O.View, env: Env) -> tuple[Value, RegisterLayout] | None:  # type: ignore[override]
         """Straddling widths (a uint3 code may span two words) need whole groups of words per thread."""
         ax, sb, db = _view_args(op)
         g, _ = _group(sb, db)
-        return (op.x, view_friendly_layout(op.x.type, ax, sb, db, threads)) if g > 1 else None  # type: ignore[arg-type]
+        return (op.x, view_friendly_layout(op.x.type, ax, sb, db, env.threads)) if g > 1 else None  # type: ignore[arg-type]
 
-    def produces(self, op: O.View, lay: Lay, threads: int) -> dict[Value, RegisterLayout]:  # type: ignore[override]
-        x = lay(op.x)
-        return _known({op.result: view_result_layout(x, *_view_args(op))}) if x is not None else {}
+    def produces(self, op: O.View, lay: Lay, env: Env) -> dict[Value, RegisterLayout]:  # type: ignore[override]
+        x, out = lay(op.x), lay(op.result)
+        if x is None:
+            return {}
+        if out is not None and x == view_gather_source(out, *_view_args(op)):
+            return {op.result: out}  # a gathering view (codes taken out of replicated words)
+        return _known({op.result: view_result_layout(x, *_view_args(op))})
 
-    def requires(self, op: O.View, lay: Lay, threads: int) -> dict[Value, RegisterLayout]:  # type: ignore[override]
+    def requires(self, op: O.View, lay: Lay, env: Env) -> dict[Value, RegisterLayout]:  # type: ignore[override]
         out = lay(op.result)
         if out is None:
             return {}
         src = view_source_layout(out, *_view_args(op))
+        if src is None:  # each thread reads, whole, the words its codes are in -- if few threads share a word
+            g = view_gather_source(out, *_view_args(op))
+            if g is not None and g.replication <= 4 * out.replication:
+                src = g  # (a source in another layout is converted into it: words move, not codes)
         if src is None:  # no source layout views to this one: use one that holds whole groups (converted to/from)
-            src = view_friendly_layout(op.x.type, *_view_args(op), threads)  # type: ignore[arg-type]
-        x = lay(op.x)
-        if x is not None and view_result_layout(x, *_view_args(op)) is not None and src != x and \
-                view_source_layout(out, *_view_args(op)) is None:  # fmt: skip
-            return {op.x: x}  # the operand's own layout views fine; the result is converted after
+            src = view_friendly_layout(op.x.type, *_view_args(op), env.threads)  # type: ignore[arg-type]
+            x = lay(op.x)
+            if x is not None and view_result_layout(x, *_view_args(op)) is not None and src != x:
+                return {op.x: x}  # the operand's own layout views fine; the result is converted after
         return {op.x: src}
 
 
@@ -259,28 +359,28 @@ def reshape_fallback(shape: tuple[int, ...], threads: int) -> RegisterLayout:
 
 
 class Reshape(Rule):
-    def produces(self, op: O.Reshape, lay: Lay, threads: int) -> dict[Value, RegisterLayout]:  # type: ignore[override]
+    def produces(self, op: O.Reshape, lay: Lay, env: Env) -> dict[Value, RegisterLayout]:  # type: ignore[override]
         x = lay(op.x)
         if x is None:
             return {}
         return _known({op.result: reshape_layout(x, op.x.type.shape, op.result.type.shape)})  # type: ignore[union-attr]
 
-    def requires(self, op: O.Reshape, lay: Lay, threads: int) -> dict[Value, RegisterLayout]:  # type: ignore[override]
+    def requires(self, op: O.Reshape, lay: Lay, env: Env) -> dict[Value, RegisterLayout]:  # type: ignore[override]
         out = lay(op.result)
         if out is None:
             return {}
         src = reshape_layout(out, op.result.type.shape, op.x.type.shape)  # type: ignore[union-attr]
         if src is None:
-            src = reshape_fallback(op.x.type.shape, threads)  # type: ignore[union-attr]
+            src = reshape_fallback(op.x.type.shape, env.threads)  # type: ignore[union-attr]
         return {op.x: src}
 
 
 class Permute(Rule):
-    def produces(self, op: O.Permute, lay: Lay, threads: int) -> dict[Value, RegisterLayout]:  # type: ignore[override]
+    def produces(self, op: O.Permute, lay: Lay, env: Env) -> dict[Value, RegisterLayout]:  # type: ignore[override]
         x = lay(op.x)
         return {op.result: R.permute(x, op.order)} if x is not None else {}
 
-    def requires(self, op: O.Permute, lay: Lay, threads: int) -> dict[Value, RegisterLayout]:  # type: ignore[override]
+    def requires(self, op: O.Permute, lay: Lay, env: Env) -> dict[Value, RegisterLayout]:  # type: ignore[override]
         out = lay(op.result)
         inverse = tuple(op.order.index(d) for d in range(len(op.order)))
         return {op.x: R.permute(out, inverse)} if out is not None else {}
@@ -292,8 +392,8 @@ class Lookup(Tied):
     def members(self, op: O.Lookup) -> list[Value]:  # type: ignore[override]
         return [op.result, op.index]
 
-    def requires(self, op: O.Lookup, lay: Lay, threads: int) -> dict[Value, RegisterLayout]:  # type: ignore[override]
-        out = super().requires(op, lay, threads)
+    def requires(self, op: O.Lookup, lay: Lay, env: Env) -> dict[Value, RegisterLayout]:  # type: ignore[override]
+        out = super().requires(op, lay, env)
         x = self._layout(op, lay)
         if x is not None:
             out[op.table] = R.product(R.replicate(x.num_threads, 1), R.local(op.table.type.shape[0]))  # type: ignore[union-attr]
@@ -303,24 +403,24 @@ class Lookup(Tied):
 class Load(Tied):
     """A load's result wants the coalesced layout; its mask shares the result's."""
 
-    def anchor(self, op: O.Op, threads: int) -> tuple[Value, RegisterLayout] | None:
+    def anchor(self, op: O.Op, env: Env) -> tuple[Value, RegisterLayout] | None:
         t = op.result.type  # type: ignore[attr-defined]
-        return op.result, memory_layout(t.shape, t.dtype.bits, threads)  # type: ignore[attr-defined]
+        return op.result, memory_layout(t.shape, t.dtype.bits, env.threads)  # type: ignore[attr-defined]
 
 
 class Store(Tied):
     """A store's value wants the coalesced layout; its mask shares the value's."""
 
-    def anchor(self, op: O.Op, threads: int) -> tuple[Value, RegisterLayout] | None:
+    def anchor(self, op: O.Op, env: Env) -> tuple[Value, RegisterLayout] | None:
         t = op.value.type  # type: ignore[attr-defined]
-        return op.value, memory_layout(t.shape, t.dtype.bits, threads)  # type: ignore[attr-defined]
+        return op.value, memory_layout(t.shape, t.dtype.bits, env.threads)  # type: ignore[attr-defined]
 
 
 class CopyAsync(Rule):
     """``copy_async`` distributes the buffer's elements like a coalesced load of it: its mask must match."""
 
-    def requires(self, op: O.CopyAsync, lay: Lay, threads: int) -> dict[Value, RegisterLayout]:  # type: ignore[override]
-        return {op.mask: copy_layout(op, threads)} if op.mask is not None else {}
+    def requires(self, op: O.CopyAsync, lay: Lay, env: Env) -> dict[Value, RegisterLayout]:  # type: ignore[override]
+        return {op.mask: copy_layout(op, env.threads)} if op.mask is not None else {}
 
 
 def copy_layout(op: O.CopyAsync, threads: int) -> RegisterLayout:
@@ -336,14 +436,35 @@ def copy_layout(op: O.CopyAsync, threads: int) -> RegisterLayout:
     return blocked(s.shape, threads, (1,) * (len(s.shape) - 1) + (vec,), pad=True)
 
 
+def dot_plan(op: O.Dot, env: Env):  # noqa: ANN201 - an MmaPlan or None
+    from lowbit.transforms._mma import plan  # noqa: PLC0415
+
+    if not env.tensor_cores:
+        return None
+    ta, tb, tc = op.a.type, op.b.type, op.c.type
+    return plan(ta.dtype, tb.dtype, tc.dtype, ta.shape, tb.shape, env.threads // 32, env.arch)  # type: ignore[union-attr]
+
+
 class Dot(Tied):
-    """The accumulator operand and the result share a layout (the FMA block layout unless told otherwise)."""
+    """On tensor cores: the mma fragment layouts for every operand (strict); else the FMA scheme, where only the
+    accumulator and the result share a layout (the FMA block layout unless told otherwise)."""
 
     def members(self, op: O.Dot) -> list[Value]:  # type: ignore[override]
         return [op.result, op.c]
 
-    def anchor(self, op: O.Dot, threads: int) -> tuple[Value, RegisterLayout] | None:  # type: ignore[override]
-        return op.result, fma_acc_layout(op.result.type.shape, threads)  # type: ignore[union-attr,arg-type]
+    def strict(self, op: O.Dot, env: Env) -> list[tuple[Value, RegisterLayout]]:  # type: ignore[override]
+        p = dot_plan(op, env)
+        return [] if p is None else [(op.a, p.a), (op.b, p.b), (op.c, p.c), (op.result, p.c)]
+
+    def requires(self, op: O.Dot, lay: Lay, env: Env) -> dict[Value, RegisterLayout]:  # type: ignore[override]
+        out = super().requires(op, lay, env)
+        p = dot_plan(op, env)
+        if p is not None:
+            out.update({op.a: p.a, op.b: p.b})
+        return out
+
+    def anchor(self, op: O.Dot, env: Env) -> tuple[Value, RegisterLayout] | None:  # type: ignore[override]
+        return op.result, fma_acc_layout(op.result.type.shape, env.threads)  # type: ignore[union-attr,arg-type]
 
 
 SAME = Tied()

@@ -161,6 +161,12 @@ def _fma(ctx: Ctx, op: V.Fma) -> None:
 def _cast(ctx: Ctx, op: V.Cast) -> None:
     x = ctx.tile(op.x, op)
     dst = op.result.type.dtype  # type: ignore[union-attr]
+    from lowbit.transforms._lower_dequant import fast_codes_to_f16  # noqa: PLC0415
+
+    fast = fast_codes_to_f16(ctx, x, dst)
+    if fast is not None:
+        put_tile(ctx, op.result, wrds=fast)
+        return
     xs = scalars(ctx, x)
     if dst.name in ("f16", "bf16") and x.dtype.name == "f32" and len(xs) >= 2:
         # two f32 -> one f16x2/bf16x2 register (cvt.rn.f16x2.f32): half the conversions
@@ -184,11 +190,62 @@ def _cast(ctx: Ctx, op: V.Cast) -> None:
 # ----------------------------------------------------------------------------------- re-labelling
 
 
+def _gather_view(ctx: Ctx, op: V.View, x: Tile) -> None:
+    """A view whose source holds, whole and replicated, the words each thread's codes come from.
+
+    Result slot ``s`` (code coordinate ``k`` along the axis) is bits
+    ``(k % r) * b`` of source slot ``w(s)`` -- the slot holding word ``k // r``,
+    the same for every thread (checked here over all of them); the bit
+    offset is a constant when the code's position in its word does not
+    depend on the thread, else computed from the thread's coordinates.
+    """
+    import numpy as np  # noqa: PLC0415
+
+    from lowbit.transforms._layout_maps import thread_coords  # noqa: PLC0415
+    from lowbit.transforms._tiles import _extract  # noqa: PLC0415
+
+    lay_r = _layout_of(op.result)
+    ax = op.axis % len(op.x.type.shape)  # type: ignore[union-attr]
+    sb, db = x.dtype.bits, op.result.type.dtype.bits  # type: ignore[union-attr]
+    r = sb // db
+    src = np.stack([thread_coords(x.layout, w) for w in range(x.slots)])  # (slots, threads, rank)
+    b = ctx.b
+    ws = words(ctx, x)
+    out = []
+    where = []
+    for s in range(lay_r.local_size):
+        c = thread_coords(lay_r, s).copy()
+        pos = c[:, ax] % r
+        c[:, ax] //= r
+        hit = np.nonzero(np.all(src == c[None], axis=(1, 2)))[0]
+        if len(hit) == 0:
+            raise fail(op, f"no source slot holds the words of result slot {s} ({x.layout} -> {lay_r})")
+        word = _extract(ctx, ws, int(hit[0]), sb)
+        if np.all(pos == pos[0]):
+            sh: Operand = Const(int(pos[0]) * db, I32)
+        else:
+            k = ctx.coords(lay_r, s)[ax]
+            sh = b.binary("mul", b.binary("and", k, Const(r - 1, I32), "vp"), Const(db, I32), "vp")
+        v = word if isinstance(sh, Const) and sh.value == 0 else b.binary("lshr", word, sh, "vx")
+        code = b.binary("and", v, Const((1 << db) - 1, I32), "vx") if db < 32 else v
+        out.append(vals.from_code(b, code, op.result.type.dtype))  # type: ignore[union-attr]
+        where.append((word, sh, pos * db))
+    from lowbit.transforms._lower_dequant import Gathered  # noqa: PLC0415
+
+    put_tile(ctx, op.result, scal=out).gath = Gathered(where)  # (unused extractions are dead code to LLVM)
+
+
 def _same_registers(ctx: Ctx, op: V.Op) -> None:
     """reshape / permute / view: the result's layout holds the same bits in the same registers."""
     x = ctx.tile(op.x, op)  # type: ignore[attr-defined]
     t = op.result.type  # type: ignore[attr-defined]
     if isinstance(op, V.View):
+        from lowbit.transforms._layout_rules import view_result_layout  # noqa: PLC0415
+
+        ax = op.axis % len(op.x.type.shape)  # type: ignore[union-attr]
+        if view_result_layout(x.layout, ax, x.dtype.bits, t.dtype.bits) != t.layout:
+            _gather_view(ctx, op, x)
+            return
         put_tile(ctx, op.result, wrds=words(ctx, x))  # type: ignore[attr-defined]
     elif x.scal is not None:
         put_tile(ctx, op.result, scal=x.scal)  # type: ignore[attr-defined]
@@ -394,8 +451,12 @@ def _lookup(ctx: Ctx, op: V.Lookup) -> None:
     put_tile(ctx, op.result, scal=out)
 
 
-def _no_dot(ctx: Ctx, op: V.Dot) -> None:
-    raise fail(op, "dot reaches the lowering only after instruction selection rewrote it")
+def _dot(ctx: Ctx, op: V.Dot) -> None:
+    if not op.inst:
+        raise fail(op, "dot reaches the lowering only after instruction selection chose how (FMA ops or an mma)")
+    from lowbit.transforms._lower_mma import lower_dot  # noqa: PLC0415
+
+    lower_dot(ctx, op)
 
 
 HANDLERS = {
@@ -417,7 +478,7 @@ HANDLERS = {
     V.ConvertLayout: _convert_layout,
     V.Reduce: _reduce,
     V.Lookup: _lookup,
-    V.Dot: _no_dot,
+    V.Dot: _dot,
 }
 
 _ = (dtype, I16, word_count)

@@ -164,10 +164,15 @@ def _element(ctx: Ctx, view: GView, offsets: tuple, coords: tuple[Operand, ...])
         lim = ctx.scalar(view.shape[d])
         if off.type != lim.type:
             off, lim = ctx.i64(off), ctx.i64(lim)
-        zero = isinstance(c, Const) and c.value == 0
-        idx = off if zero else (ctx.add(off, c.value, "idx") if isinstance(c, Const) else
-                                b.binary("add", off, c if off.type == I32 else ctx.i64(c), "idx"))  # fmt: skip
-        inb = b.binary("and", b.cmp("sge", idx, Const(0, idx.type)), b.cmp("slt", idx, lim))
+        key = ("elem", id(off), id(lim), c.value if isinstance(c, Const) else id(c))
+        got = ctx.find(key)
+        if got is None:  # one index and bounds test per distinct coordinate of a dimension, not per element
+            zero = isinstance(c, Const) and c.value == 0
+            idx = off if zero else (ctx.add(off, c.value, "idx") if isinstance(c, Const) else
+                                    b.binary("add", off, c if off.type == I32 else ctx.i64(c), "idx"))  # fmt: skip
+            got = (idx, b.binary("and", b.cmp("sge", idx, Const(0, idx.type)), b.cmp("slt", idx, lim)))
+            ctx.put(key, got)
+        idx, inb = got  # type: ignore[misc]
         ok = inb if ok is None else b.binary("and", ok, inb)
         stride = ctx.scalar(view.strides[d])
         if isinstance(stride, Const) and stride.value == 1:
@@ -385,6 +390,11 @@ def _shared_index(ctx: Ctx, buf: SBuf, offsets: tuple, coords: tuple[Operand, ..
 
 
 def _load_shared(ctx: Ctx, op: V.LoadShared) -> None:
+    if op.via:
+        from lowbit.transforms._lower_mma import lower_ldmatrix  # noqa: PLC0415
+
+        lower_ldmatrix(ctx, op)
+        return
     t = op.result.type
     assert isinstance(t, TileType)  # noqa: S101
     lay = _layout_of(op.result)

@@ -34,13 +34,15 @@ __all__ = ["Tile", "full_words", "scalars", "word_count", "words"]
 class Tile:
     """A lowered register tile: dtype, layout, and its defining form (``scal`` or ``wrds``)."""
 
-    __slots__ = ("dtype", "layout", "scal", "wrds")
+    __slots__ = ("dtype", "layout", "scal", "wrds", "gath")
 
     def __init__(self, dtype: DType, layout: RegisterLayout, scal: list[Operand] | None = None,
                  wrds: list[Operand] | None = None) -> None:  # fmt: skip
         if (scal is None) == (wrds is None):
             raise ValueError("a tile is defined by exactly one form")
         self.dtype, self.layout, self.scal, self.wrds = dtype, layout, scal, wrds
+        #: where each slot's bits sit in source words (a gathering view's codes): lets a cast read them in pairs
+        self.gath = None
         n = layout.local_size
         if scal is not None and len(scal) != n:
             raise ValueError(f"{len(scal)} scalars for {n} slots")

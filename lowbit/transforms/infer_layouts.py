@@ -43,7 +43,8 @@ from lowbit.ir.program import Program
 from lowbit.ir.rewrite import Rewriter, walk
 from lowbit.ir.types import TileType, Value
 from lowbit.layout.register import RegisterLayout
-from lowbit.transforms._layout_rules import Tied, default_layout, rule, tile_operands, tile_results
+from lowbit.transforms._costs import direct_load_cost, shared_conversion_cost
+from lowbit.transforms._layout_rules import Env, Tied, default_layout, memory_layout, rule, tile_operands, tile_results
 from lowbit.transforms.options import Options
 
 __all__ = ["run"]
@@ -106,12 +107,14 @@ class _Graph:
 
 
 class _Infer:
-    def __init__(self, prog: Program) -> None:
+    def __init__(self, prog: Program, arch: str, tensor_cores: bool = True) -> None:
         self.prog = prog
         self.T = prog.num_warps * 32
+        self.env = Env(self.T, arch, tensor_cores)
         self.g = _Graph(prog)
         self.lay: dict[int, RegisterLayout] = {}
         self.strict: dict[int, O.Op | None] = {}  # value id -> the op that fixed it strictly
+        self.round_ = "strict"
         self.queue: deque[O.Op] = deque()
 
     def get(self, v: Value) -> RegisterLayout | None:
@@ -120,6 +123,8 @@ class _Infer:
     def assign(self, v: Value, layout: RegisterLayout, op: O.Op | None) -> None:
         if id(v) in self.lay:
             return
+        if op is not self.g.producer.get(id(v)) and not self._loads_well(v, layout):
+            return  # this load reads in its coalesced layout; a conversion will feed the consumer
         shape = v.type.shape  # type: ignore[union-attr]
         if layout.num_threads != self.T or layout.rank != len(shape) or any(a < b for a, b in zip(layout.shape, shape)):
             raise CodegenError(f"{_where(op)}layout {layout} does not fit a {list(v.type.shape)} tile "  # type: ignore[union-attr]
@@ -128,6 +133,27 @@ class _Infer:
             if id(m) not in self.lay:
                 self.lay[id(m)] = layout
                 self._touch(m)
+
+    def _loads_well(self, v: Value, layout: RegisterLayout) -> bool:
+        """Whether a global load may read ``v`` straight into ``layout`` (a layout reaching it from a consumer).
+
+        A big tile read in narrow, scattered pieces (an mma fragment: 4-byte
+        pairs, 8 rows per instruction) can cost more instructions and sectors
+        than a 16-byte coalesced load and a conversion through shared memory
+        (read with ``ldmatrix``): :mod:`~lowbit.transforms._costs` decides.
+        Small tiles (a few slots per thread: scales, zero points) load in any
+        layout that reads no element in more threads than a coalesced load would
+        (replicated words would read each weight byte several times).
+        """
+        p = self.g.producer.get(id(v))
+        if not isinstance(p, O.LoadGlobal):
+            return True
+        t = v.type
+        bits = t.dtype.bits  # type: ignore[union-attr]
+        coalesced = memory_layout(t.shape, bits, self.T)  # type: ignore[union-attr]
+        if layout.local_size <= 8 and layout.replication <= coalesced.replication:
+            return True  # small, and no more threads read each element than a coalesced load would have
+        return direct_load_cost(layout, bits) <= shared_conversion_cost(coalesced, layout, bits)
 
     def _touch(self, v: Value) -> None:
         p = self.g.producer.get(id(v))
@@ -139,9 +165,9 @@ class _Infer:
         while self.queue:
             op = self.queue.popleft()
             r = rule(op)
-            for v, x in r.produces(op, self.get, self.T).items():
+            for v, x in r.produces(op, self.get, self.env).items():
                 self.assign(v, x, op)
-            for v, x in r.requires(op, self.get, self.T).items():
+            for v, x in r.requires(op, self.get, self.env).items():
                 self.assign(v, x, op)
 
     def seed_strict(self) -> None:
@@ -160,12 +186,25 @@ class _Infer:
                                            "loop-carried value: convert one explicitly with lowbit.convert_layout")  # fmt: skip
                     self.strict[id(m)] = op
                 self.assign(v, lay, op)
+        for op in self.g.ops:  # then what ops cannot do without (tensor-core fragments), as strictly
+            for v, lay in rule(op).strict(op, self.env):
+                if id(v) in self.lay and self.lay[id(v)] != lay and id(v) in self.strict:
+                    raise CodegenError(f"{_where(op)}{op.mnemonic} on tensor cores needs {v.hint or 'an operand'} in "
+                                       f"{lay}, but it was given {self.lay[id(v)]}: convert it explicitly with "
+                                       "lowbit.convert_layout")  # fmt: skip
+                if id(v) not in self.lay:
+                    self.assign(v, lay, op)
+                    if id(v) in self.lay:  # (a load may keep its coalesced layout instead)
+                        for m in self.g.groups.get(id(v), [v]):
+                            self.strict[id(m)] = op
+        self.queue.extend(self.g.ops)
         self.propagate()
 
     def seed_common(self) -> None:
+        self.round_ = "common"
         anchors = []
         for op in self.g.ops:
-            a = rule(op).anchor(op, self.T)
+            a = rule(op).anchor(op, self.env)
             if a is not None:
                 v, lay = a
                 # views that need whole word groups first (their source cannot be any other way without a
@@ -197,8 +236,9 @@ class _Infer:
                     (_, a), (_, b) = given[0], next(g for g in given if g[1] != given[0][1])
                     raise CodegenError(f"{_where(op)}{op.mnemonic} needs its tiles in one layout, but they were given "
                                        f"{a} and {b}: convert one explicitly with lowbit.convert_layout")  # fmt: skip
-                continue
-            for v, x in r.requires(op, strict_only, self.T).items():
+                if not isinstance(op, O.Dot):
+                    continue
+            for v, x in r.requires(op, strict_only, self.env).items():
                 if id(v) in self.strict and x != self.lay[id(v)]:
                     raise CodegenError(
                         f"{_where(op)}{op.mnemonic} needs its operand {v.hint or ''} in the layout {x}, but it was "
@@ -244,7 +284,7 @@ class _Resolve(Rewriter):
             return got if got is not None else getattr(self.value(v).type, "layout", None)
 
         changes: dict[str, object] = {}
-        need = {id(v): x for v, x in r.requires(op, lay_final, self.inf.T).items()}
+        need = {id(v): x for v, x in r.requires(op, lay_final, self.inf.env).items()}
         for name in op.spec.inputs:
             cur = getattr(mapped, name)
             if isinstance(cur, Value) and _is_tile(cur):
@@ -255,7 +295,12 @@ class _Resolve(Rewriter):
         mapped = mapped.replace(**changes) if changes else mapped
         # 2. results the op produces in another layout than assigned: produce them so, convert after
         after: list[tuple[Value, Value]] = []
-        made = r.produces(mapped, lambda v: getattr(v.type, "layout", None), self.inf.T)
+        results = {id(v) for v in tile_results(op)}
+
+        def lay_now(v: Value) -> RegisterLayout | None:  # operands as converted, results as assigned
+            return self.inf.lay.get(id(v)) if id(v) in results else getattr(v.type, "layout", None)
+
+        made = r.produces(mapped, lay_now, self.inf.env)
         res_changes: dict[str, object] = {}
         for name in op.spec.results:
             old = getattr(op, name)
@@ -315,7 +360,7 @@ class _Resolve(Rewriter):
 
 
 def run(prog: Program, opts: Options) -> Program:
-    inf = _Infer(prog)
+    inf = _Infer(prog, opts.arch, opts.tensor_cores)
     inf.seed_strict()
     inf.check_strict_conflicts()
     inf.seed_common()

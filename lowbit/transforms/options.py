@@ -17,10 +17,12 @@ __all__ = ["Options"]
 
 @dataclass(frozen=True)
 class Options:
-    """``arch``: the target (``sm_80``...); ``verify``: run the verifiers after every pass."""
+    """``arch``: the target (``sm_80``...); ``verify``: run the verifiers after every pass;
+    ``tensor_cores``: let ``dot`` use ``mma.sync`` (off: the FMA scheme everywhere)."""
 
     arch: str = "sm_80"
     verify: bool = True
+    tensor_cores: bool = True
 
     def __post_init__(self) -> None:
         try:
@@ -29,4 +31,7 @@ class Options:
             raise CodegenError(f"unknown target {self.arch!r}: {exc}") from None
 
     def as_dict(self) -> dict[str, object]:
-        return {"arch": self.arch, "verify": self.verify}
+        out: dict[str, object] = {"arch": self.arch, "verify": self.verify}
+        if not self.tensor_cores:  # (only when off, so the keys of every existing entry stay what they were)
+            out["tensor_cores"] = False
+        return out

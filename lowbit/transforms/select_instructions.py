@@ -33,7 +33,10 @@ from lowbit.ir.types import INT32, SharedType, TileType, Value, is_bool
 from lowbit.layout import register as R
 from lowbit.layout.construct import padded_extent, pow2_factor
 from lowbit.layout.register import RegisterLayout
+from lowbit.transforms._costs import best_round_trip
 from lowbit.transforms._divisibility import Divisibility
+from lowbit.transforms._layout_rules import Env, dot_plan
+from lowbit.transforms._ldmatrix import ldmatrix_ok
 from lowbit.transforms._layout_maps import local_table, register_map, shuffle_plan, spatial_table
 from lowbit.transforms.options import Options
 
@@ -131,8 +134,28 @@ class _Select(Rewriter):
             self.bind(op.result, self.through_shared(op.x, dst, op.loc, hint="convert"))
 
     def through_shared(self, x: Value, layout: RegisterLayout, loc: O.Loc | None, hint: str) -> Value:
-        """``x`` in ``layout`` via an explicit shared-memory round trip; returns the loaded tile."""
+        """``x`` in ``layout`` via an explicit shared-memory round trip; returns the loaded tile.
+
+        The read is ``ldmatrix`` when the destination is a fragment layout it
+        delivers (``.trans`` for 16-bit elements whose registers run down
+        the columns); an 8-bit fragment whose registers run down the columns
+        has no transposing ``ldmatrix`` before sm_100a, so its tile is stored
+        transposed (a [C, R] buffer) and read with plain ``ldmatrix``.
+        """
         t = x.type
+        bits = t.dtype.bits  # type: ignore[union-attr]
+        two_d = len(t.shape) == 2 and tuple(layout.shape) == tuple(t.shape)  # type: ignore[union-attr]
+        unpadded = two_d and tuple(_layout(x).shape) == tuple(t.shape)  # type: ignore[union-attr]
+        flip = bits == 8 and not ldmatrix_ok(layout, bits, False) and ldmatrix_ok(R.permute(layout, (1, 0)), bits, False)
+        if unpadded and not flip and not self.ldmatrix_via(layout, t):  # type: ignore[arg-type]
+            flip = best_round_trip(_layout(x), layout, bits)[1]  # a transposed buffer reads (or writes) wider
+        if unpadded and flip:  # fmt: skip
+            xt = _tile(t.dtype, t.shape[::-1], R.permute(_layout(x), (1, 0)), x.hint)  # type: ignore[union-attr]
+            self.emit(O.Permute(result=xt, x=x, order=(1, 0), loc=loc))
+            rt = self.through_shared(xt, R.permute(layout, (1, 0)), loc, hint)
+            r = _tile(t.dtype, t.shape, layout, x.hint)  # type: ignore[union-attr]
+            self.emit(O.Permute(result=r, x=rt, order=(1, 0), loc=loc))
+            return r
         buf = Value(SharedType(t.dtype, t.shape), hint)  # type: ignore[union-attr]
         zero = _zeros(len(t.shape))  # type: ignore[union-attr]
         self.emit(O.AllocShared(result=buf, loc=loc))
@@ -140,9 +163,24 @@ class _Select(Rewriter):
         self.emit(self.vectorize_shared(O.StoreShared(dst=buf, value=x, offsets=zero, loc=loc)))
         self.emit(O.Barrier(loc=loc))
         r = _tile(t.dtype, t.shape, layout, x.hint)  # type: ignore[union-attr]
-        self.emit(self.vectorize_shared(O.LoadShared(result=r, src=buf, offsets=zero, loc=loc)))
+        load = O.LoadShared(result=r, src=buf, offsets=zero, loc=loc)
+        via = self.ldmatrix_via(layout, t) if two_d else ""  # type: ignore[arg-type]
+        self.emit(load.replace(via=via) if via else self.vectorize_shared(load))
         self.emit(O.FreeShared(buf=buf, loc=loc))
         return r
+
+    def ldmatrix_via(self, layout: RegisterLayout, t: TileType) -> str:
+        """``ldmatrix`` / ``ldmatrix.trans`` when the target has it and the layout is what it delivers; else ""."""
+        from lowbit.arch import target  # noqa: PLC0415
+
+        bits = t.dtype.bits
+        if not target(self.opts.arch).supports("ldmatrix") or bits > 16 or (t.shape[1] * bits) % 128:
+            return ""  # (the buffer's rows must keep every 16-byte matrix row aligned)
+        if ldmatrix_ok(layout, bits, False):
+            return "ldmatrix"
+        if ldmatrix_ok(layout, bits, True):
+            return "ldmatrix.trans"
+        return ""
 
     def _Slice(self, op: O.Slice) -> None:
         src, dst = _layout(op.x), _layout(op.result)
@@ -182,8 +220,37 @@ class _Select(Rewriter):
         self._ConvertLayout(O.ConvertLayout(result=r, x=x, loc=loc))
         return self.value(r)
 
-    # ------------------------------------------------------------------ dot: the per-thread FMA scheme
+    # ------------------------------------------------------------------ dot: tensor cores, or the FMA scheme
     def _Dot(self, op: O.Dot) -> None:
+        p = dot_plan(op, Env(self.T, self.opts.arch, self.opts.tensor_cores))
+        if p is not None and _layout(op.a) == p.a and _layout(op.b) == p.b and _layout(op.c) == p.c:
+            self.mma(op, p)
+        else:
+            self.fma_dot(op)
+
+    def mma(self, op: O.Dot, p) -> None:  # noqa: ANN001 - an MmaPlan
+        """The ``dot`` stays, with its instruction; operands the instruction reads in another dtype are cast
+        first (exactly: 4-bit to 8-bit integers, e4m3/e5m2 to f16), an accumulator too (f16 -> f32 for bf16)."""
+        loc = op.loc
+
+        def as_(x: Value, dt) -> Value:  # noqa: ANN001
+            if x.type.dtype == dt:  # type: ignore[union-attr]
+                return x
+            y = _tile(dt, x.type.shape, _layout(x), x.hint)  # type: ignore[union-attr]
+            self.emit(O.Cast(result=y, x=x, loc=loc))
+            return y
+
+        a, b, c = as_(op.a, p.ab), as_(op.b, p.ab), as_(op.c, p.acc)
+        if c is op.c:
+            self.emit(O.Dot(result=op.result, a=a, b=b, c=c, inst=p.inst, loc=loc))
+            return
+        acc = _tile(p.acc, op.result.type.shape, _layout(op.result), op.result.hint)  # type: ignore[union-attr]
+        self.emit(O.Dot(result=acc, a=a, b=b, c=c, inst=p.inst, loc=loc))
+        out = _tile(op.result.type.dtype, op.result.type.shape, _layout(op.result), op.result.hint)  # type: ignore[union-attr]
+        self.emit(O.Cast(result=out, x=acc, loc=loc))
+        self.bind(op.result, out)
+
+    def fma_dot(self, op: O.Dot) -> None:
         a, b, c = op.a, op.b, op.c
         M, K = a.type.shape  # type: ignore[union-attr]
         N = b.type.shape[1]  # type: ignore[union-attr]

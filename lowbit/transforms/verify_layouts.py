@@ -24,7 +24,7 @@ from lowbit.ir.types import TileType, Value
 from lowbit.layout.register import RegisterLayout
 from lowbit.layout import register as R
 from lowbit.transforms._layout_maps import register_map
-from lowbit.transforms._layout_rules import reshape_layout, rule, tile_operands, tile_results, view_result_layout
+from lowbit.transforms._layout_rules import Env, reshape_layout, rule, tile_operands, tile_results, view_gather_source, view_result_layout
 
 __all__ = ["problems", "verify"]
 
@@ -33,10 +33,11 @@ def _lay(v: Value) -> RegisterLayout | None:
     return getattr(v.type, "layout", None)
 
 
-def problems(prog: Program, stage: str = "inferred") -> list[str]:
+def problems(prog: Program, stage: str = "inferred", arch: str = "sm_80", tensor_cores: bool = True) -> list[str]:
     from lowbit.transforms.select_instructions import cross_warp  # noqa: PLC0415 - select imports this module's peers
 
     T = prog.num_warps * 32
+    env = Env(T, arch, tensor_cores)
     out: list[str] = []
 
     def report(op: O.Op, msg: str) -> None:
@@ -55,16 +56,17 @@ def problems(prog: Program, stage: str = "inferred") -> list[str]:
         if any(not isinstance(_lay(v), RegisterLayout) for v in tiles):
             continue
         r = rule(op)
-        for v, want in r.requires(op, _lay, T).items():
+        for v, want in r.requires(op, _lay, env).items():
             if _lay(v) != want:
                 report(op, f"operand {v.hint or v.type} is in {_lay(v)}, the op needs {want}")
-        for v, want in r.produces(op, _lay, T).items():
+        for v, want in r.produces(op, _lay, env).items():
             if _lay(v) != want:
                 report(op, f"result {v.hint or v.type} is in {_lay(v)}, the op makes {want}")
         if isinstance(op, O.View):
             ax = op.axis % len(op.x.type.shape)  # type: ignore[union-attr]
-            made = view_result_layout(_lay(op.x), ax, op.x.type.dtype.bits, op.result.type.dtype.bits)  # type: ignore
-            if made != _lay(op.result):
+            args = (ax, op.x.type.dtype.bits, op.result.type.dtype.bits)  # type: ignore[union-attr]
+            made = view_result_layout(_lay(op.x), *args)  # type: ignore[arg-type]
+            if made != _lay(op.result) and view_gather_source(_lay(op.result), *args) != _lay(op.x):  # type: ignore
                 report(op, f"the view of {_lay(op.x)} is {made}, not the result's {_lay(op.result)}")
         if isinstance(op, O.Reshape):
             made = reshape_layout(_lay(op.x), op.x.type.shape, op.result.type.shape)  # type: ignore
@@ -88,7 +90,7 @@ def problems(prog: Program, stage: str = "inferred") -> list[str]:
                 if len(lays) > 1:
                     report(op, f"an if result changes layout: {sorted(lays)}")
         if stage == "selected":
-            if isinstance(op, O.Dot):
+            if isinstance(op, O.Dot) and not op.inst:
                 report(op, "dot was not selected")
             elif isinstance(op, O.ConvertLayout) and not op.route:
                 report(op, "no route selected")
@@ -97,8 +99,8 @@ def problems(prog: Program, stage: str = "inferred") -> list[str]:
     return out
 
 
-def verify(prog: Program, stage: str = "inferred") -> Program:
-    found = problems(prog, stage)
+def verify(prog: Program, stage: str = "inferred", arch: str = "sm_80", tensor_cores: bool = True) -> Program:
+    found = problems(prog, stage, arch, tensor_cores)
     if found:
         raise CodegenError(f"kernel {prog.name}: layouts do not verify ({stage}):\n  " + "\n  ".join(found))
     return prog

@@ -65,9 +65,10 @@ def test_intrinsic_not_on_target_is_refused_before_llvm(worker: LLVMWorker) -> N
     with pytest.raises(CodegenError, match=r"mma\.m16n8k32\.row\.col\.f32\.e4m3.*not available on sm_80"):
         emit_ptx(FP8_MMA, "sm_80", worker=worker)
     with pytest.raises(CodegenError, match="needs PTX ISA 8.4 on sm_89"):
-        emit_ptx(FP8_MMA, "sm_89", worker=worker)
-    ptx = emit_ptx(FP8_MMA, "sm_89", ptx_version=(8, 4), worker=worker).ptx
-    assert "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32" in ptx
+        emit_ptx(FP8_MMA, "sm_89", ptx_version=(7, 8), worker=worker)  # an explicit version too low
+    for version in ((8, 4), None):  # by default the module's PTX version rises to what its intrinsics need
+        ptx = emit_ptx(FP8_MMA, "sm_89", ptx_version=version, worker=worker).ptx
+        assert "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32" in ptx and ".version 8.4" in ptx
 
 
 def test_llvm_abort_is_a_codegen_error_and_the_worker_recovers(worker: LLVMWorker) -> None:
@@ -129,5 +130,6 @@ def test_ptx_with_an_extern_llvm_function_is_rejected(worker: LLVMWorker, monkey
     with pytest.raises(CodegenError, match="not in lowbit's table"):
         emit_ptx(MISSPELT, "sm_80", worker=worker)
     monkeypatch.setattr(intrinsics, "check_module", lambda *a: None)
+    monkeypatch.setattr(intrinsics, "needed_ptx", lambda ir, tgt: tgt.default_ptx)
     with pytest.raises(CodegenError, match=r"unresolved intrinsic call in the PTX: \.extern \.func .*llvm\.nvvm\.read\.ptx\.sreg\.tid\.xx"):
         emit_ptx(MISSPELT, "sm_80", worker=worker)

@@ -50,7 +50,7 @@ def test_compile_keeps_every_stage(cache: CompileCache) -> None:
 def test_compile_is_cached_by_program_options_and_arch(cache: CompileCache, monkeypatch: pytest.MonkeyPatch) -> None:
     builds = []
     real = driver._build
-    monkeypatch.setattr(driver, "_build", lambda prog, arch: builds.append(arch) or real(prog, arch))
+    monkeypatch.setattr(driver, "_build", lambda prog, arch, opts=None: builds.append(arch) or real(prog, arch, opts))
     a = driver.compile(scale, arch="sm_86", cache=cache, B=32)
     b = driver.compile(scale, arch="sm_86", cache=cache, B=32)
     assert a.ptx == b.ptx and builds == ["sm_86"]

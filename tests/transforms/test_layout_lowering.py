@@ -4,10 +4,13 @@
 lowering (one fixed flat distribution, a shared-memory round trip hidden in
 every dot/view/broadcast/reduce), measured on the commit before Compiler II-a
 with the same configurations and aligned arguments; ``AFTER`` is what the
-layout-driven lowering must not exceed.  The hidden round trips are gone: the
-two barriers left in the matmul loops are the explicit shared staging of the
-FMA ``dot`` (visible in the selected VM text), scalar global loads of the
-A/W tiles became 16-byte vector loads, and the dequantisation is ``f16x2``.
+layout-driven lowering must not exceed with tensor cores off
+(``tensor_cores=False``: every ``dot`` the FMA scheme, as Compiler II-a left
+it -- the tensor-core lowering is measured in ``test_tensor_cores.py``).
+The hidden round trips are gone: the two barriers left in the matmul loops
+are the explicit shared staging of the FMA ``dot`` (visible in the selected
+VM text), scalar global loads of the A/W tiles became 16-byte vector loads,
+and the dequantisation is ``f16x2``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from tests.conftest import require_tool
 from tests.transforms.ptx_loops import counts, instructions, main_loop, mix
 
 ROOT = Path(__file__).resolve().parents[2]
+NO_MMA = Options(tensor_cores=False)
 
 
 def _example(name: str):  # noqa: ANN202
@@ -72,7 +76,7 @@ def _kernel(name: str) -> lowbit.Kernel:
 def test_main_loop_counts_before_and_after(name: str) -> None:
     require_tool("ptxas")
     prog = _aligned(_kernel(name).specialize(**CONFIG[name]))
-    ck = compile_program(prog, "sm_80")
+    ck = compile_program(prog, "sm_80", tensor_cores=False)
     body = main_loop(ck.ptx) or instructions(ck.ptx)
     c = counts(body)
     got = (c["bar.sync"], c["ld.shared"], c["st.shared"], c["ld.global.scalar"])
@@ -89,10 +93,10 @@ def _loop_loads(prog) -> list[O.LoadGlobal]:  # noqa: ANN001
 
 def test_w4a16_loads_are_16_bytes_and_dequantisation_is_f16x2() -> None:
     prog = _aligned(_kernel("04_w4a16_matmul").specialize(**CONFIG["04_w4a16_matmul"]))
-    sel = lower_vm(prog, Options())
+    sel = lower_vm(prog, NO_MMA)
     a_load, w_load = _loop_loads(sel)[:2]
     assert a_load.vec * 16 == 128 and w_load.vec * 32 == 128  # every A/W access is 16 bytes
-    body = main_loop(compile_program(prog, "sm_80").ptx)
+    body = main_loop(compile_program(prog, "sm_80", tensor_cores=False).ptx)
     m = mix(body)
     assert m["ld.global.v4.b32"] == 2 + 4  # A: 16x128 f16 over 128 threads, W: 16x128 words
     assert m["sub.rn.f16x2"] == 64 and m["mul.rn.f16x2"] == 64  # 128 codes per thread, two per instruction
@@ -102,15 +106,15 @@ def test_w4a16_loads_are_16_bytes_and_dequantisation_is_f16x2() -> None:
 
 def test_matmul_loads_are_16_bytes() -> None:
     prog = _aligned(_kernel("03_matmul_f16").specialize(**CONFIG["03_matmul_f16"]))
-    assert [op.vec for op in _loop_loads(lower_vm(prog, Options()))] == [8, 8]
-    m = mix(main_loop(compile_program(prog, "sm_80").ptx))
+    assert [op.vec for op in _loop_loads(lower_vm(prog, NO_MMA))] == [8, 8]
+    m = mix(main_loop(compile_program(prog, "sm_80", tensor_cores=False).ptx))
     assert m["ld.global.v4.b32"] == 4 and not any(k.startswith("ld.global") and ".v4" not in k for k in m)
 
 
 def test_unaligned_programs_keep_scalar_loads() -> None:
     """Without the facts nothing is provably aligned: the same loads stay per element (and correct)."""
     prog = _kernel("04_w4a16_matmul").specialize(**CONFIG["04_w4a16_matmul"])
-    assert all(op.vec == 1 for op in _loop_loads(lower_vm(prog, Options())))
+    assert all(op.vec == 1 for op in _loop_loads(lower_vm(prog, NO_MMA)))
 
 
 def _matmul_inputs(m: int, n: int, k: int, seed: int):  # noqa: ANN202
