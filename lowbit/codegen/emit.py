@@ -50,10 +50,10 @@ class _Emitter:
             arg.name = p.reg.name
             self.values[id(p.reg)] = arg
         for buf in kernel.shared:
-            size = 0 if buf.size is None else buf.size
+            size = 0 if buf.dynamic or buf.size is None else buf.size
             gv = ir.GlobalVariable(self.module, ir.ArrayType(ir.IntType(8), size), buf.name, addrspace=Space.SHARED.value)
             gv.align = buf.align
-            if buf.size is None:
+            if buf.dynamic:
                 gv.linkage = "external"
             else:
                 gv.linkage = "internal"

@@ -31,7 +31,7 @@ from lowbit.errors import LowbitError
 from lowbit.ir import ops as O
 from lowbit.ir import semantics as sem
 from lowbit.ir.expr import Const, Expr, Var
-from lowbit.ir.types import BOOL, INT32, INT64, TileType, Value, is_bool, resolve_dtype
+from lowbit.ir.types import BOOL, INT32, INT64, SharedType, TileType, Value, is_bool, resolve_dtype
 
 __all__ = ["Frontend", "assigned_names"]
 
@@ -141,6 +141,9 @@ class Frontend(ast.NodeVisitor):
 
     def _bind(self, target: ast.expr, value: DValue) -> None:
         if isinstance(target, ast.Name):
+            if isinstance(value, Value) and isinstance(value.type, SharedType) and not value.hint:
+                # a buffer is named after the variable it is first bound to: the planner's messages say "a", not "?"
+                object.__setattr__(value, "hint", target.id)
             self.env[target.id] = value
             self.local_only.discard(target.id)
         elif isinstance(target, ast.Tuple | ast.List):
@@ -383,6 +386,8 @@ class Frontend(ast.NodeVisitor):
         obj = self.visit(node.value)
         if isinstance(obj, Value) and isinstance(obj.type, TileType):
             return self._tile_subscript(obj, node)
+        if isinstance(obj, Value) and isinstance(obj.type, SharedType):
+            return self._shared_subscript(obj, node)
         idx = self.visit(node.slice)
         if is_constexpr(obj) and is_constexpr(idx) and isinstance(obj, tuple | list | str):
             try:
@@ -390,6 +395,23 @@ class Frontend(ast.NodeVisitor):
             except (IndexError, TypeError) as exc:
                 raise Fail(f"bad constant index: {exc}") from None
         raise Fail(f"cannot index {describe(obj)}")
+
+    def _shared_subscript(self, obj: Value, node: ast.Subscript) -> DValue:
+        """``buf[s]`` / ``buf[s, t]``: the sub-buffer at runtime indices of the leading dimensions (a stage)."""
+        items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        if any(isinstance(it, ast.Slice) for it in items):
+            raise Fail("a shared buffer is indexed by scalars of its leading dimensions (buf[s]), not slices")
+        t = obj.type
+        if len(items) >= len(t.shape):  # type: ignore[union-attr]
+            raise Fail(f"{len(items)} indices for a rank-{len(t.shape)} shared buffer: a view keeps at least one "  # type: ignore[union-attr]
+                       "dimension (load or store a tile of it instead)")
+        idx = tuple(self.b.index(self.visit(it), "shared buffer index") for it in items)
+        for i, (e, n) in enumerate(zip(idx, t.shape)):  # type: ignore[union-attr]
+            if isinstance(e, Const) and not 0 <= e.value < n:
+                raise Fail(f"index {e.value} is outside dimension {i} of extent {n} of {describe(obj)}")
+        r = self.b.new(SharedType(t.dtype, t.shape[len(idx):], t.layout), obj.hint)  # type: ignore[union-attr]
+        self.b.make(O.SharedView, result=r, buf=obj, indices=idx)
+        return r
 
     def _tile_subscript(self, obj: Value, node: ast.Subscript) -> DValue:
         """``x[a:b, :, None]``: constexpr slices (a static sub-tile), ``:`` and ``None`` (a new extent-1 axis)."""
