@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import llvmlite.ir as ir
 
 from lowbit.arch import Target, target as get_target
+from lowbit.codegen.emit_cache import min_ptx
 from lowbit.codegen.llvm import LLVMWorker, emit_ptx
 from lowbit.codegen.emit_ops import emit_op
 from lowbit.codegen.llvm_types import DATA_LAYOUT, TRIPLE, overload_suffix, lltype
@@ -204,6 +205,8 @@ def compile_kernel(
     """SIMT -> LLVM IR -> (LLVM -O``opt_level``) -> PTX for ``arch``."""
     tgt = get_target(arch)
     text = to_llvm(kernel, tgt)
+    if ptx_version is None:  # the target's default, raised to what the kernel's qualifiers need (cache hints: 7.4)
+        ptx_version = min_ptx(kernel.body, tgt.default_ptx)
     res = emit_ptx(text, tgt, ptx_version=ptx_version, opt_level=opt_level, worker=worker)
     return CompiledKernel(kernel.name, tgt.name, text, res.optimized_ir, res.ptx)
 

@@ -26,7 +26,10 @@ from lowbit.ir.simt.types import PtrType, ScalarType, Space, VectorType
 if TYPE_CHECKING:
     from lowbit.codegen.emit import _Emitter
 
-__all__ = ["TABLE"]
+__all__ = ["TABLE", "HINTS_PTX", "min_ptx"]
+
+#: The PTX ISA version that has the eviction-priority and cache-hint qualifiers and createpolicy (7.4).
+HINTS_PTX = (7, 4)
 
 I16T, I64T = ir.IntType(16), ir.IntType(64)
 
@@ -153,3 +156,23 @@ def _atomic(em: _Emitter, op: O.Atomic) -> None:
 
 
 TABLE = {O.CreatePolicy: _createpolicy, O.Atomic: _atomic}
+
+
+def _hinted(op: O.Op) -> bool:
+    if isinstance(op, O.Load):
+        return op.hinted
+    if isinstance(op, O.CpAsync):
+        return op.policy is not None or bool(op.prefetch)
+    return isinstance(op, O.CreatePolicy)
+
+
+def _ops(body: tuple[O.Op, ...]):  # noqa: ANN202
+    for op in body:
+        yield op
+        for _, inner, _ in getattr(op, "regions", ()):
+            yield from _ops(inner)
+
+
+def min_ptx(body: tuple[O.Op, ...], floor: tuple[int, int]) -> tuple[int, int]:
+    """The lowest PTX version that has every qualifier the kernel uses (at least ``floor``, the target's)."""
+    return max(floor, HINTS_PTX) if any(_hinted(op) for op in _ops(body)) else floor

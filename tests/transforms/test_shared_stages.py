@@ -23,6 +23,7 @@ from lowbit.interp.values import InterpError
 from lowbit.ir import ops as O
 from lowbit.ir.printer import print_program
 from lowbit.ir.parser import parse
+from lowbit.layout import Swizzle
 from lowbit.transforms import Options, lower_vm
 from tests.transforms.harness import both, compiled
 
@@ -30,11 +31,11 @@ from tests.transforms.harness import both, compiled
 @lowbit.kernel(num_warps=4)
 def ring(x_ptr: lowbit.ptr("f16"), o_ptr: lowbit.ptr("f32"), R: lowbit.int32, K: lowbit.int32,
          S: lowbit.constexpr = 3, BR: lowbit.constexpr = 16, BK: lowbit.constexpr = 32,
-         EARLY: lowbit.constexpr = 0):  # fmt: skip
+         EARLY: lowbit.constexpr = 0, SW: lowbit.constexpr = None):  # fmt: skip
     """o[r, c] = sum over K steps of x[r, k*BK + c] (f32), the tiles streamed through an S-stage ring."""
     r0 = lowbit.program_id(0) * BR
     x = lowbit.global_view(x_ptr, (R, K))
-    buf = lowbit.shared(lowbit.f16, (S, BR, BK))
+    buf = lowbit.shared(lowbit.f16, (S, BR, BK), layout=SW)
     steps = lowbit.cdiv(K, BK)
     for s in lowbit.static_range(S - 1):  # prologue: one group per stage (empty groups past the end)
         if s < steps:
@@ -68,6 +69,17 @@ def test_a_hand_written_ring_equals_the_interpreter(stages: int, r: int, k: int,
     o = np.full((r, 32), np.nan, np.float32)
     grid = (-(-r // 16),)
     [(_, got)] = both(ring, cache, grid, [x, o, r, k], [1], S=stages)
+    np.testing.assert_array_equal(got, _reference(x, 32))
+
+
+@pytest.mark.parametrize("sw", [Swizzle(2, 4, 2), Swizzle(3, 4, 4), Swizzle(1, 3, 7)], ids=str)
+def test_a_swizzled_ring_equals_the_interpreter(sw: Swizzle, cache: CompileCache) -> None:
+    """Stages are 1 KiB: Sw<2,4,2> (period 256) swizzles each stage alike; Sw<3,4,4> and Sw<1,3,7> (periods 2 and
+    2 KiB) mix the stage offset into the XOR, which the lowering then applies at run time."""
+    rng = np.random.default_rng(8)
+    x = rng.integers(-64, 64, (37, 136)).astype(np.float16)
+    o = np.full((37, 32), np.nan, np.float32)
+    [(_, got)] = both(ring, cache, (3,), [x, o, 37, 136], [1], S=3, SW=sw)
     np.testing.assert_array_equal(got, _reference(x, 32))
 
 
