@@ -1,4 +1,4 @@
-"""Instruction selection for the memory ops issue 12 added: stage views and global atomics.
+"""Instruction selection for the memory ops issue 12 added: stage views, global atomics, wide epilogue stores.
 
 Mixed into :class:`lowbit.transforms.select_instructions._Select` (which
 dispatches ``_<OpClass>`` methods):
@@ -19,7 +19,7 @@ import math
 from lowbit.ir import ops as O
 from lowbit.ir.program import Program
 from lowbit.ir.rewrite import walk
-from lowbit.ir.types import TileType, Value
+from lowbit.ir.types import TileType, Value, is_bool
 from lowbit.layout.construct import blocked
 from lowbit.layout.register import RegisterLayout
 from lowbit.transforms._layout_rules import memory_layout
@@ -61,6 +61,23 @@ class MemorySelect:
     def init_memory(self, prog: Program) -> None:
         self.stage_views: set[int] = set()
         self.used = used_values(prog)
+        self.loop_depth = 0
+
+    def wide_store(self, op: O.StoreGlobal, vec: int) -> O.Op:
+        """``op`` with its vector width -- or, in an epilogue, the value converted to 16-byte runs first."""
+        t = op.value.type
+        bits = t.dtype.bits  # type: ignore[union-attr]
+        lay = t.layout  # type: ignore[union-attr]
+        if self.loop_depth or op.mask is not None or is_bool(t.dtype) or vec * bits >= 128:  # type: ignore[union-attr]
+            return op.replace(vec=vec)
+        target = memory_layout(t.shape, bits, self.T)  # type: ignore[attr-defined, union-attr]
+        if target == lay:
+            return op.replace(vec=vec)
+        probe = Value(TileType(t.dtype, t.shape, target))  # type: ignore[union-attr]
+        wide = self.global_vec(op.dst, probe, op.offsets, None)  # type: ignore[attr-defined]
+        if wide * bits < 128 or wide <= vec:
+            return op.replace(vec=vec)
+        return op.replace(value=self.convert(op.value, target, op.loc), vec=wide)  # type: ignore[attr-defined]
 
     def _SharedView(self, op: O.SharedView) -> None:  # noqa: N802 - dispatched by op class name
         self.stage_views.add(id(op.result))

@@ -117,10 +117,15 @@ class _Select(MemorySelect, Rewriter):
     # ------------------------------------------------------------------ dispatch
     def visit(self, op: O.Op) -> None:
         fn = getattr(self, f"_{type(op).__name__}", None)
+        self.loop_depth += isinstance(op, O.For)  # (the epilogue rule acts outside loops only)
+        try:
+            new = self.copy(op)
+        finally:
+            self.loop_depth -= isinstance(op, O.For)
         if fn is None:
-            self.emit(self.copy(op))
+            self.emit(new)
         else:
-            fn(self.copy(op))
+            fn(new)
 
     # ------------------------------------------------------------------ layout conversions
     def _ConvertLayout(self, op: O.ConvertLayout) -> None:
@@ -250,7 +255,7 @@ class _Select(MemorySelect, Rewriter):
         self.emit(op.replace(vec=self.global_vec(op.src, op.result, op.offsets, op.mask)))
 
     def _StoreGlobal(self, op: O.StoreGlobal) -> None:
-        self.emit(op.replace(vec=self.global_vec(op.dst, op.value, op.offsets, op.mask)))
+        self.emit(self.wide_store(op, self.global_vec(op.dst, op.value, op.offsets, op.mask)))
 
     def _LoadShared(self, op: O.LoadShared) -> None:
         self.emit(self.vectorize_shared(op))
