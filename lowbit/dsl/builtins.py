@@ -268,7 +268,8 @@ def store(dst: object, value: object, offsets: tuple | None = None, mask: object
 
 
 def _shared(b: Builder, dtype: DValue, shape: DValue, layout: DValue) -> DValue:
-    r = b.new(SharedType(b.dtype(dtype, "shared dtype"), b.shape(shape, "shared shape"), _layout(layout)))  # type: ignore[arg-type]
+    r = b.new(SharedType(b.dtype(dtype, "shared dtype"), b.shape(shape, "shared shape"), _layout(layout)),  # type: ignore[arg-type]
+              b.name_hint)
     b.make(O.AllocShared, result=r)
     return r
 
@@ -287,6 +288,8 @@ def shared(dtype: DType, shape: tuple, layout: object = None) -> object:
 def _free(b: Builder, buf: DValue) -> DValue:
     if not isinstance(buf, Value) or not isinstance(buf.type, SharedType):
         raise Fail(f"free: expected a shared buffer, got {describe(buf)}")
+    if any(isinstance(op, O.SharedView) and op.result is buf for blk in b.blocks for op in blk):
+        raise Fail("free: free the buffer itself, not a view of it (buf[s] lives as long as buf)")
     b.make(O.FreeShared, buf=buf)
     return None
 

@@ -141,9 +141,6 @@ class Frontend(ast.NodeVisitor):
 
     def _bind(self, target: ast.expr, value: DValue) -> None:
         if isinstance(target, ast.Name):
-            if isinstance(value, Value) and isinstance(value.type, SharedType) and not value.hint:
-                # a buffer is named after the variable it is first bound to: the planner's messages say "a", not "?"
-                object.__setattr__(value, "hint", target.id)
             self.env[target.id] = value
             self.local_only.discard(target.id)
         elif isinstance(target, ast.Tuple | ast.List):
@@ -155,7 +152,13 @@ class Frontend(ast.NodeVisitor):
             raise Fail(f"cannot assign to a {type(target).__name__.lower()}; assign to a name")
 
     def visit_Assign(self, node: ast.Assign) -> DValue:
-        value = self.visit(node.value)
+        # the name a value is first bound to names what it creates (a shared buffer's hint: the planner's messages)
+        name = node.targets[0].id if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) else ""
+        saved, self.b.name_hint = self.b.name_hint, name
+        try:
+            value = self.visit(node.value)
+        finally:
+            self.b.name_hint = saved
         for t in node.targets:
             self._bind(t, value)
         return None

@@ -154,7 +154,7 @@ class MemUnit:
             flat = self._shared_bytes(addr, idx, nbytes, op, False)
             self._hazards(flat, idx, nbytes, op, False, atomic)
             if st is not None:
-                self._bank_stats(idx, addr, nbytes)
+                self._bank_stats(idx, addr, nbytes, op)
                 st.shared_bytes_read += idx.size * nbytes
             vals = self.shared.read(flat, esize, nvec)
             return vals, self._defined(self.shared, flat, esize, nvec)
@@ -192,7 +192,7 @@ class MemUnit:
             flat = self._shared_bytes(addr, idx, nbytes, op, True)
             self._hazards(flat, idx, nbytes, op, True, atomic)
             if st is not None:
-                self._bank_stats(idx, addr, nbytes)
+                self._bank_stats(idx, addr, nbytes, op)
                 st.shared_bytes_written += idx.size * nbytes
             self.shared.write(flat, esize, values)
             self.shared.defined[flat[:, None] + np.arange(nbytes)] = True
@@ -218,11 +218,16 @@ class MemUnit:
         d = space.defined[flat[:, None] + np.arange(esize * nvec)].reshape(flat.size, nvec, esize).all(2)
         return True if d.all() else d
 
-    def _bank_stats(self, idx, addr, nbytes):
+    def _bank_stats(self, idx, addr, nbytes, op):
         if nbytes in (1, 2, 4, 8, 16):
             wf, req = warp_wavefronts(self.m.warp_of[idx], self.m.lane[idx], addr, nbytes)
-            self.stats.shared_wavefronts += wf
-            self.stats.shared_requests += req
+            st = self.stats
+            st.shared_wavefronts += wf
+            st.shared_requests += req
+            words = op.text.split()
+            form = words[1] if words and words[0].startswith("@") and len(words) > 1 else (words[0] if words else "?")
+            st.shared_wavefronts_by_opcode[form] += wf
+            st.shared_requests_by_opcode[form] += req
 
     # ------------------------------------------------------------------ cp.async
     def async_issue(self, dst_addr, idx, data, op):
@@ -231,6 +236,7 @@ class MemUnit:
         flat = self._shared_bytes(dst_addr, idx, k, op, True)
         if self.stats is not None:
             self.stats.shared_bytes_written += idx.size * k
+            self._bank_stats(idx, dst_addr, k, op)  # the copy's shared write, priced like a store of k bytes
         if not self.m.checks:
             self.shared.data[flat[:, None] + np.arange(k)] = data
             self.shared.defined[flat[:, None] + np.arange(k)] = True

@@ -141,7 +141,7 @@ def build(module, func, grid, block, args, shared_bytes, max_dynamic_shared, tra
         raise LaunchError(f"dynamic shared memory {shared_bytes} B exceeds the limit {limit} B{hint}")
     shared_size = (dyn_start + shared_bytes) if extern else static_end
 
-    stats = Stats()
+    stats = Stats(checks=bool(checks))
     m = Machine(module, func, grid, block, checks=checks, trace=trace, stats=stats, max_steps=max_steps)
     heap = GlobalHeap()
     m.symbol_space = {}

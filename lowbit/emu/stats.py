@@ -37,7 +37,12 @@ class Stats:
     shared_bytes_read: int = 0
     shared_bytes_written: int = 0
     shared_wavefronts: int = 0
-    shared_requests: int = 0  # warp-level shared-memory instructions (ld/st/atom/ldmatrix)
+    shared_requests: int = 0  # warp-level shared-memory instructions (ld/st/atom/ldmatrix, cp.async writes)
+    #: the same two, per instruction form ("ld.shared.v4.b32", "cp.async.cg.shared.global", "ldmatrix...x4...")
+    shared_wavefronts_by_opcode: Counter = field(default_factory=Counter)
+    shared_requests_by_opcode: Counter = field(default_factory=Counter)
+    #: whether the sanitizer (racecheck, cp.async checks, definedness) was on for this launch
+    checks: bool = True
     mma: int = 0  # warp-level mma.sync instructions
     barriers: int = 0  # completed block barriers (per block)
     seconds: float = 0.0

@@ -137,29 +137,29 @@ def _copy_async(op: O.CopyAsync, buf: SharedType, threads: int) -> list[Request]
     return _tile_requests(op.dst.type, t, zero, run, True)  # type: ignore[arg-type]
 
 
-#: op class -> (op, the type of the buffer (or view) it touches, threads) -> requests.
-ACCESSES: dict[type[O.Op], Callable[..., list[Request]]] = {
-    O.LoadShared: lambda op, buf, threads: _load_shared(op, buf),
-    O.StoreShared: lambda op, buf, threads: _store_shared(op, buf),
-    O.CopyAsync: _copy_async,
+Access = tuple[Callable[[O.Op], Value], Callable[..., list[Request]]]
+
+#: op class -> (the shared buffer or view it touches, (op, that buffer's type, threads) -> its requests).
+#: Tensor-core work registers ``ldmatrix`` reads here (requests of kind ``"ldmatrix"``).
+ACCESSES: dict[type[O.Op], Access] = {
+    O.LoadShared: (lambda op: op.src, lambda op, buf, threads: _load_shared(op, buf)),  # type: ignore[attr-defined]
+    O.StoreShared: (lambda op: op.dst, lambda op, buf, threads: _store_shared(op, buf)),  # type: ignore[attr-defined]
+    O.CopyAsync: (lambda op: op.dst, _copy_async),  # type: ignore[attr-defined]
 }
 
 
 def accessed_buffer(op: O.Op) -> Value | None:
     """The shared buffer (or view) an access op touches, or None when the op is no shared access."""
-    if isinstance(op, O.LoadShared):
-        return op.src
-    if isinstance(op, O.StoreShared | O.CopyAsync):
-        return op.dst
-    return getattr(op, "shared_operand", lambda: None)()
+    entry = ACCESSES.get(type(op))
+    return entry[0](op) if entry is not None else None
 
 
 def requests(op: O.Op, threads: int) -> list[Request]:
-    fn = ACCESSES.get(type(op))
-    buf = accessed_buffer(op)
-    if fn is None or buf is None:
+    entry = ACCESSES.get(type(op))
+    if entry is None:
         return []
-    return fn(op, buf.type, threads)
+    buf = entry[0](op)
+    return entry[1](op, buf.type, threads)
 
 
 def swizzled(addresses: tuple[int, ...], sw: Swizzle | None) -> tuple[int | None, ...]:

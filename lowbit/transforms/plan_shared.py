@@ -181,7 +181,8 @@ class _Lifetimes:
         if isinstance(op, O.SharedView):
             self.base[id(op.result)] = op.buf
         if isinstance(op, O.FreeShared):
-            self.freed[id(self.root(op.buf))] = (p, self.parent[id(op)])
+            if id(op.buf) not in self.base:  # freeing a view frees nothing (the DSL refuses it)
+                self.freed[id(op.buf)] = (p, self.parent[id(op)])
             return
         if isinstance(op, O.WaitGroup) and op.pending == 0:
             self.waits.setdefault(self.parent[id(op)], []).append(p)

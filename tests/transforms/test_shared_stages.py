@@ -135,7 +135,14 @@ def _whole_ring(x_ptr: lowbit.ptr("f32"), s: lowbit.int32):
     lowbit.copy_async(buf, lowbit.global_view(x_ptr, (4, 32)))
 
 
+@lowbit.kernel(num_warps=1)
+def _free_view(x_ptr: lowbit.ptr("f32"), s: lowbit.int32):
+    buf = lowbit.shared(lowbit.f32, (3, 4, 32))
+    lowbit.free(buf[s])
+
+
 @pytest.mark.parametrize(("kernel", "message"), [
+    (_free_view, r"free: free the buffer itself, not a view of it"),
     (_sliced, r"test_shared_stages.py:\d+:\d+: a shared buffer is indexed by scalars of its leading dimensions"),
     (_outside, r"index 3 is outside dimension 0 of extent 3"),
     (_too_many, r"3 indices for a rank-3 shared buffer"),

@@ -87,3 +87,26 @@ def test_candidates_never_split_an_access() -> None:
     assert all(sw.base >= 4 for sw in plan_shared.candidates(t, wide))
     assert {sw.base for sw in plan_shared.candidates(t, narrow)} == {2, 3, 4}
     assert plan_shared.candidates(t, wide)[0] == Swizzle(3, 4, 3)  # rows of 128 bytes: the classic one first
+
+
+@lowbit.kernel(num_warps=4)
+def staged(x_ptr: lowbit.ptr("f16"), o_ptr: lowbit.ptr("f16")):
+    """A 16-byte cp.async tile, read back by rows: what the planner prices is what the emulator counts, per form."""
+    buf = lowbit.shared(lowbit.f16, (32, 64))
+    lowbit.copy_async(buf, lowbit.global_view(x_ptr, (32, 64)), (0, 0))
+    lowbit.commit()
+    lowbit.wait(0)
+    lowbit.barrier()
+    lowbit.store(lowbit.global_view(o_ptr, (32, 64)), lowbit.load(buf, (0, 0), (32, 64)), (0, 0))
+
+
+def test_wavefronts_per_instruction_form_match_the_plan(cache: CompileCache) -> None:
+    (p,) = plan_shared.plan(_selected(staged.specialize()), Options("sm_80"))
+    x = np.random.default_rng(5).standard_normal((32, 64)).astype(np.float16)
+    o = np.zeros_like(x)
+    st = run_on_emulator(compiled(staged, cache), (1,), [x, o])
+    np.testing.assert_array_equal(o, x)
+    assert st.checks and st.shared_wavefronts == p.wavefronts == p.ideal
+    cp = st.shared_wavefronts_by_opcode["cp.async.cg.shared.global"], st.shared_requests_by_opcode["cp.async.cg.shared.global"]
+    assert cp == (4 * 8, 8)  # 4 KiB in 16-byte copies: 8 warp requests, 4 wavefronts each (quarter-warp phases)
+    assert sum(st.shared_requests_by_opcode.values()) == st.shared_requests
