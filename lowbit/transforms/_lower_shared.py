@@ -124,6 +124,13 @@ def _pointer(ctx: Ctx, buf: SBuf, local: Operand) -> Operand:
     return ctx.b.gep(ctx.b.shared_addr(buf.name), shared_byte_offset(ctx, buf, local), I8, "sa")
 
 
+def _allocation_pointer(ctx: Ctx, buf: SBuf, rel: Operand) -> Operand:
+    """The address of byte ``rel`` of the whole allocation (stage offset included; swizzle applied)."""
+    off = _swizzle(ctx, buf.swizzle, rel)
+    off = _add(ctx, Const(buf.offset, I32), off) if buf.offset else off
+    return ctx.b.gep(ctx.b.shared_addr(buf.name), off, I8, "sa")
+
+
 def _view_base(ctx: Ctx, buf: SBuf) -> Operand:
     """The address of an unswizzled view's first byte (area + offset + stage offset)."""
     key = ("view_base", buf)
@@ -214,12 +221,13 @@ def _store_code(ctx: Ctx, buf: SBuf, lin: Operand, code: Operand, ok: Operand | 
     if buf.swizzle is not None and buf.swizzle.bits and buf.swizzle.base < 2:
         raise fail(op, f"sub-byte stores update whole words; the swizzle {buf.swizzle} moves smaller pieces")
     full = (1 << bits) - 1
-    bit = _scale(ctx, lin, bits)
+    # the bit within the allocation: words are the allocation's (a stage need not start on a word)
+    bit = _add(ctx, _scale(ctx, buf.dyn, 8) if buf.dyn is not None else None, _scale(ctx, lin, bits))
     word = _scale(ctx, bit, 1, 5)
     sh = Const(bit.value & 31, I32) if isinstance(bit, Const) else b.binary("and", bit, Const(31, I32), "sh")
 
     def update(w: Operand, clear: Operand, put: Operand) -> None:
-        p = _pointer(ctx, buf, _scale(ctx, w, 4))
+        p = _allocation_pointer(ctx, buf, _scale(ctx, w, 4))
         b.op(S.AtomicBits, I32, "and", p, clear, hint="old")
         b.op(S.AtomicBits, I32, "or", p, put, hint="old")
 

@@ -168,33 +168,64 @@ def swizzled(addresses: tuple[int, ...], sw: Swizzle | None) -> tuple[int | None
     return tuple(None if a < 0 else sw(a) for a in addresses)
 
 
+def _cost(r: Request, sw: Swizzle | None) -> int:
+    addrs = swizzled(r.addresses, sw)
+    if r.kind == "ldmatrix":
+        rows = [a for a in addrs if a is not None]
+        return banks.ldmatrix_wavefronts(rows, len(rows) // banks.LDMATRIX_ROWS)
+    return banks.wavefronts(addrs, r.width)
+
+
 def wavefronts(reqs: list[Request], sw: Swizzle | None) -> int:
-    """Total wavefronts of ``reqs`` when the buffer's byte offsets are swizzled by ``sw`` (the arch.banks model)."""
+    """Total wavefronts of ``reqs`` when the buffer's byte offsets are swizzled by ``sw`` (the arch.banks model).
+
+    A request moved by a multiple of the swizzle's period (and of the 128 bytes the banks repeat over) costs
+    the same, so each distinct shape of request is priced once.
+    """
+    period = max(banks.NUM_BANKS * banks.BANK_BYTES, sw.period if sw is not None else 0)
+    memo: dict[tuple, int] = {}
     total = 0
     for r in reqs:
-        addrs = swizzled(r.addresses, sw)
-        if r.kind == "ldmatrix":
-            rows = [a for a in addrs if a is not None]
-            total += banks.ldmatrix_wavefronts(rows, len(rows) // banks.LDMATRIX_ROWS)
-        else:
-            total += banks.wavefronts(addrs, r.width)
+        live = [a for a in r.addresses if a >= 0]
+        if not live:
+            continue
+        base = min(live) // period * period
+        key = (r.kind, r.width, tuple(a - base if a >= 0 else -1 for a in r.addresses))
+        cost = memo.get(key)
+        if cost is None:
+            cost = memo[key] = _cost(Request(key[2], r.width, r.kind), sw)
+        total += cost
+    return total
+
+
+def _ideal(r: Request) -> int:
+    if r.kind == "ldmatrix":
+        return sum(1 for a in r.addresses if a >= 0) // banks.LDMATRIX_ROWS
+    step = banks.phase_lanes(r.width)
+    total = 0
+    for i in range(0, len(r.addresses), step):
+        words = {(a + j) // banks.BANK_BYTES for a in r.addresses[i:i + step] if a >= 0
+                 for j in range(0, max(r.width, 1), banks.BANK_BYTES)}  # fmt: skip
+        if words:
+            total += math.ceil(len(words) / banks.NUM_BANKS)
     return total
 
 
 def ideal_wavefronts(reqs: list[Request]) -> int:
     """The fewest wavefronts the requests can take: one per phase with an active lane (more when a phase
-    moves more than 32 distinct words)."""
+    moves more than 32 distinct words) -- what a conflict-free placement of the same bytes costs."""
+    memo: dict[tuple, int] = {}
     total = 0
     for r in reqs:
-        if r.kind == "ldmatrix":
-            total += sum(1 for a in r.addresses if a >= 0) // banks.LDMATRIX_ROWS
+        live = [a for a in r.addresses if a >= 0]
+        if not live:
             continue
-        step = banks.phase_lanes(r.width)
-        for i in range(0, len(r.addresses), step):
-            words = {(a + j) // banks.BANK_BYTES for a in r.addresses[i:i + step] if a >= 0
-                     for j in range(0, max(r.width, 1), banks.BANK_BYTES)}  # fmt: skip
-            if words:
-                total += math.ceil(len(words) / banks.NUM_BANKS)
+        base = min(live) // banks.BANK_BYTES * banks.BANK_BYTES  # a whole number of words: the same words
+        key = (r.kind, r.width, tuple(a - base if a >= 0 else -1 for a in r.addresses))
+        cost = memo.get(key)
+        if cost is None:
+            cost = memo[key] = _ideal(r)
+        total += cost
     return total
 
 

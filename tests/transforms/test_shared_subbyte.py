@@ -18,6 +18,7 @@ import pytest
 
 import lowbit
 from lowbit.compiler.cache import CompileCache
+from lowbit.errors import CodegenError
 from lowbit.transforms import Options, plan_shared
 from tests.transforms.harness import both, compiled
 from tests.transforms.test_plan_shared import _selected
@@ -78,3 +79,32 @@ def test_uint4_tiles_take_half_a_byte_per_code_and_move_as_words(cache: CompileC
     assert "atom.shared.and.b32" in odd.ptx and "atom.shared.or.b32" in odd.ptx  # neighbours share bytes
     plans = plan_shared.plan(_selected(roundtrip.specialize(T=lowbit.uint4, BR=16, BC=64)), Options("sm_80"))
     assert {p.name: p.size for p in plans} == {"buf": 512}
+
+
+@lowbit.kernel(num_warps=1)
+def stages3(w_ptr: lowbit.ptr("uint32"), o_ptr: lowbit.ptr("uint32"), T: lowbit.constexpr = lowbit.uint4):
+    """Stages of 4 codes (2 bytes for uint4): a stage starts inside a word, neighbours' codes share it."""
+    src = lowbit.global_view(w_ptr, (5, 4), dtype=T)
+    dst = lowbit.global_view(o_ptr, (5, 4), dtype=T)
+    ring = lowbit.shared(T, (5, 4))
+    for s in range(5):
+        lowbit.store(ring[s], lowbit.reshape(lowbit.load(src, (s, 0), (1, 4)), (4,)))
+    lowbit.barrier()
+    for s in range(5):
+        lowbit.store(dst, lowbit.reshape(lowbit.load(ring[4 - s], (0,), (4,)), (1, 4)), (s, 0))
+
+
+@pytest.mark.parametrize("bits", [2, 4])
+def test_stages_that_start_inside_a_word(bits: int, cache: CompileCache) -> None:
+    t = lowbit.dtype(f"uint{bits}")
+    codes, words = _codes(bits, 5, 4, np.random.default_rng(bits))
+    out = np.zeros_like(words)
+    [(_, got)] = both(stages3, cache, (1,), [words, out], [1], T=t)
+    back = lowbit.unpack(got[: words.size - 2], bits, count=20).reshape(5, 4)
+    np.testing.assert_array_equal(back, codes[::-1])
+
+
+def test_a_stage_that_starts_inside_a_byte_is_refused_at_its_line(cache: CompileCache) -> None:
+    with pytest.raises(CodegenError, match=r"test_shared_subbyte.py:\d+:\d+: cannot lower shared_view: a view of 4 "
+                                           r"uint3 elements does not start on a byte"):  # fmt: skip
+        lowbit.compile(stages3, T=lowbit.uint3, cache=cache)
