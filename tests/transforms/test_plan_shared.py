@@ -17,7 +17,7 @@ import pytest
 import lowbit
 from lowbit import emu
 from lowbit.compiler.cache import CompileCache
-from lowbit.compiler.driver import compile_program, run_on_emulator
+from lowbit.compiler.driver import compile_program
 from lowbit.errors import CompileError, EmulatorError
 from lowbit.ir import ops as O
 from lowbit.ir.rewrite import walk
