@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from lowbit.dsl import func
 from lowbit.dsl.builtins import (
-    abs, arange, barrier, broadcast, cast, cdiv, commit, constexpr, convert_layout, copy_async, dot, exp2,
+    abs, arange, atomic_add, atomic_cas, atomic_max, atomic_min, barrier, broadcast, cast, cdiv, commit, constexpr, convert_layout, copy_async, dot, exp2,
     expand_dims, fma, free, full, global_view, lane_id, load, log2, lookup, maximum, minimum,
     num_programs, permute, print, program_id, ptr, reduce, reshape, round, rsqrt, shared, sqrt,
     static_assert, static_range, store, transpose, view, wait, warp_id, where, zeros,
@@ -38,7 +38,7 @@ __all__ = [
     "copy_async", "commit", "wait", "barrier", "zeros", "full", "arange", "cast", "view", "round",
     "where", "fma", "minimum", "maximum", "abs", "exp2", "log2", "sqrt", "rsqrt", "dot", "reduce",
     "lookup", "broadcast", "expand_dims", "reshape", "permute", "transpose", "convert_layout",
-    "lane_id", "warp_id",
+    "lane_id", "warp_id", "atomic_add", "atomic_max", "atomic_min", "atomic_cas",
     # dtypes
     "dtype", "bool_", "int1", "int2", "int3", "int4", "int5", "int6", "int7", "int8", "int16",
     "int32", "int64", "uint1", "uint2", "uint3", "uint4", "uint5", "uint6", "uint7", "uint8",

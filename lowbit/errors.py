@@ -62,6 +62,10 @@ class CodegenError(LowbitError):
     """LLVM or ptxas refused what lowbit generated."""
 
 
+class CompileError(CodegenError):
+    """The program cannot be compiled for its target as written (e.g. its shared memory exceeds the budget)."""
+
+
 class LaunchError(LowbitError, ValueError):
     """A kernel launch with wrong arguments, grid or shapes; names the argument."""
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import llvmlite.ir as ir
 
 from lowbit.arch import Target, target as get_target
+from lowbit.codegen.emit_cache import min_ptx
 from lowbit.codegen.llvm import LLVMWorker, emit_ptx
 from lowbit.codegen.emit_ops import emit_op
 from lowbit.codegen.llvm_types import DATA_LAYOUT, TRIPLE, overload_suffix, lltype
@@ -50,10 +51,10 @@ class _Emitter:
             arg.name = p.reg.name
             self.values[id(p.reg)] = arg
         for buf in kernel.shared:
-            size = 0 if buf.size is None else buf.size
+            size = 0 if buf.dynamic or buf.size is None else buf.size
             gv = ir.GlobalVariable(self.module, ir.ArrayType(ir.IntType(8), size), buf.name, addrspace=Space.SHARED.value)
             gv.align = buf.align
-            if buf.size is None:
+            if buf.dynamic:
                 gv.linkage = "external"
             else:
                 gv.linkage = "internal"
@@ -204,6 +205,10 @@ def compile_kernel(
     """SIMT -> LLVM IR -> (LLVM -O``opt_level``) -> PTX for ``arch``."""
     tgt = get_target(arch)
     text = to_llvm(kernel, tgt)
+    if ptx_version is None:  # the target's default, raised to what the intrinsics and the qualifiers need
+        from lowbit.codegen.intrinsics import needed_ptx  # noqa: PLC0415
+
+        ptx_version = min(max(min_ptx(kernel.body, tgt.default_ptx), needed_ptx(text, tgt)), tgt.max_ptx)
     res = emit_ptx(text, tgt, ptx_version=ptx_version, opt_level=opt_level, worker=worker)
     return CompiledKernel(kernel.name, tgt.name, text, res.optimized_ir, res.ptx)
 

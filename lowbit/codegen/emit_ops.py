@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import llvmlite.ir as ir
 
+from lowbit.codegen.emit_cache import TABLE as CACHE_TABLE
+from lowbit.codegen.emit_cache import hinted_cp_async, hinted_load
 from lowbit.codegen.llvm_types import I1, I32T, overload_suffix, lltype
 from lowbit.errors import CodegenError
 from lowbit.ir.simt import ops as O
@@ -137,6 +139,9 @@ def _guarded(em: _Emitter, mask: ir.Value, hint: str) -> tuple[ir.Block, ir.Bloc
 
 
 def _load(em: _Emitter, op: O.Load) -> None:
+    if op.hinted:  # L1/L2 cache hints exist only as PTX text
+        hinted_load(em, op)
+        return
     t = lltype(op.result.type)
     ptr = em.val(op.ptr)
     if op.mask is None:
@@ -177,6 +182,9 @@ def _atomic_bits(em: _Emitter, op: O.AtomicBits) -> None:
 def _cp_async(em: _Emitter, op: O.CpAsync) -> None:
     if not em.tgt.supports("cp.async"):
         raise CodegenError(f"cp.async is not available on {em.tgt.name}")
+    if op.policy is not None or op.prefetch:
+        hinted_cp_async(em, op)
+        return
     dst, src = em.val(op.dst), em.val(op.src)
     if op.src_size is None:
         em.call(f"llvm.nvvm.cp.async.{op.cache}.shared.global.{op.size}", ir.VoidType(), [dst, src])
@@ -253,6 +261,7 @@ _TABLE: dict[type, Callable] = {
     O.Load: _load, O.Store: _store, O.AtomicAdd: _atomic_add, O.AtomicBits: _atomic_bits, O.CpAsync: _cp_async,
     O.CpAsyncCommit: _commit, O.CpAsyncWait: _wait, O.Barrier: _barrier, O.Shfl: _shfl, O.Vote: _vote,
     O.Lop3: _lop3, O.Prmt: _prmt, O.CvtPack: _cvt_pack, O.CvtUnpack: _cvt_unpack, O.Call: _call,
+    **CACHE_TABLE,
 }  # fmt: skip
 
 

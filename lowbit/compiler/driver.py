@@ -75,6 +75,9 @@ class CompiledKernel:
     threads_per_block: int
     shared_bytes: int
     ptxas_log: str = ""
+    #: dynamic shared memory a launch passes (above the target's 48 KiB default: the opt-in size the runtime
+    #: sets as CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES); 0 when the kernel's shared memory is static
+    dynamic_shared_bytes: int = 0
     #: the compile-cache key the artifacts were stored under, and the specialisation id that finds it
     key: str = ""
     spec: str = ""
@@ -92,7 +95,16 @@ class CompiledKernel:
     @property
     def dynamic_shared(self) -> int:
         """Dynamic shared memory bytes a launch must pass (0 unless the PTX declares ``.extern .shared``)."""
-        return dynamic_shared_bytes(self.ptx, self.shared_bytes)
+        return self.dynamic_shared_bytes or dynamic_shared_bytes(self.ptx, self.shared_bytes)
+
+    @property
+    def max_dynamic_shared(self) -> int | None:
+        """The opt-in a launch must set (``cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)``), or None below
+        the target's default limit."""
+        from lowbit.arch import target  # noqa: PLC0415
+
+        n = self.dynamic_shared
+        return n if n > target(self.arch).default_max_shared else None
 
 
 def dynamic_shared_bytes(ptx: str, shared_bytes: int) -> int:
@@ -152,8 +164,9 @@ def _build(prog: Program, arch: str, opts: Options | None = None) -> dict[str, b
     selected = lower_vm(prog, opts)
     kernel = PIPELINE[-1].run(selected, opts)
     ck = compile_kernel(kernel, arch)
-    shared = sum(-(-buf.size // 16) * 16 for buf in kernel.shared if buf.size is not None)
-    meta = {"threads": kernel.threads, "shared": shared, "name": kernel.name,
+    shared = sum(-(-buf.size // 16) * 16 for buf in kernel.shared if not buf.dynamic)
+    dynamic = sum(buf.size or 0 for buf in kernel.shared if buf.dynamic)
+    meta = {"threads": kernel.threads, "shared": shared, "dynamic_shared": dynamic, "name": kernel.name,
             "report": selection_report(selected, arch)}  # fmt: skip
     out = {"simt": print_kernel(kernel).encode(), "llvm": ck.llvm_ir.encode(), "ptx": ck.ptx.encode()}
     try:
@@ -203,7 +216,7 @@ def compile_program(prog: Program, arch: str | None = None, cache: CompileCache 
         kernel_name=meta["name"], arch=arch, vm=vm, simt=arts["simt"].decode(), llvm=arts["llvm"].decode(),
         ptx=arts["ptx"].decode(), cubin=arts.get("cubin"), resources=resources, params=_params(prog),
         threads_per_block=meta["threads"], shared_bytes=meta["shared"], ptxas_log=log, key=key, spec=sid,
-        program=prog, report=tuple(meta.get("report", ())),
+        program=prog, report=tuple(meta.get("report", ())), dynamic_shared_bytes=int(meta.get("dynamic_shared", 0)),
     )  # fmt: skip
 
 
@@ -322,7 +335,8 @@ def run_bound_on_emulator(compiled: CompiledKernel, grid: object, bound: Bound, 
     g = interp.normalize_grid(grid)
     try:
         return emu.launch(plan.module, compiled.kernel_name, g, compiled.threads_per_block, ptx_args,
-                          shared_bytes=compiled.dynamic_shared, checks=checks)  # fmt: skip
+                          shared_bytes=compiled.dynamic_shared, max_dynamic_shared=compiled.max_dynamic_shared,
+                          checks=checks)  # fmt: skip
     except EmulatorError as exc:
         raise type(exc)(_name_arguments(str(exc), compiled)) from None
 

@@ -52,6 +52,8 @@ class Builder:
 
     blocks: list[list[O.Op]] = field(default_factory=lambda: [[]])
     loc: O.Loc | None = None
+    #: the variable the statement being built assigns to ("" if none): names the shared buffers it creates
+    name_hint: str = ""
 
     # ------------------------------------------------------------- plumbing
     def emit(self, op: O.Op) -> None:

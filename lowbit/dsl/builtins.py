@@ -27,7 +27,8 @@ from lowbit.ir.simplifier import simplify
 from lowbit.ir.types import INT32, GlobalType, PointerType, SharedType, TileType, Value, is_bool, resolve_dtype
 
 __all__ = [
-    "BUILTIN_NAMES", "Constexpr", "PtrSpec", "abs", "arange", "barrier", "broadcast", "cast", "cdiv",
+    "BUILTIN_NAMES", "Constexpr", "PtrSpec", "abs", "arange", "atomic_add", "atomic_cas", "atomic_max",
+    "atomic_min", "barrier", "broadcast", "cast", "cdiv",
     "commit", "constexpr", "convert_layout", "copy_async", "dot", "exp2", "expand_dims", "fma", "free", "full",
     "global_view", "implementation", "lane_id", "load", "log2", "lookup", "maximum", "minimum", "num_programs",
     "permute", "print", "program_id", "ptr", "reduce", "reshape", "round", "rsqrt", "shared", "sqrt",
@@ -196,7 +197,14 @@ def global_view(ptr: object, shape: tuple, strides: tuple | None = None, dtype: 
     default) and an element dtype (the pointer's by default; may be narrower, e.g. uint4 over uint32 words)."""
 
 
-def _load(b: Builder, src: DValue, offsets: DValue, shape: DValue, mask: DValue, other: DValue, layout: DValue) -> DValue:
+def _hint(x: DValue, allowed: tuple, what: str) -> object:
+    if x not in allowed:
+        raise Fail(f"{what} must be one of {', '.join(repr(a) for a in allowed if a)}, got {describe(x)}")
+    return x
+
+
+def _load(b: Builder, src: DValue, offsets: DValue, shape: DValue, mask: DValue, other: DValue, layout: DValue,
+          l1: DValue, l2: DValue, prefetch: DValue) -> DValue:  # fmt: skip
     if isinstance(src, Value) and isinstance(src.type, GlobalType):
         if shape is None:
             raise Fail("load: a tile shape is required when loading from global memory (shape=(BM, BK))")
@@ -207,12 +215,16 @@ def _load(b: Builder, src: DValue, offsets: DValue, shape: DValue, mask: DValue,
             raise Fail(f"load: other must be a constant, got {describe(other)}")
         r = b.new(TileType(src.type.dtype, sh, _layout(layout)))  # type: ignore[arg-type]
         b.make(O.LoadGlobal, result=r, src=src, offsets=_offsets(b, offsets, len(sh), "load"),
-               mask=_mask(b, mask, sh, "load"), other=other)  # fmt: skip
+               mask=_mask(b, mask, sh, "load"), other=other, l1=_hint(l1 or "", O.L1_EVICTION, "load: l1"),
+               l2=_hint(l2 or "", O.L2_EVICTION, "load: l2"),
+               prefetch=_hint(prefetch or 0, O.PREFETCH_SIZES, "load: prefetch"))  # fmt: skip
         return r
     if isinstance(src, Value) and isinstance(src.type, SharedType):
         sh = src.type.shape if shape is None else b.shape(shape, "load shape")
         if mask is not None:
             raise Fail("load: shared-memory loads take no mask")
+        if l1 or l2 or prefetch:
+            raise Fail("load: cache hints (l1, l2, prefetch) apply to global loads only")
         r = b.new(TileType(src.type.dtype, sh, _layout(layout)))  # type: ignore[arg-type]
         b.make(O.LoadShared, result=r, src=src, offsets=_offsets(b, offsets, len(src.type.shape), "load"))
         return r
@@ -221,9 +233,15 @@ def _load(b: Builder, src: DValue, offsets: DValue, shape: DValue, mask: DValue,
 
 @_builtin(_load)
 def load(src: object, offsets: tuple | None = None, shape: tuple | None = None, mask: object = None,
-         other: float = 0, layout: object = None) -> object:  # fmt: skip
+         other: float = 0, layout: object = None, l1: str | None = None, l2: str | None = None,
+         prefetch: int | None = None) -> object:  # fmt: skip
     """Load the tile of ``shape`` at ``offsets`` from a global view (elements outside the view or off
-    ``mask`` read ``other``) or from a shared buffer (whole buffer by default)."""
+    ``mask`` read ``other``) or from a shared buffer (whole buffer by default).
+
+    Global loads take cache hints that never change the result: ``l1`` the L1 eviction priority
+    (``"evict_first"`` for data read once, ``"evict_last"``, ``"evict_normal"``, ``"evict_unchanged"``,
+    ``"no_allocate"``), ``l2`` an L2 eviction policy (``"evict_first"`` for streamed weights,
+    ``"evict_last"`` for data other blocks re-read), ``prefetch`` an L2 prefetch size (64, 128, 256 bytes)."""
 
 
 def _store(b: Builder, dst: DValue, value: DValue, offsets: DValue, mask: DValue) -> DValue:
@@ -250,19 +268,28 @@ def store(dst: object, value: object, offsets: tuple | None = None, mask: object
 
 
 def _shared(b: Builder, dtype: DValue, shape: DValue, layout: DValue) -> DValue:
-    r = b.new(SharedType(b.dtype(dtype, "shared dtype"), b.shape(shape, "shared shape"), _layout(layout)))  # type: ignore[arg-type]
+    r = b.new(SharedType(b.dtype(dtype, "shared dtype"), b.shape(shape, "shared shape"), _layout(layout)),  # type: ignore[arg-type]
+              b.name_hint)
     b.make(O.AllocShared, result=r)
     return r
 
 
 @_builtin(_shared)
 def shared(dtype: DType, shape: tuple, layout: object = None) -> object:
-    """Allocate a shared-memory buffer of constexpr ``shape`` (contents undefined)."""
+    """Allocate a shared-memory buffer of constexpr ``shape`` (contents undefined).
+
+    Elements are dense and row-major; sub-byte elements are packed (a uint4 takes half a byte).
+    ``layout`` may be a :class:`lowbit.layout.Swizzle` of the buffer's byte offsets (e.g.
+    ``Swizzle(3, 4, 3)``: 16-byte chunks XORed with the row of 128 bytes), which every access honours;
+    without one the compiler chooses a swizzle from the accesses.  A buffer with a leading stage
+    dimension, ``(stages, BK, BN)``, is indexed by a runtime scalar: ``buf[s]`` is stage ``s``."""
 
 
 def _free(b: Builder, buf: DValue) -> DValue:
     if not isinstance(buf, Value) or not isinstance(buf.type, SharedType):
         raise Fail(f"free: expected a shared buffer, got {describe(buf)}")
+    if any(isinstance(op, O.SharedView) and op.result is buf for blk in b.blocks for op in blk):
+        raise Fail("free: free the buffer itself, not a view of it (buf[s] lives as long as buf)")
     b.make(O.FreeShared, buf=buf)
     return None
 
@@ -272,20 +299,81 @@ def free(buf: object) -> None:
     """End a shared buffer's lifetime."""
 
 
-def _copy_async(b: Builder, dst: DValue, src: DValue, offsets: DValue, mask: DValue) -> DValue:
+def _copy_async(b: Builder, dst: DValue, src: DValue, offsets: DValue, mask: DValue, l2: DValue,
+                prefetch: DValue) -> DValue:  # fmt: skip
     if not isinstance(dst, Value) or not isinstance(dst.type, SharedType):
         raise Fail(f"copy_async: the destination must be a shared buffer, got {describe(dst)}")
     if not isinstance(src, Value) or not isinstance(src.type, GlobalType):
         raise Fail(f"copy_async: the source must be a global view, got {describe(src)}")
+    if len(dst.type.shape) != src.type.ndim:
+        raise Fail(f"copy_async: a rank-{len(dst.type.shape)} buffer from a rank-{src.type.ndim} view; index a "
+                   f"stage first (buf[s]) when the buffer has a stage dimension")  # fmt: skip
     b.make(O.CopyAsync, dst=dst, src=src, offsets=_offsets(b, offsets, src.type.ndim, "copy_async"),
-           mask=_mask(b, mask, dst.type.shape, "copy_async"))  # fmt: skip
+           mask=_mask(b, mask, dst.type.shape, "copy_async"), l2=_hint(l2 or "", O.L2_EVICTION, "copy_async: l2"),
+           prefetch=_hint(prefetch or 0, O.PREFETCH_SIZES, "copy_async: prefetch"))  # fmt: skip
     return None
 
 
 @_builtin(_copy_async)
-def copy_async(dst: object, src: object, offsets: tuple | None = None, mask: object = None) -> None:
+def copy_async(dst: object, src: object, offsets: tuple | None = None, mask: object = None, l2: str | None = None,
+               prefetch: int | None = None) -> None:  # fmt: skip
     """Start an asynchronous copy of the ``dst``-shaped tile at ``offsets`` of ``src`` into ``dst``
-    (out-of-bounds elements become 0).  Read ``dst`` only after ``commit()`` and ``wait()``."""
+    (out-of-bounds elements become 0).  Read ``dst`` only after ``commit()`` and ``wait()``.
+
+    ``dst`` may be a stage of a ring buffer (``buf[s]``); ``l2`` (``"evict_first"``, ``"evict_last"``...)
+    and ``prefetch`` (64, 128, 256 bytes) are L2 cache hints, as for :func:`load`."""
+
+
+def _atomic_impl(kind: str) -> Impl:
+    def impl(b: Builder, dst: DValue, *args: DValue) -> DValue:
+        if kind == "cas":
+            compare, value, offsets, mask = args
+        else:
+            value, offsets, mask = args
+            compare = None
+        what = f"atomic_{kind}"
+        if not isinstance(dst, Value) or not isinstance(dst.type, GlobalType):
+            raise Fail(f"{what}: the destination must be a global view, got {describe(dst)}")
+        v = b.tile(value, f"{what} value")
+        t = _tile_t(v)
+        if t.dtype != dst.type.dtype:
+            raise Fail(f"{what}: a {t.dtype.name} tile into {dst.type}; use lowbit.cast(x, {dst.type.dtype.name})")
+        if t.dtype.name not in O.ATOMIC_DTYPES[kind]:
+            raise Fail(f"{what} takes {', '.join(O.ATOMIC_DTYPES[kind])} elements, got {t.dtype.name}")
+        c = None
+        if compare is not None:
+            c = b.tile(compare, f"{what} compare")
+            if _tile_t(c).dtype != t.dtype or _tile_t(c).shape != t.shape:
+                raise Fail(f"{what}: compare {describe(c)} must match the value {describe(v)}")
+        r = b.new(TileType(t.dtype, t.shape), v.hint)
+        b.make(O.Atomic, result=r, kind=kind, dst=dst, value=v, offsets=_offsets(b, offsets, dst.type.ndim, what),
+               mask=_mask(b, mask, t.shape, what), compare=c)  # fmt: skip
+        return r
+
+    return impl
+
+
+@_builtin(_atomic_impl("add"))
+def atomic_add(dst: object, value: object, offsets: tuple | None = None, mask: object = None) -> object:
+    """Atomically add ``value`` (f32, f16, int32, uint32) into the tile at ``offsets`` of a global view; returns
+    the old values.  Elements outside the view or off ``mask`` are skipped (their old value reads 0).  f32 adds
+    flush subnormals (as ``atom.add.f32`` on global memory does); the order of atomics is unspecified."""
+
+
+@_builtin(_atomic_impl("max"))
+def atomic_max(dst: object, value: object, offsets: tuple | None = None, mask: object = None) -> object:
+    """Atomic element-wise maximum (int32, uint32) into a global view; returns the old values."""
+
+
+@_builtin(_atomic_impl("min"))
+def atomic_min(dst: object, value: object, offsets: tuple | None = None, mask: object = None) -> object:
+    """Atomic element-wise minimum (int32, uint32) into a global view; returns the old values."""
+
+
+@_builtin(_atomic_impl("cas"))
+def atomic_cas(dst: object, compare: object, value: object, offsets: tuple | None = None, mask: object = None) -> object:
+    """Atomic compare-and-swap (int32, uint32): where an element equals ``compare`` it becomes ``value``;
+    returns the old values (compare them with ``compare`` to see which swaps happened)."""
 
 
 @_builtin(lambda b: b.make(O.CommitGroup) and None)
@@ -724,12 +812,12 @@ ptr.__lowbit_constexpr_fn__ = True  # type: ignore[attr-defined]  (callable in a
 
 
 def _layout_constructors() -> tuple[Callable[..., object], ...]:
-    from lowbit.layout import construct, fragments, register  # noqa: PLC0415
+    from lowbit.layout import construct, fragments, register, swizzle  # noqa: PLC0415
 
     return (register.local, register.column_local, register.spatial, register.column_spatial, register.replicate,
             register.product, register.divide, register.divide_outer, register.permute, register.reshape,
             register.reduce_dim, construct.blocked, fragments.mma_fragment, fragments.block_fragment,
-            fragments.ldmatrix_fragment)  # fmt: skip
+            fragments.ldmatrix_fragment, swizzle.Swizzle)  # fmt: skip
 
 
 # Layout constructors run at compile time inside kernels (their arguments must be constexprs), so a kernel

@@ -31,7 +31,7 @@ from lowbit.errors import LowbitError
 from lowbit.ir import ops as O
 from lowbit.ir import semantics as sem
 from lowbit.ir.expr import Const, Expr, Var
-from lowbit.ir.types import BOOL, INT32, INT64, TileType, Value, is_bool, resolve_dtype
+from lowbit.ir.types import BOOL, INT32, INT64, SharedType, TileType, Value, is_bool, resolve_dtype
 
 __all__ = ["Frontend", "assigned_names"]
 
@@ -152,7 +152,13 @@ class Frontend(ast.NodeVisitor):
             raise Fail(f"cannot assign to a {type(target).__name__.lower()}; assign to a name")
 
     def visit_Assign(self, node: ast.Assign) -> DValue:
-        value = self.visit(node.value)
+        # the name a value is first bound to names what it creates (a shared buffer's hint: the planner's messages)
+        name = node.targets[0].id if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) else ""
+        saved, self.b.name_hint = self.b.name_hint, name
+        try:
+            value = self.visit(node.value)
+        finally:
+            self.b.name_hint = saved
         for t in node.targets:
             self._bind(t, value)
         return None
@@ -383,6 +389,8 @@ class Frontend(ast.NodeVisitor):
         obj = self.visit(node.value)
         if isinstance(obj, Value) and isinstance(obj.type, TileType):
             return self._tile_subscript(obj, node)
+        if isinstance(obj, Value) and isinstance(obj.type, SharedType):
+            return self._shared_subscript(obj, node)
         idx = self.visit(node.slice)
         if is_constexpr(obj) and is_constexpr(idx) and isinstance(obj, tuple | list | str):
             try:
@@ -390,6 +398,23 @@ class Frontend(ast.NodeVisitor):
             except (IndexError, TypeError) as exc:
                 raise Fail(f"bad constant index: {exc}") from None
         raise Fail(f"cannot index {describe(obj)}")
+
+    def _shared_subscript(self, obj: Value, node: ast.Subscript) -> DValue:
+        """``buf[s]`` / ``buf[s, t]``: the sub-buffer at runtime indices of the leading dimensions (a stage)."""
+        items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        if any(isinstance(it, ast.Slice) for it in items):
+            raise Fail("a shared buffer is indexed by scalars of its leading dimensions (buf[s]), not slices")
+        t = obj.type
+        if len(items) >= len(t.shape):  # type: ignore[union-attr]
+            raise Fail(f"{len(items)} indices for a rank-{len(t.shape)} shared buffer: a view keeps at least one "  # type: ignore[union-attr]
+                       "dimension (load or store a tile of it instead)")
+        idx = tuple(self.b.index(self.visit(it), "shared buffer index") for it in items)
+        for i, (e, n) in enumerate(zip(idx, t.shape)):  # type: ignore[union-attr]
+            if isinstance(e, Const) and not 0 <= e.value < n:
+                raise Fail(f"index {e.value} is outside dimension {i} of extent {n} of {describe(obj)}")
+        r = self.b.new(SharedType(t.dtype, t.shape[len(idx):], t.layout), obj.hint)  # type: ignore[union-attr]
+        self.b.make(O.SharedView, result=r, buf=obj, indices=idx)
+        return r
 
     def _tile_subscript(self, obj: Value, node: ast.Subscript) -> DValue:
         """``x[a:b, :, None]``: constexpr slices (a static sub-tile), ``:`` and ``None`` (a new extent-1 axis)."""

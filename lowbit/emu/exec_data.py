@@ -472,14 +472,24 @@ def build_cp_async(m, ins):
             p, _ = ignore()
             n = np.where(p[idx], 0, n)
         data = np.zeros((idx.size, cp), np.uint8)
-        rd = n > 0
-        if rd.any():
-            src = get_src(idx[rd], op)
+        full = n == cp
+        if full.any():
+            src = get_src(idx[full], op)
             es = min(cp, 8)
-            got, _ = m.mem.load("global", src, idx[rd], es, cp // es, op)
-            raw = np.ascontiguousarray(got).view(np.uint8).reshape(-1, cp)
-            keep = np.arange(cp)[None, :] < n[rd][:, None]
-            data[rd] = np.where(keep, raw, 0)
+            got, _ = m.mem.load("global", src, idx[full], es, cp // es, op)
+            data[full] = np.ascontiguousarray(got).view(np.uint8).reshape(-1, cp)
+        # src-size < cp-size: only the first src-size bytes are read (the rest is zero-filled, never touched),
+        # so a copy at the end of a buffer reads nothing past it (PTX ISA 9.7.9.25)
+        part = (n > 0) & ~full
+        if part.any():
+            src = get_src(idx[part], op)
+            rows = np.flatnonzero(part)
+            for j in range(cp - 1):  # byte j of every partial copy that reads at least j + 1 bytes
+                on = n[part] > j
+                if not on.any():
+                    break
+                got, _ = m.mem.load("global", src[on] + j, idx[part][on], 1, 1, op)
+                data[rows[on], j] = np.asarray(got).reshape(-1).astype(np.uint8)
         m.mem.async_issue(dst, idx, data, op)
 
     op = Op(ins, run=run, klass="memory")

@@ -24,6 +24,7 @@ from lowbit.ir.program import Program
 from lowbit.dtypes import dtype
 from lowbit.ir.types import INT64, SharedType, TileType, Value
 from lowbit.interp import values as V
+from lowbit.interp.atomics import atomic
 from lowbit.interp.memory import Buffer, GlobalViewValue, gather, scatter, tile_indices
 from lowbit.interp.values import InterpError
 
@@ -84,6 +85,26 @@ def _alloc(b: Block, op: O.AllocShared) -> None:
     # Uninitialised shared memory: all-ones bit patterns (NaN for floats) make reads-before-writes visible.
     codes = np.full(t.shape, (1 << min(t.dtype.bits, 64)) - 1, dtype=np.uint64)
     _set(b, op.result, V.from_codes(codes, t.dtype))
+
+
+def _shared_view(b: Block, op: O.SharedView) -> None:
+    idx = _ints(b, op.indices)
+    shape = op.buf.type.shape  # type: ignore[union-attr]
+    if any(not 0 <= i < n for i, n in zip(idx, shape)):
+        raise InterpError(f"{_where(op)}: index {list(idx)} is outside the leading extents {list(shape[:len(idx)])} "
+                          "of the shared buffer")  # fmt: skip
+    _set(b, op.result, _tile(b, op.buf)[idx])  # a numpy view: writes through it land in the buffer
+
+
+def _atomic(b: Block, op: O.Atomic) -> None:
+    view = b.env[op.dst]
+    assert isinstance(view, GlobalViewValue)  # noqa: S101
+    x = _tile(b, op.value)
+    ok = np.ones(x.shape, bool) if op.mask is None else _tile(b, op.mask)
+    cmp = None if op.compare is None else _tile(b, op.compare)
+    old = atomic(view, _ints(b, op.offsets), op.kind, x, ok, cmp, _where(op))
+    if op.result is not None:
+        _set(b, op.result, old)
 
 
 def _load_global(b: Block, op: O.LoadGlobal) -> None:
@@ -333,6 +354,8 @@ HANDLERS: dict[type[O.Op], Callable[[Block, O.Op], None]] = {
     O.For: _for,
     O.If: _if,
     O.Print: _print,
+    O.SharedView: _shared_view,
+    O.Atomic: _atomic,
 }  # type: ignore[dict-item]
 
 

@@ -26,18 +26,21 @@ from lowbit.ir.ops_compute import (
     ElementwiseBinary, ElementwiseUnary, Fma, Full, Lookup, Permute, Reduce, Reshape, Slice, ThreadIndex, View,
     Where, view_shape,
 )  # fmt: skip
+from lowbit.ir.ops_atomic import ATOMIC_DTYPES, ATOMIC_KINDS, Atomic
 from lowbit.ir.ops_control import For, If, Print
 from lowbit.ir.ops_memory import (
-    LOAD_SHARED_VIA, AllocShared, Barrier, CommitGroup, CopyAsync, FreeShared, GlobalView, LoadGlobal, LoadShared, NumPrograms,
-    ProgramId, StoreGlobal, StoreShared, WaitGroup,
+    L1_EVICTION, L2_EVICTION, LOAD_SHARED_VIA, PREFETCH_SIZES, AllocShared, Barrier, CommitGroup, CopyAsync,
+    FreeShared, GlobalView, LoadGlobal, LoadShared, NumPrograms, ProgramId, SharedView, StoreGlobal, StoreShared,
+    WaitGroup,
 )  # fmt: skip
 
 __all__ = [
-    "ARITH_UNARY", "BINARY_TILE_OPS", "DOT_FP8", "LOAD_SHARED_VIA", "OP_CLASSES", "REDUCE_KINDS", "THREAD_INDEX_KINDS",
-    "AllocShared", "Arange", "Barrier", "Broadcast", "Carried", "CarriedIn", "Cast", "CommitGroup",
+    "ARITH_UNARY", "ATOMIC_DTYPES", "ATOMIC_KINDS", "BINARY_TILE_OPS", "DOT_FP8", "L1_EVICTION", "L2_EVICTION",
+    "LOAD_SHARED_VIA", "OP_CLASSES", "PREFETCH_SIZES", "REDUCE_KINDS", "THREAD_INDEX_KINDS", "AllocShared", "Atomic",
+    "Arange", "Barrier", "Broadcast", "Carried", "CarriedIn", "Cast", "CommitGroup",
     "ConvertLayout", "CopyAsync", "Dot", "Effect", "ElementwiseBinary", "ElementwiseUnary", "Fma", "For",
     "FreeShared", "Full", "GlobalView", "If", "LoadGlobal", "LoadShared", "Loc", "Lookup", "NumPrograms", "Op",
-    "OpSpec", "Permute", "Print", "ProgramId", "Reduce", "Region", "Reshape", "Slice", "StoreGlobal", "StoreShared",
+    "OpSpec", "Permute", "Print", "ProgramId", "Reduce", "Region", "Reshape", "SharedView", "Slice", "StoreGlobal", "StoreShared",
     "ThreadIndex", "View", "WaitGroup", "Where", "by_mnemonic", "view_shape",
 ]  # fmt: skip
 
@@ -47,7 +50,7 @@ OP_CLASSES: tuple[type[Op], ...] = (
     ProgramId, NumPrograms, GlobalView, AllocShared, FreeShared, LoadGlobal, StoreGlobal,
     LoadShared, StoreShared, CopyAsync, CommitGroup, WaitGroup, Barrier, Full, Arange, Cast,
     View, ElementwiseUnary, ElementwiseBinary, Where, Fma, Dot, Reduce, Lookup, Broadcast,
-    Reshape, ConvertLayout, Permute, Slice, ThreadIndex, For, If, Print,
+    Reshape, ConvertLayout, Permute, Slice, ThreadIndex, For, If, Print, SharedView, Atomic,
 )  # fmt: skip
 
 for _cls in OP_CLASSES:

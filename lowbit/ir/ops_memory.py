@@ -25,8 +25,25 @@ def _vec(op: Op, vec: int) -> None:
         raise op.fail(f"vec (elements per access) must be a power of two >= 1, got {vec!r}")
 
 
-__all__ = ["LOAD_SHARED_VIA", "AllocShared", "Barrier", "CommitGroup", "CopyAsync", "FreeShared", "GlobalView", "LoadGlobal",
-           "LoadShared", "NumPrograms", "ProgramId", "StoreGlobal", "StoreShared", "WaitGroup"]  # fmt: skip
+__all__ = ["L1_EVICTION", "L2_EVICTION", "LOAD_SHARED_VIA", "PREFETCH_SIZES", "AllocShared", "Barrier", "CommitGroup", "CopyAsync",
+           "FreeShared", "GlobalView", "LoadGlobal", "LoadShared", "NumPrograms", "ProgramId", "SharedView",
+           "StoreGlobal", "StoreShared", "WaitGroup"]  # fmt: skip
+
+#: Cache hints a global load may state (PTX ISA 9.7.9.8 ``ld``): the L1 eviction priority
+#: (``.L1::evict_first`` ...), the L2 eviction priority of a ``createpolicy.fractional`` policy passed with
+#: ``.L2::cache_hint`` (9.7.9.17), and an L2 prefetch size (``.L2::64B/128B/256B``).  "" = no hint.
+L1_EVICTION = ("", "evict_normal", "evict_unchanged", "evict_first", "evict_last", "no_allocate")
+L2_EVICTION = ("", "evict_normal", "evict_first", "evict_last", "evict_unchanged")
+PREFETCH_SIZES = (0, 64, 128, 256)
+
+
+def _hints(op: Op, l1: str | None, l2: str, prefetch: int) -> None:
+    if l1 is not None and l1 not in L1_EVICTION:
+        raise op.fail(f"l1 eviction priority must be one of {L1_EVICTION[1:]}, got {l1!r}")
+    if l2 not in L2_EVICTION:
+        raise op.fail(f"l2 eviction priority must be one of {L2_EVICTION[1:]}, got {l2!r}")
+    if prefetch not in PREFETCH_SIZES:
+        raise op.fail(f"L2 prefetch size must be 64, 128 or 256 bytes (0: none), got {prefetch!r}")
 
 
 # --------------------------------------------------------------------- queries
@@ -88,14 +105,55 @@ class GlobalView(Op):
 
 @dataclass(frozen=True, eq=False)
 class AllocShared(Op):
-    """Allocate a shared buffer (contents undefined until written)."""
+    """Allocate a shared buffer (contents undefined until written).
+
+    ``offset`` is where the shared-memory planner (``plan_shared``) put it:
+    its byte offset in the block's one shared-memory area (-1: not planned
+    yet).  Elements are dense and row-major (sub-byte elements packed
+    LSB-first); the buffer's layout, when it has one, is a
+    :class:`~lowbit.layout.swizzle.Swizzle` of its byte offsets (the
+    lowering also accepts the row-major strided layout, which changes nothing).
+    """
 
     result: Value
+    offset: int = -1
     opname = "alloc_shared"
-    spec = OpSpec(results=("result",))
+    spec = OpSpec(results=("result",), attrs=("offset",))
 
     def __post_init__(self) -> None:
         _shared(self, self.result, "result")
+        if not isinstance(self.offset, int) or isinstance(self.offset, bool) or self.offset < -1:
+            raise self.fail(f"offset must be a byte offset >= 0 (or -1: unplanned), got {self.offset!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class SharedView(Op):
+    """The sub-buffer ``buf[i0, i1, ...]``: the leading dimensions fixed at runtime indices (a stage of a ring).
+
+    The result aliases ``buf`` (no copy): its shape is ``buf``'s without the
+    ``len(indices)`` leading extents, its elements are those of ``buf`` at
+    ``(indices..., j...)``.  Every index must lie in its extent.  It lives
+    as long as ``buf`` (the planner counts its uses as uses of ``buf``) and
+    carries ``buf``'s layout (a swizzle applies to offsets within ``buf``).
+    This is how a pipeline names stage ``s`` of a ``(stages, BK, BN)``
+    buffer: rotating stages changes only the index expression.
+    """
+
+    result: Value
+    buf: Value
+    indices: tuple[Expr, ...]
+    opname = "shared_view"
+    spec = OpSpec(results=("result",), operands=("buf", "indices"))
+
+    def __post_init__(self) -> None:
+        s = _shared(self, self.buf, "source")
+        r = _shared(self, self.result, "result")
+        k = len(self.indices) if isinstance(self.indices, tuple) else 0
+        if not 1 <= k < len(s.shape):
+            raise self.fail(f"a view of {s} fixes 1..{len(s.shape) - 1} leading dimensions, got {self.indices!r}")
+        self.index_exprs(self.indices, "indices", k)
+        if r.dtype != s.dtype or r.shape != s.shape[k:] or r.layout != s.layout:
+            raise self.fail(f"result {r} must be {SharedType(s.dtype, s.shape[k:], s.layout)}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,9 +178,12 @@ class LoadGlobal(Op):
     mask: Value | None = None
     other: Scalar = 0
     vec: int = 1
+    l1: str = ""
+    l2: str = ""
+    prefetch: int = 0
     opname = "load_global"
-    spec = OpSpec(results=("result",), operands=("src", "offsets"), optional=("mask",), attrs=("other", "vec"),
-                  effect=Effect.READ)  # fmt: skip
+    spec = OpSpec(results=("result",), operands=("src", "offsets"), optional=("mask",),
+                  attrs=("other", "vec", "l1", "l2", "prefetch"), effect=Effect.READ)  # fmt: skip
 
     def __post_init__(self) -> None:
         g = _global(self, self.src, "source")
@@ -132,6 +193,7 @@ class LoadGlobal(Op):
             raise self.fail(f"result {t} does not match the view {g}")
         _mask(self, self.mask, t.shape)
         _vec(self, self.vec)
+        _hints(self, self.l1, self.l2, self.prefetch)
 
 
 @dataclass(frozen=True, eq=False)
@@ -205,15 +267,20 @@ class CopyAsync(Op):
 
     Out-of-bounds (or masked-off) elements become zero.  The data may be read
     only after a ``commit`` of this copy's group and a ``wait`` that covers it
-    (and a barrier when other threads read it).
+    (and a barrier when other threads read it).  ``l2`` / ``prefetch`` are
+    cache hints (``cp.async ... .L2::cache_hint`` with an eviction policy,
+    ``.L2::128B``...; PTX ISA 9.7.9.25), never meaning.
     """
 
     dst: Value
     src: Value
     offsets: tuple[Expr, ...]
     mask: Value | None = None
+    l2: str = ""
+    prefetch: int = 0
     opname = "copy_async"
-    spec = OpSpec(operands=("dst", "src", "offsets"), optional=("mask",), effect=Effect.WRITE)
+    spec = OpSpec(operands=("dst", "src", "offsets"), optional=("mask",), attrs=("l2", "prefetch"),
+                  effect=Effect.WRITE)  # fmt: skip
 
     def __post_init__(self) -> None:
         s = _shared(self, self.dst, "destination")
@@ -222,6 +289,7 @@ class CopyAsync(Op):
         if s.dtype != g.dtype or len(s.shape) != g.ndim:
             raise self.fail(f"buffer {s} does not match the view {g}")
         _mask(self, self.mask, s.shape)
+        _hints(self, None, self.l2, self.prefetch)
 
 
 @dataclass(frozen=True, eq=False)

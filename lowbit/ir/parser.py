@@ -195,6 +195,12 @@ def _operand(r: _Reader, t: Tree) -> object:
     return r.item(t)
 
 
+def _defaults_to_none(cls: type, name: str) -> bool:
+    """Whether field ``name`` of op class ``cls`` may be None (its annotation admits it)."""
+    ann = str(cls.__dataclass_fields__[name].type)  # type: ignore[attr-defined]
+    return "None" in ann
+
+
 def _parse_generic(r: _Reader, t: Tree) -> O.Op:
     """``[%r =] mnemonic(operands) [{...}] [: type]``, mapped onto the op class's description."""
     res_tok, mnem, args, attrs, ty, _ = t.children
@@ -215,7 +221,10 @@ def _parse_generic(r: _Reader, t: Tree) -> O.Op:
             raise r.err(a, f"{mnem} has no attribute {name!r}")
         kw[name] = _attr(r, val)
     result = None
-    if spec.results:
+    optional_result = spec.results and _defaults_to_none(cls, spec.results[0])
+    if spec.results and optional_result and res_tok is None and ty is None:
+        kw[spec.results[0]] = None  # an op whose result is optional (atomic without old values)
+    elif spec.results:
         if res_tok is None or ty is None:
             raise r.err(mnem, f"{mnem} defines a result: write '%r = {mnem}(...) : type'")
         rt = r.type_(ty)

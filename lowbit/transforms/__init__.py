@@ -14,7 +14,7 @@ from __future__ import annotations
 from lowbit.ir.program import Program
 from lowbit.ir.simt import Kernel
 from lowbit.ir.verifier import verify as verify_vm
-from lowbit.transforms import infer_layouts, lower_simt, select_instructions, specialize, verify_layouts
+from lowbit.transforms import infer_layouts, lower_simt, plan_shared, select_instructions, specialize, verify_layouts
 from lowbit.transforms.options import Options
 
 __all__ = ["PIPELINE", "Options", "lower", "lower_vm"]
@@ -29,16 +29,24 @@ PIPELINE = (
     #    explicit convert_layout.
     infer_layouts,
     # 3. Select instructions once layouts are fixed: routes for conversions, dot and cross-warp reductions
-    #    written out as VM ops, vector widths on memory ops.  (Software pipelining and shared-memory planning
-    #    come next, in later issues: they need the explicit shared traffic this pass writes.)
+    #    written out as VM ops, vector widths on memory ops.  After it every byte of shared traffic is an
+    #    explicit VM op.
     select_instructions,
-    # 4. Lowering last: it consumes every VM op and leaves per-thread SIMT code; nothing tile-level can run
+    # 4. (Software pipelining goes here: it rotates stages of shared buffers -- shared_view indices -- and
+    #    places copies, commits and waits; it needs select's explicit shared traffic, and the planner needs
+    #    its stage counts.)
+    # 5. Plan shared memory once every buffer and access exists: offsets from lifetimes (buffers never live
+    #    together share bytes), a swizzle per buffer from the accesses' bank wavefronts, the budget, static
+    #    or dynamic shared memory.  It needs the final vector widths and access layouts, so it follows
+    #    selection and pipelining, and the lowering follows it.
+    plan_shared,
+    # 6. Lowering last: it consumes every VM op and leaves per-thread SIMT code; nothing tile-level can run
     #    after it, and it decides nothing.
     lower_simt,
 )
 
 #: The layout verifier's stage after each VM -> VM pass (None: layouts are not required yet).
-_STAGE = {specialize: None, infer_layouts: "inferred", select_instructions: "selected"}
+_STAGE = {specialize: None, infer_layouts: "inferred", select_instructions: "selected", plan_shared: "selected"}
 
 
 def lower_vm(prog: Program, opts: Options) -> Program:

@@ -26,6 +26,7 @@ from lowbit.ir.expr import Binary, Cast, Const as EConst, Expr, Select, Unary, V
 from lowbit.ir.simt import Builder, Const, Operand, Reg
 from lowbit.ir.simt.types import I32, I64, PRED
 from lowbit.layout.register import RegisterLayout
+from lowbit.layout.swizzle import Swizzle
 from lowbit.transforms import _values as vals
 from lowbit.transforms._layout_maps import local_table, spatial_table
 
@@ -47,11 +48,23 @@ class GView:
 
 @dataclass(frozen=True)
 class SBuf:
-    """A lowered shared buffer: its SIMT name, element dtype and shape (row-major, dense)."""
+    """A lowered shared buffer or view: where it is in the block's shared area and how its bytes are ordered.
+
+    ``name``: the SIMT shared area; ``offset``: the allocation's planned byte
+    offset in it; ``dyn``: a runtime byte offset of this view within the
+    allocation (a stage's start; None: the whole buffer), a multiple of
+    ``dyn_align``; ``swizzle``: the allocation's swizzle of byte offsets
+    within it.  Elements are dense, row-major, packed (sub-byte elements
+    share bytes, LSB-first).  Addresses: :mod:`~lowbit.transforms._lower_shared`.
+    """
 
     name: str
     dtype: DType
     shape: tuple[int, ...]
+    offset: int = 0
+    dyn: Operand | None = None
+    swizzle: Swizzle | None = None
+    dyn_align: int = 1 << 30
 
 
 def fail(op: V.Op, message: str) -> CodegenError:
@@ -74,7 +87,17 @@ class Ctx:
         self.b, self.T, self.arch = b, threads, arch
         self.scopes: list[dict[object, object]] = [{}]
         self.tid = b.sreg("tid.x")
-        self.shared_count = 0
+        #: the SIMT name of the block's shared area (None: the program uses no shared memory)
+        self.shared_area: str | None = None
+        #: L2 eviction policies (createpolicy registers) by priority, made once at the kernel's entry
+        self.policies: dict[str, Operand] = {}
+
+    def l2_policy(self, priority: str) -> Operand:
+        """The ``createpolicy.fractional.L2::<priority>`` register (made at entry by ``lower_simt``)."""
+        got = self.policies.get(priority)
+        if got is None:
+            raise CodegenError(f"no L2 policy {priority!r} was created at the kernel's entry")
+        return got
 
     # ------------------------------------------------------------------ scopes
     def put(self, key: object, value: object) -> None:

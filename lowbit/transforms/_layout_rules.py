@@ -473,6 +473,7 @@ RULES: dict[type[O.Op], Rule] = {
     O.Broadcast: Broadcast(), O.Reduce: Reduce(), O.View: View(), O.Reshape: Reshape(), O.Permute: Permute(),
     O.Lookup: Lookup(), O.LoadGlobal: Load(), O.LoadShared: Load(), O.StoreGlobal: Store(),
     O.StoreShared: Store(), O.CopyAsync: CopyAsync(), O.Dot: Dot(),
+    O.Atomic: Store(),  # value, mask, compare and old values share the value's (coalesced) layout
 }  # fmt: skip
 # Full, Arange, Slice, ConvertLayout, ThreadIndex and the ops without tiles have no rule (Rule()): their
 # results take what their users want (or, for convert_layout and thread_index, what they state).

@@ -16,29 +16,24 @@ and/or pair per 32-bit word they touch (other threads and blocks own the
 neighbouring bits; see :func:`_store_bits`), which needs a pointer to whole
 32-bit words.  Only a layout's first replica stores.
 
-Shared buffers are dense row-major arrays with one storage unit per element
-(sub-byte elements take a byte): the VM reaches shared memory only through
-tile ops, so its bit layout there is the compiler's choice.
+Shared memory (planned buffers, stage views, packed sub-byte elements,
+swizzles, async copies) is :mod:`~lowbit.transforms._lower_shared`; its
+handlers are part of :data:`HANDLERS`.
 """
 
 from __future__ import annotations
 
-import math
-
 from lowbit.dtypes import DType
 from lowbit.ir import ops as V
-from lowbit.ir.expr import Const as EConst
 from lowbit.ir.simt import Const, Operand, Reg
 from lowbit.ir.simt import ops as S
-from lowbit.ir.simt.kernel import SharedBuffer
 from lowbit.ir.simt.types import I8, I16, I32, I64, PRED, PTR_GLOBAL, ScalarType, VectorType
-from lowbit.ir.types import GlobalType, PointerType, SharedType, TileType, is_bool
-from lowbit.layout.construct import pow2_factor
+from lowbit.ir.types import GlobalType, PointerType, TileType, is_bool
 from lowbit.layout.register import RegisterLayout
 from lowbit.transforms import _values as vals
-from lowbit.transforms._context import Ctx, GView, SBuf, fail, row_strides
-from lowbit.transforms._layout_rules import copy_layout
+from lowbit.transforms._context import Ctx, GView, fail
 from lowbit.transforms._lower_compute import put_tile
+from lowbit.transforms._lower_shared import HANDLERS as SHARED
 from lowbit.transforms._tiles import scalars, word_count, words
 
 __all__ = ["HANDLERS", "storage_type"]
@@ -138,7 +133,7 @@ def _store_bits(ctx: Ctx, view: GView, lin: Operand, code: Operand, ok: Operand 
             body()
 
 
-# ---------------------------------------------------------------------------- shared memory
+# ---------------------------------------------------------------------------- helpers shared with _lower_shared
 
 
 def _copy_sync(ctx: Ctx, view: GView, dst: Operand, ok: Operand, lin: Operand, st: ScalarType,
@@ -260,6 +255,11 @@ def _byte_address(ctx: Ctx, view: GView, lin: Operand, dt: DType) -> Operand:
     return ctx.b.gep(view.ptr, byte, I8, "ga")
 
 
+def _hints(ctx: Ctx, op: V.LoadGlobal) -> dict[str, object]:
+    """The load's cache hints as SIMT load fields (the L2 policy register was made at the kernel's entry)."""
+    return {"l1": op.l1, "policy": ctx.l2_policy(op.l2) if op.l2 else None, "prefetch": op.prefetch}
+
+
 def _load_global(ctx: Ctx, op: V.LoadGlobal) -> None:
     t = op.result.type
     assert isinstance(t, TileType)  # noqa: S101
@@ -286,7 +286,7 @@ def _load_global(ctx: Ctx, op: V.LoadGlobal) -> None:
             else:
                 ok, lin = _element(ctx, view, op.offsets, ctx.coords(lay, r * w))
                 v = b.load(at, _byte_address(ctx, view, lin, dt), min(16, max(1, nbits // 8)),
-                           _with_valid(ctx, ok, valid), fill, "ld")  # fmt: skip
+                           _with_valid(ctx, ok, valid), fill, "ld", **_hints(ctx, op))  # fmt: skip
             _put_bits(ctx, acc, r * w * dt.bits, v, nbits)
         put_tile(ctx, op.result, wrds=[a if a is not None else Const(0, I32) for a in acc])
         return
@@ -305,7 +305,8 @@ def _load_global(ctx: Ctx, op: V.LoadGlobal) -> None:
         if st is None:
             v = vals.from_code(b, _load_bits(ctx, view, lin, ok), dt)
         else:
-            raw = b.load(st, b.gep(view.ptr, lin, st), nbytes(st), ok, Const(0, st) if st.is_int else other, "ld")
+            raw = b.load(st, b.gep(view.ptr, lin, st), nbytes(st), ok, Const(0, st) if st.is_int else other, "ld",
+                         **_hints(ctx, op))  # fmt: skip
             v = _to_reg(ctx, raw, dt)
         regs.append(b.select(ok, v, other) if (st is None or st.is_int) else v)
     put_tile(ctx, op.result, scal=regs)
@@ -355,224 +356,6 @@ def _store_global(ctx: Ctx, op: V.StoreGlobal) -> None:
             b.store(b.gep(view.ptr, lin, st), _to_storage(ctx, r, st), nbytes(st), ok)
 
 
-# ---------------------------------------------------------------------------- shared memory
-
-
-def _shared_unit(dt: DType) -> ScalarType:
-    return storage_type(dt) or I8
-
-
-def _alloc_shared(ctx: Ctx, op: V.AllocShared) -> None:
-    t = op.result.type
-    assert isinstance(t, SharedType)  # noqa: S101
-    if t.layout is not None:
-        raise fail(op, f"shared layout {t.layout} is not supported by the lowering yet")
-    name = f"smem{ctx.shared_count}"
-    ctx.shared_count += 1
-    n = math.prod(t.shape)
-    # sizes rounded up to the 16-byte alignment: LLVM may merge a thread's adjacent shared accesses into one
-    # 16-byte access, which must stay inside the buffer
-    ctx.b.shared.append(SharedBuffer(name, -(-n * nbytes(_shared_unit(t.dtype)) // 16) * 16, 16))
-    ctx.put(op.result, SBuf(name, t.dtype, t.shape))
-
-
-def _shared_index(ctx: Ctx, buf: SBuf, offsets: tuple, coords: tuple[Operand, ...]) -> Operand:
-    b = ctx.b
-    lin: Operand | None = None
-    for d, (c, stride) in enumerate(zip(coords, row_strides(buf.shape))):
-        off = ctx.i32(ctx.scalar(offsets[d]))
-        idx = ctx.add(off, c.value, "si") if isinstance(c, Const) else b.binary("add", off, c, "si")
-        if isinstance(idx, Const) and idx.value == 0:
-            continue
-        term = idx if stride == 1 else b.binary("mul", idx, Const(stride, I32), "si")
-        lin = term if lin is None else b.binary("add", lin, term, "si")
-    return lin if lin is not None else Const(0, I32)
-
-
-def _load_shared(ctx: Ctx, op: V.LoadShared) -> None:
-    if op.via:
-        from lowbit.transforms._lower_mma import lower_ldmatrix  # noqa: PLC0415
-
-        lower_ldmatrix(ctx, op)
-        return
-    t = op.result.type
-    assert isinstance(t, TileType)  # noqa: S101
-    lay = _layout_of(op.result)
-    buf = ctx.get(op.src, op)
-    assert isinstance(buf, SBuf)  # noqa: S101
-    b, unit = ctx.b, _shared_unit(t.dtype)
-    base = b.shared_addr(buf.name)
-    if op.vec > 1:
-        nbits = op.vec * t.dtype.bits
-        acc: list[Operand | None] = [None] * word_count(t.dtype, lay.local_size)
-        zero = _const_of(0, _access_type(nbits))
-        for r in range(lay.local_size // op.vec):
-            valid = ctx.valid(lay, t.shape, r * op.vec)
-            if valid is False:
-                continue
-            p = b.gep(base, _shared_index(ctx, buf, op.offsets, ctx.coords(lay, r * op.vec)), unit, "sa")
-            if valid is True:
-                v = b.load(_access_type(nbits), p, min(16, nbits // 8), hint="ls")
-            else:
-                z = zero if not isinstance(zero, tuple) else b.op(S.Pack, _access_type(nbits), zero, hint="z")
-                v = b.load(_access_type(nbits), p, min(16, nbits // 8), valid, z, hint="ls")
-            _put_bits(ctx, acc, r * nbits, v, nbits)
-        put_tile(ctx, op.result, wrds=[a if a is not None else Const(0, I32) for a in acc])
-        return
-    regs = []
-    for s in range(lay.local_size):
-        valid = ctx.valid(lay, t.shape, s)
-        if valid is False:
-            raw: Operand = Const(0, unit)
-        else:
-            p = b.gep(base, _shared_index(ctx, buf, op.offsets, ctx.coords(lay, s)), unit, "sa")
-            zero = Const(0.0, unit) if unit.is_float else Const(0, unit)
-            raw = b.load(unit, p, nbytes(unit)) if valid is True else b.load(unit, p, nbytes(unit), valid, zero)
-        if storage_type(t.dtype) is None:  # sub-byte (and bool): the byte holds the code
-            regs.append(vals.from_code(b, b.cast("zext", raw, I32), t.dtype))
-        else:
-            regs.append(_to_reg(ctx, raw, t.dtype))
-    put_tile(ctx, op.result, scal=regs)
-
-
-def _store_shared(ctx: Ctx, op: V.StoreShared) -> None:
-    x = ctx.tile(op.value, op)
-    buf = ctx.get(op.dst, op)
-    assert isinstance(buf, SBuf)  # noqa: S101
-    b, unit = ctx.b, _shared_unit(x.dtype)
-    base = b.shared_addr(buf.name)
-    own = ctx.primary(x.layout)
-    if op.vec > 1:
-        nbits = op.vec * x.dtype.bits
-        ws = words(ctx, x)
-        for r in range(x.slots // op.vec):
-            valid = ctx.valid(x.layout, op.value.type.shape, r * op.vec)  # type: ignore[union-attr]
-            if valid is False:
-                continue
-            p = b.gep(base, _shared_index(ctx, buf, op.offsets, ctx.coords(x.layout, r * op.vec)), unit, "sa")
-            b.store(p, _get_bits(ctx, ws, r * nbits, nbits), min(16, nbits // 8), _with_valid(ctx, own, valid))
-        return
-    for s, r in enumerate(scalars(ctx, x)):
-        valid = ctx.valid(x.layout, op.value.type.shape, s)  # type: ignore[union-attr]
-        if valid is False:
-            continue
-        v = vals.code_of(b, r, x.dtype, False) if storage_type(x.dtype) is None else r
-        p = b.gep(base, _shared_index(ctx, buf, op.offsets, ctx.coords(x.layout, s)), unit, "sa")
-        b.store(p, _to_storage(ctx, v, unit), nbytes(unit), _with_valid(ctx, own, valid))
-
-
-# ---------------------------------------------------------------------------- asynchronous copies
-
-
-def _copy_async(ctx: Ctx, op: V.CopyAsync) -> None:
-    """Each thread copies the buffer elements its slots of the copy layout name (``copy_layout``).
-
-    Runs of 1- and 2-byte elements of contiguous rows (no mask) go as one
-    ``cp.async`` of 4/8/16 bytes per run when the run starts in bounds and
-    its global address is aligned (tested at run time: a pointer is only
-    element-aligned), reading the in-bounds part and zero-filling the rest
-    (``src_size``); other runs are copied element by element synchronously,
-    out-of-bounds elements as 0.  4- and 8-byte elements go through
-    ``cp.async.ca`` with ``src_size`` 0 for out-of-bounds / masked-off
-    elements (zero fill); other narrow elements are copied synchronously
-    (load + shared store), which satisfies the VM's contract (the data is
-    there by the wait, visible to other threads after a barrier).
-    """
-    buf = ctx.get(op.dst, op)
-    view = ctx.get(op.src, op)
-    assert isinstance(buf, SBuf) and isinstance(view, GView)  # noqa: S101
-    dt = buf.dtype
-    lay = copy_layout(op, ctx.T)
-    mask = scalars(ctx, ctx.tile(op.mask, op)) if op.mask is not None else None
-    st = storage_type(dt)
-    b = ctx.b
-    base = b.shared_addr(buf.name)
-    own = ctx.primary(lay)
-    unit = _shared_unit(dt)
-    last = view.strides[-1]
-    run = pow2_factor(lay.contiguous_run(-1), 16 // nbytes(st)) if st is not None else 1
-    if mask is None and st is not None and nbytes(st) <= 2 and isinstance(last, EConst) and last.value == 1 \
-            and run * nbytes(st) in (4, 8, 16):  # fmt: skip
-        _copy_runs(ctx, op, view, buf, st, lay, run)
-        return
-    shape = buf.shape
-    for s in range(lay.local_size):
-        valid = ctx.valid(lay, shape, s)
-        if valid is False:
-            continue
-        own_s = _with_valid(ctx, own, valid)
-        coords = ctx.coords(lay, s)
-        ok, lin = _element(ctx, view, op.offsets, coords)
-        if mask is not None:
-            ok = b.binary("and", ok, mask[s])
-        dst = b.gep(base, _shared_index(ctx, buf, tuple(EConst(0, o.dtype) for o in op.offsets), coords), unit, "ca")
-        if st is not None and nbytes(st) in (4, 8):
-            safe = b.select(ok, lin, Const(0, I64))
-            src = b.gep(view.ptr, safe, st, "cs")
-            size = b.select(ok, Const(nbytes(st), I32), Const(0, I32))
-            if own_s is None:
-                b.emit(S.CpAsync(dst, src, nbytes(st), "ca", size))
-            else:
-                with b.if_(own_s):
-                    b.emit(S.CpAsync(dst, src, nbytes(st), "ca", size))
-            continue
-        if st is None:
-            if is_bool(dt) or dt.bits > 8:
-                raise fail(op, f"copies of {dt.name} elements are not supported")
-            code = _load_bits(ctx, view, lin, ok)
-            b.store(dst, b.cast("trunc", code, I8), 1, own_s)
-        else:
-            _copy_sync(ctx, view, dst, ok, lin, st, own_s)
-
-
-def _copy_runs(ctx: Ctx, op: V.CopyAsync, view: GView, buf: SBuf, st: ScalarType, lay: RegisterLayout, vw: int) -> None:
-    b, es = ctx.b, nbytes(st)
-    base = b.shared_addr(buf.name)
-    size = vw * es
-    addr0 = b.cast("ptrtoint", view.ptr, I64, "pa")
-    zero_offs = tuple(EConst(0, o.dtype) for o in op.offsets)
-    for r in range(lay.local_size // vw):
-        valid = ctx.valid(lay, buf.shape, r * vw)
-        if valid is False:
-            continue
-        own = _with_valid(ctx, ctx.primary(lay), valid)
-        coords = ctx.coords(lay, r * vw)
-        ok, lin = _element(ctx, view, op.offsets, coords)
-        # the run's elements share the row: in bounds from `col` up to the row's extent
-        def at(d: int) -> Operand:
-            off = ctx.i64(ctx.scalar(op.offsets[d]))
-            c = coords[d]
-            return off if isinstance(c, Const) and c.value == 0 else b.binary("add", off, ctx.i64(c), "ri")
-
-        col = at(len(coords) - 1)
-        extent = ctx.i64(ctx.scalar(view.shape[-1]))
-        rows_ok = None
-        for d in range(len(coords) - 1):
-            idx = at(d)
-            inb = b.binary("and", b.cmp("sge", idx, Const(0, I64)), b.cmp("slt", idx, ctx.i64(ctx.scalar(view.shape[d]))))
-            rows_ok = ctx.and_(rows_ok, inb)
-
-        def in_row(k: int) -> Operand:
-            ck = col if k == 0 else b.binary("add", col, Const(k, I64), "ck")
-            inb = b.binary("and", b.cmp("sge", ck, Const(0, I64)), b.cmp("slt", ck, extent))
-            return inb if rows_ok is None else b.binary("and", rows_ok, inb)
-
-        addr = b.binary("add", addr0, b.binary("mul", lin, Const(es, I64)), "ga")
-        aligned = b.cmp("eq", b.binary("and", addr, Const(size - 1, I64)), Const(0, I64), "al")
-        fast = b.binary("and", in_row(0), aligned, "fast")
-        dst0 = b.gep(base, _shared_index(ctx, buf, zero_offs, coords), st, "ca")
-        go = fast if own is None else b.binary("and", fast, own)
-        with b.if_(go) as scope:
-            left = b.binary("smin", b.binary("sub", extent, col), Const(vw, I64))  # >= 1 here
-            nbytes_in = b.binary("mul", b.cast("trunc", left, I32), Const(es, I32), "sz")
-            b.emit(S.CpAsync(dst0, b.gep(view.ptr, lin, st, "cs"), size, "cg" if size == 16 else "ca", nbytes_in))
-            b.else_(scope)
-            for k in range(vw):
-                lk = lin if k == 0 else b.binary("add", lin, Const(k, I64), "lk")
-                _copy_sync(ctx, view, b.gep(dst0, Const(k, I32), st, "ca"), in_row(k), lk, st, own)
-        _ = ok
-
-
 def _commit(ctx: Ctx, op: V.CommitGroup) -> None:
     ctx.b.emit(S.CpAsyncCommit())
 
@@ -589,11 +372,7 @@ HANDLERS = {
     V.GlobalView: _global_view,
     V.LoadGlobal: _load_global,
     V.StoreGlobal: _store_global,
-    V.AllocShared: _alloc_shared,
-    V.FreeShared: lambda ctx, op: None,
-    V.LoadShared: _load_shared,
-    V.StoreShared: _store_shared,
-    V.CopyAsync: _copy_async,
+    **SHARED,  # alloc_shared, shared_view, free_shared, load/store_shared, copy_async: _lower_shared
     V.CommitGroup: _commit,
     V.WaitGroup: _wait,
     V.Barrier: _barrier,

@@ -22,7 +22,7 @@ from lowbit.ir import ops as V
 from lowbit.ir.simt import Const, Operand
 from lowbit.ir.simt import ops as S
 from lowbit.ir.simt.types import F16, F32, I32, VectorType
-from lowbit.transforms._context import Ctx, SBuf, fail, row_strides
+from lowbit.transforms._context import Ctx, SBuf, fail
 from lowbit.transforms._lower_compute import put_tile
 from lowbit.transforms._mma import plan_of_inst
 from lowbit.transforms._tiles import scalars, words
@@ -89,6 +89,8 @@ def lower_ldmatrix(ctx: Ctx, op: V.LoadShared) -> None:
     lay = t.layout  # type: ignore[union-attr]
     buf = ctx.get(op.src, op)
     assert isinstance(buf, SBuf)  # noqa: S101
+    from lowbit.transforms._lower_shared import element_pointer  # noqa: PLC0415
+
     trans = op.via == "ldmatrix.trans"
     bits = t.dtype.bits  # type: ignore[union-attr]
     e = 32 // bits
@@ -98,9 +100,6 @@ def lower_ldmatrix(ctx: Ctx, op: V.LoadShared) -> None:
     g, q4 = b.binary("lshr", lane, Const(2, I32), "lg"), b.binary("and", lane, Const(3, I32), "lq")
     m_of_lane = b.binary("lshr", lane, Const(3, I32), "lm")
     r_of_lane = b.binary("and", lane, Const(7, I32), "lr")
-    base_addr = b.shared_addr(buf.name)
-    rstride = row_strides(buf.shape)[0]
-    unit = bits // 8
     out: list[Operand] = []
     for start in range(0, nregs, 4):
         group = list(range(start, min(start + 4, nregs)))
@@ -123,20 +122,12 @@ def lower_ldmatrix(ctx: Ctx, op: V.LoadShared) -> None:
             pick = b.cmp("eq", m_of_lane, Const(k, I32), "lk")
             row, col = b.select(pick, bases[k][0], row), b.select(pick, bases[k][1], col)
         row = b.binary("add", row, r_of_lane)
-        offs = [ctx.i32(ctx.scalar(o)) for o in op.offsets]
-        lin = b.binary("add", b.binary("mul", b.binary("add", row, offs[0]), Const(rstride, I32)), b.binary("add", col, offs[1]))
-        addr = b.gep(base_addr, b.binary("mul", lin, Const(unit, I32)), dtype_i8(), "lma")
+        addr = element_pointer(ctx, buf, op.offsets, (row, col))  # (swizzles keep 16-byte rows whole)
         name = f"llvm.nvvm.ldmatrix.sync.aligned.m8n8.x{num}{'.trans' if trans else ''}.b16"
         regs = tuple(b.reg(I32, "lm") for _ in range(num))
         b.emit(S.Call(regs, name, (addr,)))
         out.extend(regs[:len(range(start, min(start + 4, nregs)))])
     put_tile(ctx, op.result, wrds=out)
-
-
-def dtype_i8():  # noqa: ANN201
-    from lowbit.ir.simt.types import I8  # noqa: PLC0415
-
-    return I8
 
 
 _ = dtype

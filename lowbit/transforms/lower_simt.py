@@ -1,15 +1,16 @@
 """Lower a VM program to a SIMT kernel: every tile op becomes per-thread code that follows the tile's layout.
 
-Requires: a verified VM program after ``select_instructions``: every register
+Requires: a verified VM program after ``plan_shared``: every register
           tile carries a layout over ``32 * num_warps`` threads, every op is
           register-local under those layouts (``convert_layout`` ops have a
           route, ``dot`` and cross-warp ``reduce`` are rewritten), loads and
-          stores have their vector width.
+          stores have their vector width, every shared buffer its offset.
 Ensures:  a verified SIMT :class:`~lowbit.ir.simt.Kernel` with
           ``threads = 32 * num_warps``, one parameter per VM parameter in
           order (pointers -> ``ptr.global[dtype]``, scalars -> their register
-          type; a ``bool`` scalar is passed as i32), each shared buffer the
-          program allocates as ``@smemN``.  Every VM op is lowered or the pass
+          type; a ``bool`` scalar is passed as i32), the planned shared
+          buffers as offsets in one area ``@smem`` (static, or dynamic above
+          the target's 48 KiB default: :func:`plan_shared.storage`).  Every VM op is lowered or the pass
           raises :class:`~lowbit.errors.CodegenError` naming the op's DSL
           source line; ``print`` is dropped (interpreter only).  No shared
           memory is used that the VM program did not allocate.
@@ -32,12 +33,17 @@ from lowbit.ir import ops as V
 from lowbit.ir.expr import Expr, Var
 from lowbit.ir.program import Program
 from lowbit.ir.simt import Builder, Const, Kernel
-from lowbit.ir.simt.types import I32, PTR_GLOBAL
+from lowbit.ir.rewrite import walk
+from lowbit.ir.simt import ops as S
+from lowbit.ir.simt.kernel import SharedBuffer
+from lowbit.ir.simt.types import I32, I64, PTR_GLOBAL
 from lowbit.ir.types import PointerType, TileType, Value, is_bool
 from lowbit.transforms import _values as vals
 from lowbit.transforms._context import Ctx, fail
+from lowbit.transforms._lower_atomic import HANDLERS as ATOMIC
 from lowbit.transforms._lower_compute import HANDLERS as COMPUTE
 from lowbit.transforms._lower_memory import HANDLERS as MEMORY
+from lowbit.transforms.plan_shared import storage
 from lowbit.transforms._tiles import Tile, scalars, word_count, words
 from lowbit.transforms.options import Options
 
@@ -118,7 +124,20 @@ def _if(ctx: Ctx, op: V.If) -> None:
     _bind(ctx, op.results, scope.results, op)
 
 
-HANDLERS = {**COMPUTE, **MEMORY, V.For: _for, V.If: _if, V.Print: lambda ctx, op: None}
+HANDLERS = {**COMPUTE, **MEMORY, **ATOMIC, V.For: _for, V.If: _if, V.Print: lambda ctx, op: None}
+
+#: The SIMT name of the block's one shared-memory area (every planned buffer is an offset in it).
+SHARED_AREA = "smem"
+
+
+def _l2_priorities(prog: Program) -> list[str]:
+    """The L2 eviction priorities the program's loads and copies ask for, in first-use order."""
+    seen: list[str] = []
+    for op in walk(prog.body):
+        p = getattr(op, "l2", "") if isinstance(op, V.LoadGlobal | V.CopyAsync) else ""
+        if p and p not in seen:
+            seen.append(p)
+    return seen
 
 
 def lower_body(ctx: Ctx, body: tuple[V.Op, ...]) -> None:
@@ -154,6 +173,12 @@ def run(prog: Program, opts: Options) -> Kernel:
             dt = p.value.dtype
             regs.append((p.value, b.param(p.name, I32 if is_bool(dt) else vals.reg_type(dt))))
     ctx = Ctx(b, threads, opts.arch)
+    area = storage(prog, opts.arch)
+    if area.total:
+        b.shared.append(SharedBuffer(SHARED_AREA, area.total, area.align, dynamic=area.dynamic))
+        ctx.shared_area = SHARED_AREA
+    for p in _l2_priorities(prog):  # once, at the entry: every hinted access in any scope uses the register
+        ctx.policies[p] = b.op(S.CreatePolicy, I64, p, hint=f"l2_{p}")  # type: ignore[assignment]
     for v, r in regs:
         if isinstance(v, Var) and is_bool(v.dtype):
             r = b.cmp("ne", r, Const(0, I32))

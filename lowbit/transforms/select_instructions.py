@@ -38,6 +38,8 @@ from lowbit.transforms._divisibility import Divisibility
 from lowbit.transforms._layout_rules import Env, dot_plan
 from lowbit.transforms._ldmatrix import ldmatrix_ok
 from lowbit.transforms._layout_maps import local_table, register_map, shuffle_plan, spatial_table
+from lowbit.transforms._select_memory import MemorySelect
+from lowbit.transforms._shared_access import swizzle_of
 from lowbit.transforms.options import Options
 
 __all__ = ["reduce_layout", "run"]
@@ -105,9 +107,10 @@ def _inverse(order: list[int]) -> list[int]:
     return inv
 
 
-class _Select(Rewriter):
+class _Select(MemorySelect, Rewriter):
     def __init__(self, prog: Program, opts: Options) -> None:
         super().__init__()
+        self.init_memory(prog)
         self.prog, self.opts = prog, opts
         self.T = prog.num_warps * 32
         self.div = Divisibility(prog)
@@ -117,10 +120,15 @@ class _Select(Rewriter):
     # ------------------------------------------------------------------ dispatch
     def visit(self, op: O.Op) -> None:
         fn = getattr(self, f"_{type(op).__name__}", None)
+        self.loop_depth += isinstance(op, O.For)  # (the epilogue rule acts outside loops only)
+        try:
+            new = self.copy(op)
+        finally:
+            self.loop_depth -= isinstance(op, O.For)
         if fn is None:
-            self.emit(self.copy(op))
+            self.emit(new)
         else:
-            fn(self.copy(op))
+            fn(new)
 
     # ------------------------------------------------------------------ layout conversions
     def _ConvertLayout(self, op: O.ConvertLayout) -> None:
@@ -314,7 +322,7 @@ class _Select(Rewriter):
         self.emit(op.replace(vec=self.global_vec(op.src, op.result, op.offsets, op.mask)))
 
     def _StoreGlobal(self, op: O.StoreGlobal) -> None:
-        self.emit(op.replace(vec=self.global_vec(op.dst, op.value, op.offsets, op.mask)))
+        self.emit(self.wide_store(op, self.global_vec(op.dst, op.value, op.offsets, op.mask)))
 
     def _LoadShared(self, op: O.LoadShared) -> None:
         self.emit(self.vectorize_shared(op))
@@ -364,22 +372,29 @@ class _Select(Rewriter):
         return 1
 
     def vectorize_shared(self, op: O.LoadShared | O.StoreShared) -> O.Op:
-        """Shared buffers are 16-byte aligned, dense and row-major: a run is aligned when its offsets are."""
+        """Shared buffers are 16-byte aligned, dense, row-major and packed (sub-byte elements share bytes): a run
+        of whole bytes is aligned when its offsets are -- and, in a stage view, when the view's size is a multiple
+        of it; a swizzle's chunk (``2**base`` bytes) bounds the access."""
         tile = op.result if isinstance(op, O.LoadShared) else op.value
         buf = op.src if isinstance(op, O.LoadShared) else op.dst
         t, s = tile.type, buf.type
         bits = t.dtype.bits  # type: ignore[union-attr]
-        if is_bool(t.dtype) or bits < 8 or bits > 32:  # type: ignore[union-attr]
+        if is_bool(t.dtype) or bits > 32:  # type: ignore[union-attr]
             return op
         w = self._run_width(_layout(tile), bits, t.shape)  # type: ignore[union-attr]
+        sw = swizzle_of(s)  # type: ignore[arg-type]
+        while w > 1 and sw is not None and w * bits > 8 << sw.base:
+            w //= 2
         row = 1
         strides = []
         for n in reversed(s.shape):  # type: ignore[union-attr]
             strides.append(row)
             row *= n
         strides.reverse()
-        while w > 1:
+        view = id(buf) in self.stage_views
+        while w > 1 and w * bits >= 8:
             ok = self.div(op.offsets[-1]) % w == 0 and all(st % w == 0 for st in strides[:-1])
+            ok = ok and (not view or row % w == 0) and w * bits in (8, 16, 32, 64, 128)
             if ok:
                 return op.replace(vec=w)
             w //= 2

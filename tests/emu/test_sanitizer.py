@@ -425,3 +425,36 @@ def test_local_out_of_bounds_is_reported():
     with pytest.raises(EmulatorError, match="memcheck: out-of-bounds local access of 4 bytes at local address 0x10") as e:
         run(ptx, 1, 8, [np.zeros(8, np.uint32)])
     assert "thread (4,0,0)" in str(e.value) and f"PTX line {line_of(ptx, 'st.local.u32')}" in str(e.value)
+
+
+def test_cp_async_reads_only_src_size_bytes_and_accepts_cache_hints() -> None:
+    """A 16-byte copy whose src-size stops at the end of a buffer touches nothing past it (PTX ISA 9.7.9.25: the
+    rest is zero-filled, never read); ``.L2::cache_hint`` with a createpolicy register and ``.L2::128B`` ride along."""
+    from tests.emu.ptxkit import kernel, run
+
+    ptx = kernel("""
+    ld.param.u64 %rd1, [x];
+    ld.param.u64 %rd2, [o];
+    createpolicy.fractional.L2::evict_first.b64 %rd9, 1.0;
+    mov.u32 %r1, %tid.x;
+    mov.u32 %r2, smem;
+    mul.wide.u32 %rd3, %r1, 16;
+    add.s64 %rd4, %rd1, %rd3;
+    cvt.u64.u32 %rd5, %r2;
+    add.s64 %rd5, %rd5, %rd3;
+    cvt.u32.u64 %r3, %rd5;
+    setp.eq.u32 %p1, %r1, 1;
+    selp.u32 %r4, 6, 16, %p1;
+    cp.async.cg.shared.global.L2::cache_hint.L2::128B [%r3], [%rd4], 16, %r4, %rd9;
+    cp.async.commit_group;
+    cp.async.wait_group 0;
+    bar.sync 0;
+    ld.shared.v4.u32 {%r5, %r6, %r7, %r8}, [%r3];
+    add.s64 %rd6, %rd2, %rd3;
+    st.global.v4.u32 [%rd6], {%r5, %r6, %r7, %r8};
+    """, ".param .u64 x, .param .u64 o", shared=".shared .align 16 .b8 smem[32];", version="7.4")
+    x = np.arange(22, dtype=np.uint8)  # thread 1's copy would read bytes 16..31: only 16..21 exist
+    o = np.full(32, 0xEE, np.uint8)
+    run(ptx, 1, 2, [x, o])
+    np.testing.assert_array_equal(o[:22], x)
+    np.testing.assert_array_equal(o[22:], 0)

@@ -168,6 +168,22 @@ class Gen:
         g = self.global_view(s.type.dtype)
         self.add(O.CopyAsync(dst=s, src=g, offsets=self.offsets(2), mask=self.mask((4, 8))))
 
+    def m_shared_view(self) -> None:
+        ring = Value(SharedType(self.r.choice([F16, INT32, U8]), (2, 4, 8)))
+        self.add(O.AllocShared(result=ring))
+        v = Value(SharedType(ring.type.dtype, (4, 8)))
+        self.add(O.SharedView(result=v, buf=ring, indices=(Const(self.r.randint(0, 1), INT32),)))
+        self.shared.append(v)
+
+    def m_atomic(self) -> None:
+        g = self.global_view(self.r.choice([F16, U32]))
+        kind = "add" if g.type.dtype == F16 else self.r.choice(["add", "max", "min", "cas"])
+        value = self.tile(g.type.dtype, (4, 8))
+        cmp = self.tile(g.type.dtype, (4, 8)) if kind == "cas" else None
+        res = self.new_tile(g.type.dtype, (4, 8)) if self.r.random() < 0.5 else None
+        self.add(O.Atomic(result=res, kind=kind, dst=g, value=value, offsets=self.offsets(2), mask=self.mask((4, 8)),
+                          compare=cmp))  # fmt: skip
+
     def m_sync(self) -> None:
         self.add(O.CommitGroup())
         self.add(O.WaitGroup(pending=0))

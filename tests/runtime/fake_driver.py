@@ -40,6 +40,7 @@ class FakeDriver:
         self.max_threads, self.run, self.record = max_threads, run, record
         self.calls: list[str] = []
         self.launches: list[dict] = []
+        self.optin: dict[int, int] = {}  # function handle -> MAX_DYNAMIC_SHARED_SIZE_BYTES set on it
         self.mem: dict[int, np.ndarray] = {}
         self._next = 1 << 32
         self.modules: dict[int, tuple[str, object]] = {}
@@ -150,6 +151,8 @@ class FakeDriver:
 
     def cuFuncSetAttribute(self, fn, attr, value):
         self.calls.append(f"cuFuncSetAttribute({attr}={value})")
+        if attr == "CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES":
+            self.optin[int(fn)] = int(value)  # launches of fn may now pass that much dynamic shared memory
         return (SUCCESS,)
 
     # ------------------------------------------------------------------ launch
@@ -189,7 +192,8 @@ class FakeDriver:
                 args.append(self.mem[base][addr - base :])
             else:
                 args.append(np.frombuffer(b, _SCALAR_KINDS[p.type][-1])[0])
-        emu.launch(module, name, (gx, gy, gz), (bx, by, bz), args, shared_bytes=smem)
+        emu.launch(module, name, (gx, gy, gz), (bx, by, bz), args, shared_bytes=smem,
+                   max_dynamic_shared=self.optin.get(int(fn)))
         return (SUCCESS,)
 
 

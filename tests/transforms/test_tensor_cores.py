@@ -91,8 +91,9 @@ def test_w4a16_on_tensor_cores_with_weights_from_registers(tmp_path: Path) -> No
     # A (f16) and the weights' 32-bit words -- loaded 16 bytes a thread, moved whole -- pass through shared memory
     mul = next(op for op in walk(sel.body) if getattr(op, "result", None) is dot.b)
     assert isinstance(mul, O.ElementwiseBinary) and mul.op == "mul"
+    loop = next(op for op in sel.body if isinstance(op, O.For))
     shared_tiles = sorted((v.type.dtype.name, v.type.shape) for v in
-                          (op.value for op in walk(sel.body) if isinstance(op, O.StoreShared)))  # fmt: skip
+                          (op.value for op in walk(loop.body) if isinstance(op, O.StoreShared)))  # fmt: skip
     assert shared_tiles == [("f16", (16, 128)), ("uint32", (128, 16))]  # words stored transposed: v4 reads
     ck = compile_program(prog, "sm_80")
     m = mix(main_loop(ck.ptx))

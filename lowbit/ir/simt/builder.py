@@ -139,8 +139,9 @@ class Builder:
         return self._def(O.SharedAddr, PTR_SHARED, name, hint=name)
 
     def load(self, t: Type, ptr: Operand, align: int, mask: Operand | None = None,
-             other: Operand | None = None, hint: str = "v") -> Reg:
-        return self._def(O.Load, t, ptr, align, mask, other, hint=hint)
+             other: Operand | None = None, hint: str = "v", l1: str = "", policy: Operand | None = None,
+             prefetch: int = 0) -> Reg:  # fmt: skip
+        return self._def(O.Load, t, ptr, align, mask, other, l1, policy, prefetch, hint=hint)
 
     def store(self, ptr: Operand, value: Operand, align: int, mask: Operand | None = None) -> None:
         self.emit(O.Store(ptr, value, align, mask))

@@ -50,23 +50,23 @@ class Param:
 
 @dataclass(frozen=True)
 class SharedBuffer:
-    """``@name``: ``size`` bytes of shared memory (``None``: dynamic, sized at launch) aligned to ``align``."""
+    """``@name``: ``size`` bytes of shared memory aligned to ``align``; ``dynamic``: an ``.extern .shared``
+    array sized at launch -- ``size`` is then the bytes a launch must pass (``None``: not known here)."""
 
     name: str
     size: int | None
     align: int = 16
+    dynamic: bool = False
 
     def __post_init__(self) -> None:
+        if self.size is None:
+            object.__setattr__(self, "dynamic", True)
         if not isinstance(self.name, str) or not self.name.replace("_", "a").replace(".", "a").isalnum():
             raise IRError(f"simt kernel: bad shared buffer name {self.name!r}")
         if self.size is not None and (not isinstance(self.size, int) or self.size < 1):
             raise IRError(f"simt kernel: shared buffer @{self.name} needs a positive size, got {self.size!r}")
         if not isinstance(self.align, int) or self.align < 1 or self.align & (self.align - 1) or self.align > 1024:
             raise IRError(f"simt kernel: shared buffer @{self.name} align must be a power of two <= 1024")
-
-    @property
-    def dynamic(self) -> bool:
-        return self.size is None
 
 
 @dataclass(frozen=True, eq=False)

@@ -12,8 +12,24 @@ from dataclasses import dataclass
 from lowbit.ir.simt.base import Op, check_access
 from lowbit.ir.simt.types import F32, I32, I64, PRED, Const, Operand, PtrType, Reg, ScalarType, Space, Type, VectorType
 
-__all__ = ["ATOMIC_BITS", "AtomicAdd", "AtomicBits", "CpAsync", "CpAsyncCommit", "CpAsyncWait", "Gep", "Load",
-           "SharedAddr", "Store"]  # fmt: skip
+__all__ = ["ATOMIC_BITS", "ATOMIC_KINDS", "L1_EVICTION", "L2_PRIORITIES", "PREFETCH_SIZES", "Atomic", "AtomicAdd",
+           "AtomicBits", "CpAsync", "CpAsyncCommit", "CpAsyncWait", "CreatePolicy", "Gep", "Load", "SharedAddr",
+           "Store"]  # fmt: skip
+
+#: Cache hints (PTX ISA 9.7.9.8 ld, 9.7.9.25 cp.async, 9.7.9.17 createpolicy): L1 eviction priorities,
+#: the L2 priorities a ``createpolicy.fractional`` policy can carry, L2 prefetch sizes in bytes.
+L1_EVICTION = ("evict_normal", "evict_unchanged", "evict_first", "evict_last", "no_allocate")
+L2_PRIORITIES = ("evict_normal", "evict_first", "evict_last", "evict_unchanged")
+PREFETCH_SIZES = (0, 64, 128, 256)
+
+
+def _check_hints(op: Op, l1: str, policy: Operand | None, prefetch: int) -> None:
+    if l1 and l1 not in L1_EVICTION:
+        raise op.fail(f"unknown L1 eviction priority {l1!r} (one of {', '.join(L1_EVICTION)})")
+    if policy is not None and op.want(policy, "policy") != I64:
+        raise op.fail(f"a cache policy is an i64 register (createpolicy), got {policy.type}")
+    if prefetch not in PREFETCH_SIZES:
+        raise op.fail(f"L2 prefetch size must be 64, 128 or 256 bytes, got {prefetch!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,8 +86,11 @@ class Load(Op):
     align: int
     mask: Operand | None = None
     other: Operand | None = None
+    l1: str = ""
+    policy: Operand | None = None
+    prefetch: int = 0
     opname = "load"
-    result_fields, operand_fields = ("result",), ("ptr", "mask", "other")
+    result_fields, operand_fields = ("result",), ("ptr", "mask", "other", "policy")
 
     def __post_init__(self) -> None:
         t = self.result_type()
@@ -81,6 +100,13 @@ class Load(Op):
         if self.mask is not None:
             self.expect(PRED, "mask")
             self.expect(t, "other")
+        _check_hints(self, self.l1, self.policy, self.prefetch)
+        if self.hinted and self.ptr.type != PtrType(Space.GLOBAL):
+            raise self.fail("cache hints (l1, policy, prefetch) apply to global loads only")
+
+    @property
+    def hinted(self) -> bool:
+        return bool(self.l1) or self.policy is not None or bool(self.prefetch)
 
 
 @dataclass(frozen=True, eq=False)
@@ -174,8 +200,10 @@ class CpAsync(Op):
     size: int
     cache: str = "cg"
     src_size: Operand | None = None
+    policy: Operand | None = None
+    prefetch: int = 0
     opname = "cp_async"
-    operand_fields = ("dst", "src", "src_size")
+    operand_fields = ("dst", "src", "src_size", "policy")
 
     def __post_init__(self) -> None:
         if self.want(self.dst, "dst") != PtrType(Space.SHARED):
@@ -190,6 +218,7 @@ class CpAsync(Op):
             self.expect(I32, "src_size")
             if isinstance(self.src_size, Const) and not 0 <= self.src_size.value <= self.size:
                 raise self.fail(f"src_size {self.src_size.value} is outside 0..{self.size}")
+        _check_hints(self, "", self.policy, self.prefetch)
 
 
 @dataclass(frozen=True, eq=False)
@@ -209,3 +238,63 @@ class CpAsyncWait(Op):
     def __post_init__(self) -> None:
         if not isinstance(self.pending, int) or not 0 <= self.pending < 8:
             raise self.fail(f"pending must be an int in 0..7, got {self.pending!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class CreatePolicy(Op):
+    """An L2 cache policy (i64) giving every line it is used with eviction priority ``priority``.
+
+    PTX ``createpolicy.fractional.L2::<priority>.b64 r, 1.0`` (9.7.9.17); loads and cp.async pass it with
+    ``.L2::cache_hint``.
+    """
+
+    result: Reg
+    priority: str
+    opname = "createpolicy"
+    result_fields = ("result",)
+
+    def __post_init__(self) -> None:
+        self.known(self.priority, L2_PRIORITIES, "L2 eviction priority", listed=True)
+        self.same(self.result_type(), I64, "result")
+
+
+#: kind -> the value register type per element type (f16x2: two f16 in an i32, the bits as loaded)
+ATOMIC_KINDS = {
+    "add": {"s32": I32, "u32": I32, "f32": F32, "f16": ScalarType("f16"), "f16x2": I32},
+    "max": {"s32": I32, "u32": I32},
+    "min": {"s32": I32, "u32": I32},
+    "cas": {"b32": I32},
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Atomic(Op):
+    """``result = atomic { old = *ptr; *ptr = old <kind> value; old }`` (relaxed, gpu scope; global or shared).
+
+    ``type`` is the PTX element type (``s32``, ``u32``, ``f32``, ``f16``, ``f16x2``; ``b32`` for ``cas``,
+    which also takes ``compare``: ``*ptr = old == compare ? value : old``).  f16 and f16x2 adds are
+    ``.noftz``; f32 adds on global memory flush subnormals (PTX ISA 9.7.13.5).
+    """
+
+    result: Reg
+    kind: str
+    type: str
+    ptr: Operand
+    value: Operand
+    compare: Operand | None = None
+    opname = "atom"
+    result_fields, operand_fields = ("result",), ("ptr", "compare", "value")
+
+    def __post_init__(self) -> None:
+        self.known(self.kind, tuple(ATOMIC_KINDS), "atomic operation", listed=True)
+        self.known(self.type, tuple(ATOMIC_KINDS[self.kind]), f"atomic {self.kind} type", listed=True)
+        t = ATOMIC_KINDS[self.kind][self.type]
+        self.expect(t, "value")
+        p = self.want(self.ptr, "address")
+        if not isinstance(p, PtrType) or p.space is Space.LOCAL:
+            raise self.fail(f"address must be a global or shared pointer, got {p}")
+        if (self.compare is not None) != (self.kind == "cas"):
+            raise self.fail("cas takes a compare operand, and only cas")
+        if self.compare is not None:
+            self.expect(t, "compare")
+        self.same(self.result_type(), t, "result")

@@ -27,12 +27,13 @@ from lowbit.ir.simt.base import Op, is_float_like, is_int_like
 from lowbit.ir.simt.collective import SHFL_MODES, VOTE_MODES, Barrier, Shfl, Vote
 from lowbit.ir.simt.isel import CVT_PACK, CVT_UNPACK, Call, CvtPack, CvtUnpack, Lop3, Prmt
 from lowbit.ir.simt.memory import (
-    ATOMIC_BITS, AtomicAdd, AtomicBits, CpAsync, CpAsyncCommit, CpAsyncWait, Gep, Load, SharedAddr, Store,
+    ATOMIC_BITS, ATOMIC_KINDS, Atomic, AtomicAdd, AtomicBits, CpAsync, CpAsyncCommit, CpAsyncWait, CreatePolicy, Gep,
+    Load, SharedAddr, Store,
 )  # fmt: skip
 from lowbit.ir.simt.types import F32, I32, I64, PRED, Operand, PtrType, Reg, ScalarType, VectorType
 
 __all__ = [
-    "APPROX_UNARY", "ATOMIC_BITS", "CASTS", "CVT_PACK", "CVT_UNPACK", "FCMP", "FLOAT_BINARY", "FLOAT_UNARY",
+    "APPROX_UNARY", "ATOMIC_BITS", "ATOMIC_KINDS", "Atomic", "CreatePolicy", "CASTS", "CVT_PACK", "CVT_UNPACK", "FCMP", "FLOAT_BINARY", "FLOAT_UNARY",
     "ICMP", "INT_BINARY", "INT_UNARY", "SHFL_MODES", "SREGS", "VOTE_MODES",
     "AtomicAdd", "AtomicBits", "Barrier", "Binary", "Call", "Cast", "Cmp", "CpAsync", "CpAsyncCommit",
     "CpAsyncWait", "CvtPack", "CvtUnpack", "Extract", "Fma", "Gep", "Load", "Lop3", "Op", "Pack", "Prmt",

@@ -155,8 +155,9 @@ class _Reader:
                 n, size, align = c.children
                 shared.append(SharedBuffer(str(n)[1:], int(str(size), 0), int(str(align), 0)))
             elif c.data == "shared_dynamic":
-                n, align = c.children
-                shared.append(SharedBuffer(str(n)[1:], None, int(str(align), 0)))
+                n, size, align = c.children
+                shared.append(SharedBuffer(str(n)[1:], None if size is None else int(str(size), 0),
+                                           int(str(align), 0), dynamic=True))  # fmt: skip
             else:
                 body.append(self.stmt(c))
         return Kernel(str(name)[1:], tuple(params), threads, tuple(shared), tuple(body))
@@ -183,11 +184,14 @@ def _build(words: list[str], gname: str | None, args: tuple[Item, ...], named: d
            results: tuple[Reg, ...]) -> O.Op:
     """Construct the op spelt ``words``... (see printer.op_rhs for each form)."""
     head, extra = words[0], words[1:]
+    l1 = ""
+    if head.startswith("load."):
+        head, l1 = "load", head[5:]
     if extra and head not in ("sreg", "icmp", "fcmp", "gep"):
         raise IRError(f"unexpected word {extra[0]!r} after {head}")
-    allowed = {"load": {"align", "mask", "other"}, "store": {"align", "mask"}}.get(head, set())
+    allowed = {"load": {"align", "mask", "other", "policy", "prefetch"}, "store": {"align", "mask"}}.get(head, set())
     if head.startswith("cp_async."):
-        allowed = {"src_size"}
+        allowed = {"src_size", "policy", "prefetch"}
     if set(named) - allowed:
         raise IRError(f"{head} does not take {', '.join(sorted(set(named) - allowed))}")
     if head in O.INT_BINARY or head in O.FLOAT_BINARY:
@@ -234,7 +238,8 @@ def _build(words: list[str], gname: str | None, args: tuple[Item, ...], named: d
             raise IRError(f"{head} needs `align N`")
         mask = named.get("mask")
         if head == "load":
-            return O.Load(_one(results, head), *_ints(args, 1, head), align, mask, named.get("other"))  # type: ignore[arg-type]
+            return O.Load(_one(results, head), *_ints(args, 1, head), align, mask, named.get("other"), l1,  # type: ignore[arg-type]
+                          named.get("policy"), int(named.get("prefetch", 0)))  # type: ignore[arg-type]
         _none(results, head)
         return O.Store(*_ints(args, 2, head), align, mask)  # type: ignore[arg-type]
     if head.startswith("cp_async."):
@@ -242,7 +247,19 @@ def _build(words: list[str], gname: str | None, args: tuple[Item, ...], named: d
         parts = head.split(".")
         if len(parts) != 3 or not parts[2].isdigit():
             raise IRError(f"cp_async is spelt cp_async.<ca|cg>.<bytes>, got {head}")
-        return O.CpAsync(*_ints(args, 2, head), int(parts[2]), parts[1], named.get("src_size"))  # type: ignore[arg-type]
+        return O.CpAsync(*_ints(args, 2, head), int(parts[2]), parts[1], named.get("src_size"),  # type: ignore[arg-type]
+                         named.get("policy"), int(named.get("prefetch", 0)))  # type: ignore[arg-type]
+    if head.startswith("createpolicy."):
+        return O.CreatePolicy(_one(results, "createpolicy"), head[13:])
+    if head.startswith("atom."):
+        parts = head.split(".")
+        if len(parts) != 3:
+            raise IRError(f"atom is spelt atom.<kind>.<type>, got {head}")
+        n = 3 if parts[1] == "cas" else 2
+        ops = _ints(args, n, head)
+        if n == 3:
+            return O.Atomic(_one(results, "atom"), parts[1], parts[2], ops[0], ops[2], ops[1])
+        return O.Atomic(_one(results, "atom"), parts[1], parts[2], ops[0], ops[1])
     if head in ("cp_async_commit", "barrier"):
         _none(results, head)
         if args:

@@ -48,6 +48,15 @@ def _access(op: O.Load | O.Store) -> str:
         text += f" mask {operand(op.mask)}"
         if isinstance(op, O.Load):
             text += f" else {operand(op.other)}"
+    return text + _hints(op)
+
+
+def _hints(op: O.Op) -> str:
+    text = ""
+    if getattr(op, "policy", None) is not None:
+        text += f" policy {operand(op.policy)}"  # type: ignore[attr-defined]
+    if getattr(op, "prefetch", 0):
+        text += f" prefetch {op.prefetch}"  # type: ignore[attr-defined]
     return text
 
 
@@ -77,7 +86,7 @@ def op_rhs(op: O.Op) -> str:
         case O.SharedAddr():
             return f"shared_addr @{op.buffer}"
         case O.Load():
-            return f"load {_args(op.ptr)}{_access(op)}"
+            return f"load{'.' + op.l1 if op.l1 else ''} {_args(op.ptr)}{_access(op)}"
         case O.Store():
             return f"store {_args(op.ptr, op.value)}{_access(op)}"
         case O.AtomicAdd():
@@ -86,7 +95,12 @@ def op_rhs(op: O.Op) -> str:
             return f"atomic_{op.kind} {_args(op.ptr, op.value)}"
         case O.CpAsync():
             extra = "" if op.src_size is None else f" src_size {operand(op.src_size)}"
-            return f"cp_async.{op.cache}.{op.size} {_args(op.dst, op.src)}{extra}"
+            return f"cp_async.{op.cache}.{op.size} {_args(op.dst, op.src)}{extra}{_hints(op)}"
+        case O.CreatePolicy():
+            return f"createpolicy.{op.priority}"
+        case O.Atomic():
+            vals = (op.ptr, op.value) if op.compare is None else (op.ptr, op.compare, op.value)
+            return f"atom.{op.kind}.{op.type} {_args(*vals)}"
         case O.CpAsyncCommit():
             return "cp_async_commit"
         case O.CpAsyncWait():
@@ -152,7 +166,9 @@ def _param(p: Param) -> str:
 
 
 def _shared(b: SharedBuffer) -> str:
-    size = "dynamic" if b.size is None else f"size {b.size}"
+    size = f"size {b.size}" if b.size is not None else ""
+    if b.dynamic:
+        size = "dynamic" + (" " + size if size else "")
     return f"shared @{b.name} {size} align {b.align}"
 
 

@@ -85,7 +85,7 @@ def verify(kernel: Kernel) -> Kernel:
         raise checker.fail(None, "at most one dynamic shared buffer")
     static = 0
     for b in kernel.shared:
-        if b.size is not None:
+        if not b.dynamic:
             static = (static + b.align - 1) // b.align * b.align + b.size
     if static > STATIC_SHARED_LIMIT:
         raise checker.fail(None, f"static shared memory {static} B exceeds {STATIC_SHARED_LIMIT} B; use a dynamic buffer")

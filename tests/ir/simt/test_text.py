@@ -47,6 +47,14 @@ kernel @sink(%x: ptr.global[f32], %w: ptr.global[uint4], %n: i32, %big: i64, %s:
   %oo: i64 = atomic_or %sp, %big
   cp_async.ca.8 %sp, %px
   cp_async.cg.16 %sp, %px src_size 0:i32
+  %pol: i64 = createpolicy.evict_first
+  %hl: f32 = load.evict_first %px align 4 mask %ok else 0.0:f32 policy %pol prefetch 128
+  %hv: i32x4 = load.no_allocate %px align 16
+  cp_async.cg.16 %sp, %px src_size 16:i32 policy %pol prefetch 256
+  %ad: f32 = atom.add.f32 %px, %hl
+  %a2: i32 = atom.add.f16x2 %px, %vi
+  %mx: i32 = atom.max.s32 %px, %tid
+  %cs: i32 = atom.cas.b32 %px, %tid, %mx
   cp_async_commit
   cp_async_wait 1
   barrier
@@ -90,6 +98,12 @@ def _walk(ops):
         if isinstance(op, (For, If)):
             for _, body, _ in op.regions:
                 yield from _walk(body)
+
+
+def test_a_dynamic_buffer_keeps_its_launch_size() -> None:
+    text = "kernel @k() threads 32 {\n  shared @smem dynamic size 98304 align 128\n}\n"
+    k = parse_kernel(text)
+    assert k.dynamic_shared is not None and k.dynamic_shared.size == 98304 and print_kernel(k) == text
 
 
 def test_every_op_class_is_covered() -> None:
