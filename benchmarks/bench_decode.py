@@ -61,6 +61,7 @@ from benchmarks.decode_problem import Problem, make_problem
 ROOT = Path(__file__).resolve().parents[1]
 ARCH, SM = "sm_80", 80
 TRITON_STAGES = 3
+LOWBIT_STAGES = 3  # the same pipeline depth on both sides (lowbit's cp.async ring, Triton's num_stages)
 GROUP = 128
 
 #: (BM, BN, BK, num_warps): the one list both sides choose from.  BK divides the group (128) for both
@@ -140,7 +141,8 @@ def _emulated_grid(shape, config, blocks: int) -> tuple[tuple[int, int], tuple[i
     return (full[0], min(blocks, full[1])), full
 
 
-def run_lowbit(prob: Problem, config, blocks: int, checks: bool = True, emulate: bool = True) -> Measurement:
+def run_lowbit(prob: Problem, config, blocks: int, checks: bool = True, emulate: bool = True,
+               stages: int = LOWBIT_STAGES) -> Measurement:
     """Example 04 on the emulator, specialised on the facts ``kernel[grid]`` would detect for these arrays."""
     from lowbit.compiler import run_on_emulator
     from lowbit.errors import LowbitError
@@ -152,7 +154,7 @@ def run_lowbit(prob: Problem, config, blocks: int, checks: bool = True, emulate:
     kern = _load_example04().w4a16_matmul
     args = prob.lowbit_args()
     try:
-        prog = kern.specialize(nw, BM=bm, BN=bn, BK=bk, GROUP=GROUP)
+        prog = kern.specialize(nw, stages, BM=bm, BN=bn, BK=bk, GROUP=GROUP)
         meas.facts = specialization_facts(prog, args)  # what kernel[grid](**args) would specialise on
         compiled = kern.compiled(kern.with_facts(prog, meas.facts), ARCH)
     except LowbitError as exc:
@@ -251,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--blocks", type=int, default=2, help="columns of blocks to emulate (all rows of each)")
     ap.add_argument("--configs", help="BMxBNxBKxWARPS,... (default: the committed CONFIGS)")
     ap.add_argument("--shapes", help="MxNxK,... (default: the decode shapes, plus prefill with --prefill)")
+    ap.add_argument("--stages", type=int, default=LOWBIT_STAGES, help="lowbit's num_stages (default: Triton's, 3)")
     ap.add_argument("--no-checks", action="store_true", help="emulate without racecheck/definedness (faster)")
     ap.add_argument("--sass-tool", type=Path, help="path of sass_loop_stats.py (default: shared/tools/)")
     ap.add_argument("--out", type=Path, help="write the markdown report here")
@@ -269,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             if cfg[0] > shape[0]:
                 continue
             emulate = not args.static
-            lb = run_lowbit(prob, cfg, args.blocks, checks=not args.no_checks, emulate=emulate)
+            lb = run_lowbit(prob, cfg, args.blocks, checks=not args.no_checks, emulate=emulate, stages=args.stages)
             tr = run_triton(prob, cfg, args.blocks, facts, checks=not args.no_checks, emulate=emulate)
             for meas in (lb, tr):
                 print(report.progress_line(meas), flush=True)

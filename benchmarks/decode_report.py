@@ -171,7 +171,7 @@ def markdown(measured, static_rows, shapes, configs, args) -> str:
     out += [f"Command: `python -m benchmarks.bench_decode {' '.join(sys.argv[1:])}`", "",
             f"Configurations (BM x BN x BK, num_warps), the one list both sides choose from: "
             f"{', '.join(_cfg(c) for c in configs)}. Triton: `benchmarks/baselines/triton_w4a16.py`, "
-            f"num_stages=3. Best = fewest issue slots.", ""]
+            f"num_stages=3; lowbit: example 04 with num_stages={getattr(args, 'stages', 3)}. Best = fewest issue slots.", ""]
     if measured:
         out += _emulated_section(measured, shapes, args)
     if static_rows:

@@ -21,8 +21,8 @@ The rule (the only place it is decided):
    fall-back to the interpreter.
 
 Arguments bind like a Python call over the kernel's parameters (constexprs
-included; missing constexprs take their defaults).  ``num_warps=`` is a
-launch option (a compile option, never a kernel argument).  Every backend
+included; missing constexprs take their defaults).  ``num_warps=`` and
+``num_stages=`` are launch options (compile options, never kernel arguments).  Every backend
 checks them with the same :class:`~lowbit.binder.Binder` (dtype, contiguity,
 size where the kernel's views say it, alignment facts, one device) before
 anything runs; pointer arguments are updated in place.
@@ -108,9 +108,9 @@ def select_backend(kernel: Kernel, args: dict[str, object]) -> Backend:
 class Kernel:
     """``@lowbit.kernel``: compile per constexpr set (cached) and launch over a grid."""
 
-    def __init__(self, fn: Callable[..., object], num_warps: int = 4) -> None:
+    def __init__(self, fn: Callable[..., object], num_warps: int = 4, num_stages: int = 1) -> None:
         try:
-            self.compiler = KernelFunction(fn, num_warps)
+            self.compiler = KernelFunction(fn, num_warps, num_stages)
         except DSLError as exc:
             raise exc.with_traceback(None) from None
         self.__name__ = fn.__name__
@@ -149,10 +149,11 @@ class Kernel:
     def __call__(self, *args: object, **kwargs: object) -> None:
         raise LaunchError(f"launch {self.__name__} with a grid: {self.__name__}[grid](...)")
 
-    def specialize(self, num_warps: int | None = None, **constexprs: object) -> Program:
-        """The VM program for these constexprs (defaults fill the rest), for ``num_warps`` warps."""
+    def specialize(self, num_warps: int | None = None, num_stages: int | None = None, **constexprs: object) -> Program:
+        """The VM program for these constexprs (defaults fill the rest), for ``num_warps`` warps and a
+        ``num_stages``-deep software pipeline."""
         try:
-            return self.compiler.specialize(num_warps, **constexprs)
+            return self.compiler.specialize(num_warps, num_stages, **constexprs)
         except (DSLError, LaunchError) as exc:
             raise exc.with_traceback(None) from None
 
@@ -200,10 +201,8 @@ class Kernel:
         arch: str | None = None,
     ) -> None:
         options = {k: kwargs.pop(k) for k in LAUNCH_OPTIONS if k in kwargs}
-        if "num_stages" in options:
-            raise LaunchError(f"{self.__name__}: num_stages is not supported yet (software pipelining is a later issue)")
         runtime, cx = self.bind(args, kwargs)
-        prog = self.compiler.specialize(options.get("num_warps"), **cx)
+        prog = self.compiler.specialize(options.get("num_warps"), options.get("num_stages"), **cx)
         if callable(grid):
             grid = grid({**runtime, **self.compiler.bind_constexprs(cx)})
         chosen = backend or select_backend(self, runtime)
@@ -253,11 +252,16 @@ class _InterpretIndexer:
         return Launcher(self.kernel, grid, "interpreter")
 
 
-def kernel(fn: Callable[..., object] | None = None, *, num_warps: int = 4) -> Kernel | Callable[[Callable[..., object]], Kernel]:
-    """``@lowbit.kernel`` or ``@lowbit.kernel(num_warps=8)``."""
+def kernel(fn: Callable[..., object] | None = None, *, num_warps: int = 4,
+           num_stages: int = 1) -> Kernel | Callable[[Callable[..., object]], Kernel]:  # fmt: skip
+    """``@lowbit.kernel`` or ``@lowbit.kernel(num_warps=8, num_stages=3)``.
+
+    ``num_stages`` > 1 software-pipelines the K loops whose loads feed shared memory: that many K steps'
+    copies in flight (``cp.async`` into a ring of stages); 1 (the default) issues each step's loads in it.
+    """
     if fn is None:
-        return lambda f: Kernel(f, num_warps)
-    return Kernel(fn, num_warps)
+        return lambda f: Kernel(f, num_warps, num_stages)
+    return Kernel(fn, num_warps, num_stages)
 
 
 def interpret(k: Kernel, grid: object, *args: object, **constexprs: object) -> None:

@@ -224,7 +224,8 @@ def describe_specialization(prog: Program, arch: str) -> str:
     """One line naming a specialisation: target, constexprs, num_warps, facts."""
     cx = ", ".join(f"{n}={v}" for n, v in prog.constexprs)
     facts = ", ".join(f"{n}:div({d})" for n, d in sorted(prog.facts.items()))
-    return f"{arch}, num_warps={prog.num_warps}" + (f", {cx}" if cx else "") + (f", facts {facts}" if facts else "")
+    stages = f", num_stages={prog.num_stages}" if prog.num_stages != 1 else ""
+    return f"{arch}, num_warps={prog.num_warps}{stages}" + (f", {cx}" if cx else "") + (f", facts {facts}" if facts else "")
 
 
 def compile(kernel: object, arch: str | None = None, cache: CompileCache | None = None, *,  # noqa: A001

@@ -27,7 +27,7 @@ from lowbit.dsl.diagnostics import Fail, SourceError, SourceInfo
 from lowbit.dsl.frontend import Frontend
 from lowbit.errors import DSLError, LaunchError
 from lowbit.ir.expr import Var
-from lowbit.ir.program import Param, Program
+from lowbit.ir.program import MAX_STAGES, Param, Program
 from lowbit.ir.types import PointerType, Value, scalar_ok
 from lowbit.ir.verifier import verify
 
@@ -126,11 +126,12 @@ class Func:
 class KernelFunction:
     """The compile side of ``@lowbit.kernel``: parameters, constexpr defaults, cached programs."""
 
-    def __init__(self, fn: Callable[..., object], num_warps: int = 4) -> None:
+    def __init__(self, fn: Callable[..., object], num_warps: int = 4, num_stages: int = 1) -> None:
         self.fn = fn
         self.__name__ = fn.__name__
         self.__doc__ = fn.__doc__
         self.num_warps = num_warps
+        self.num_stages = num_stages
         self._parsed = _parse(fn)
         self._cache: dict[tuple[object, ...], Program] = {}
         self.params = self._declared_params()
@@ -188,25 +189,29 @@ class KernelFunction:
                 raise LaunchError(f"kernel {self.__name__}: constexpr '{p.name}' has no value and no default")
         return out
 
-    def specialize(self, num_warps: int | None = None, **constexprs: object) -> Program:
+    def specialize(self, num_warps: int | None = None, num_stages: int | None = None, **constexprs: object) -> Program:
         """The verified program for these constexpr values (missing ones take their defaults).
 
-        ``num_warps`` (default: the decorator's) is a compile option, not a
-        constexpr: the same source compiles for any block size a launch or a
-        tuner asks for.
+        ``num_warps`` and ``num_stages`` (default: the decorator's) are
+        compile options, not constexprs: the same source compiles for any
+        block size or pipeline depth a launch or a tuner asks for.
         """
         nw = self.num_warps if num_warps is None else num_warps
         if nw not in (1, 2, 4, 8, 16, 32) or isinstance(nw, bool):
             raise LaunchError(f"kernel {self.__name__}: num_warps must be a power of two in 1..32, got {nw!r}")
+        ns = self.num_stages if num_stages is None else num_stages
+        if not isinstance(ns, int) or isinstance(ns, bool) or not 1 <= ns <= MAX_STAGES:
+            raise LaunchError(f"kernel {self.__name__}: num_stages must be an int in 1..{MAX_STAGES} "
+                              f"(1: no software pipelining), got {ns!r}")  # fmt: skip
         values = self.bind_constexprs(constexprs)
-        key = (nw, *(constexpr_key(values[n], n) for n in sorted(values)))
+        key = (nw, ns, *(constexpr_key(values[n], n) for n in sorted(values)))
         prog = self._cache.get(key)
         if prog is None:
-            prog = self._compile(values, nw)
+            prog = self._compile(values, nw, ns)
             self._cache[key] = prog
         return prog
 
-    def _compile(self, cx: dict[str, object], num_warps: int) -> Program:
+    def _compile(self, cx: dict[str, object], num_warps: int, num_stages: int = 1) -> Program:
         env: dict[str, DValue] = dict(cx)
         fe = self._frontend(env)
         params: list[Param] = []
@@ -235,5 +240,6 @@ class KernelFunction:
             tuple(fe.b.blocks[0]),
             tuple((n, _constexpr_text(v)) for n, v in cx.items()),
             num_warps,
+            num_stages=num_stages,
         )
         return verify(prog)

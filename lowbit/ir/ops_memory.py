@@ -269,7 +269,10 @@ class CopyAsync(Op):
     only after a ``commit`` of this copy's group and a ``wait`` that covers it
     (and a barrier when other threads read it).  ``l2`` / ``prefetch`` are
     cache hints (``cp.async ... .L2::cache_hint`` with an eviction policy,
-    ``.L2::128B``...; PTX ISA 9.7.9.25), never meaning.
+    ``.L2::128B``...; PTX ISA 9.7.9.25), never meaning.  ``vec`` > 1 says
+    instruction selection proved every run of ``vec`` elements the copy
+    issues starts on a multiple of its size in global memory (1: tested at
+    run time); it changes how the copy is issued, never what it copies.
     """
 
     dst: Value
@@ -278,8 +281,9 @@ class CopyAsync(Op):
     mask: Value | None = None
     l2: str = ""
     prefetch: int = 0
+    vec: int = 1
     opname = "copy_async"
-    spec = OpSpec(operands=("dst", "src", "offsets"), optional=("mask",), attrs=("l2", "prefetch"),
+    spec = OpSpec(operands=("dst", "src", "offsets"), optional=("mask",), attrs=("l2", "prefetch", "vec"),
                   effect=Effect.WRITE)  # fmt: skip
 
     def __post_init__(self) -> None:
@@ -290,6 +294,7 @@ class CopyAsync(Op):
             raise self.fail(f"buffer {s} does not match the view {g}")
         _mask(self, self.mask, s.shape)
         _hints(self, None, self.l2, self.prefetch)
+        _vec(self, self.vec)
 
 
 @dataclass(frozen=True, eq=False)

@@ -336,13 +336,16 @@ def parse(text: str) -> Program:
     i += 1
     constexprs: tuple[tuple[str, str], ...] = ()
     grid: tuple[Expr, ...] | None = None
+    num_stages = 1
     stmts = []
     for x in c[i:]:
-        if isinstance(x, Tree) and x.data == "constexprs":
+        if isinstance(x, Tree) and x.data == "stages":
+            num_stages = int(x.children[0])
+        elif isinstance(x, Tree) and x.data == "constexprs":
             constexprs = tuple((str(cx.children[0]), json.loads(str(cx.children[1]))) for cx in x.children if cx is not None)
         elif isinstance(x, Tree) and x.data == "grid":
             grid = tuple(r.expr(e) for e in x.children)
         elif isinstance(x, Tree):
             stmts.append(x)
     body = r.block(stmts)
-    return Program(name, tuple(params), body, constexprs, num_warps, grid)
+    return Program(name, tuple(params), body, constexprs, num_warps, grid, num_stages)

@@ -207,7 +207,7 @@ def print_program(prog: Program, locs: bool = False) -> str:
         p.names[id(prm.value)] = f"%{prm.name}"
         t = prm.value.dtype.name if isinstance(prm.value, Var) else format_type(prm.value.type)
         params.append(f"%{prm.name}: {t}" + (f" div({prm.divisibility})" if prm.divisibility > 1 else ""))
-    attrs = [f"num_warps={prog.num_warps}"]
+    attrs = [f"num_warps={prog.num_warps}"] + ([f"num_stages={prog.num_stages}"] if prog.num_stages != 1 else [])
     if prog.constexprs:
         attrs.append("constexprs(" + ", ".join(f"{n}={json.dumps(v)}" for n, v in prog.constexprs) + ")")
     if prog.grid is not None:

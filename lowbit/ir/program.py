@@ -16,7 +16,7 @@ from lowbit.ir.expr import Expr, Var
 from lowbit.ir.ops import Op
 from lowbit.ir.types import PointerType, Value, scalar_ok
 
-__all__ = ["SPECIALIZED_DIVISIBILITY", "Param", "Program"]
+__all__ = ["MAX_STAGES", "SPECIALIZED_DIVISIBILITY", "Param", "Program"]
 
 
 #: The divisibility a launch can promise about an argument (Triton's "multiple of 16" facts):
@@ -24,6 +24,9 @@ __all__ = ["SPECIALIZED_DIVISIBILITY", "Param", "Program"]
 #: "nothing known" keeps the number of variants per argument at two.
 SPECIALIZED_DIVISIBILITY = 16
 
+
+#: The deepest software pipeline a program may ask for (stages of a shared-memory ring).
+MAX_STAGES = 8
 
 @dataclass(frozen=True)
 class Param:
@@ -72,12 +75,17 @@ class Program:
     constexprs: tuple[tuple[str, str], ...] = ()
     num_warps: int = 4
     grid: tuple[Expr, ...] | None = None
+    #: software-pipeline depth of the K loops whose loads feed shared memory (1: no pipelining); a compile
+    #: option like ``num_warps``, printed (when not 1) so it keys the cache
+    num_stages: int = 1
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
             raise IRError(f"kernel name {self.name!r} is not an identifier")
         if self.num_warps not in (1, 2, 4, 8, 16, 32):
             raise IRError(f"kernel {self.name}: num_warps must be a power of two in 1..32, got {self.num_warps}")
+        if not isinstance(self.num_stages, int) or isinstance(self.num_stages, bool) or not 1 <= self.num_stages <= MAX_STAGES:
+            raise IRError(f"kernel {self.name}: num_stages must be an int in 1..{MAX_STAGES}, got {self.num_stages!r}")
         names = [p.name for p in self.params]
         if len(set(names)) != len(names):
             raise IRError(f"kernel {self.name}: duplicate parameter names {names}")
@@ -94,7 +102,7 @@ class Program:
         if unknown:
             raise IRError(f"kernel {self.name} has no parameter {unknown[0]!r}")
         params = tuple(Param(p.name, p.value, int(facts.get(p.name, 1))) for p in self.params)
-        return Program(self.name, params, self.body, self.constexprs, self.num_warps, self.grid)
+        return Program(self.name, params, self.body, self.constexprs, self.num_warps, self.grid, self.num_stages)
 
     @property
     def facts(self) -> dict[str, int]:

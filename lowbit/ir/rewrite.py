@@ -112,4 +112,4 @@ class Rewriter:
         params = tuple(Param(p.name, self._define(p.value, None), p.divisibility) for p in prog.params)  # type: ignore[arg-type]
         body = self.body(prog.body)
         grid = tuple(self.expr(e) for e in prog.grid) if prog.grid is not None else None
-        return Program(prog.name, params, body, prog.constexprs, prog.num_warps, grid)
+        return Program(prog.name, params, body, prog.constexprs, prog.num_warps, grid, prog.num_stages)

@@ -14,7 +14,9 @@ from __future__ import annotations
 from lowbit.ir.program import Program
 from lowbit.ir.simt import Kernel
 from lowbit.ir.verifier import verify as verify_vm
-from lowbit.transforms import infer_layouts, lower_simt, plan_shared, select_instructions, specialize, verify_layouts
+from lowbit.transforms import (
+    infer_layouts, lower_simt, pipeline, plan_shared, select_instructions, specialize, verify_layouts,
+)  # fmt: skip
 from lowbit.transforms.options import Options
 
 __all__ = ["PIPELINE", "Options", "lower", "lower_vm"]
@@ -32,9 +34,10 @@ PIPELINE = (
     #    written out as VM ops, vector widths on memory ops.  After it every byte of shared traffic is an
     #    explicit VM op.
     select_instructions,
-    # 4. (Software pipelining goes here: it rotates stages of shared buffers -- shared_view indices -- and
-    #    places copies, commits and waits; it needs select's explicit shared traffic, and the planner needs
-    #    its stage counts.)
+    # 4. Software pipelining (num_stages > 1): select's shared-memory staging in a K loop becomes a ring of
+    #    stages fed by cp.async copies issued num_stages-1 steps ahead, one wait and one barrier per step; it
+    #    needs select's explicit shared traffic, and the planner needs its rings.
+    pipeline,
     # 5. Plan shared memory once every buffer and access exists: offsets from lifetimes (buffers never live
     #    together share bytes), a swizzle per buffer from the accesses' bank wavefronts, the budget, static
     #    or dynamic shared memory.  It needs the final vector widths and access layouts, so it follows
@@ -46,7 +49,8 @@ PIPELINE = (
 )
 
 #: The layout verifier's stage after each VM -> VM pass (None: layouts are not required yet).
-_STAGE = {specialize: None, infer_layouts: "inferred", select_instructions: "selected", plan_shared: "selected"}
+_STAGE = {specialize: None, infer_layouts: "inferred", select_instructions: "selected", pipeline: "selected",
+          plan_shared: "selected"}
 
 
 def lower_vm(prog: Program, opts: Options) -> Program:

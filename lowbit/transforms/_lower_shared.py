@@ -440,14 +440,28 @@ def _copy_runs(ctx: Ctx, op: V.CopyAsync, view: GView, buf: SBuf, lay: RegisterL
             inb = b.binary("and", b.cmp("sge", ck, Const(0, I64)), b.cmp("slt", ck, extent))
             return inb if rows_ok is None else b.binary("and", rows_ok, inb)
 
+        left = b.binary("smin", b.binary("sub", extent, col), Const(vw, I64))  # >= 1 when in_row(0)
+        dst0 = element_pointer(ctx, buf, zero_offs, coords)
+        if op.vec >= vw and bits % 8 == 0:
+            # alignment proven by selection: one cp.async per run, whatever its bounds -- out of bounds it reads
+            # nothing (source size 0, at the view's base) and zero-fills; a K tail reads only its part
+            inb = in_row(0)
+            nbytes_in = b.select(inb, b.binary("mul", b.cast("trunc", left, I32), Const(bits // 8, I32), "sz"),
+                                 Const(0, I32))  # fmt: skip
+            src = m._byte_address(ctx, view, b.select(inb, lin, Const(0, I64)), buf.dtype)  # noqa: SLF001
+            cp = S.CpAsync(dst0, src, size, "cg" if size == 16 else "ca", nbytes_in, **_cp_hints(ctx, op))
+            if own is None:
+                b.emit(cp)
+            else:
+                with b.if_(own):
+                    b.emit(cp)
+            continue
         bit = b.binary("add", addr0, b.binary("mul", lin, Const(bits, I64)), "gb")
         aligned = b.cmp("eq", b.binary("and", bit, Const(size * 8 - 1, I64)), Const(0, I64), "al")
         fast = b.binary("and", in_row(0), aligned, "fast")
-        left = b.binary("smin", b.binary("sub", extent, col), Const(vw, I64))  # >= 1 when in_row(0)
         if bits % 8:  # a row ending inside a byte: its last byte holds the next row's bits, which must not land
             whole = b.cmp("eq", b.binary("and", b.binary("mul", left, Const(bits, I64)), Const(7, I64)), Const(0, I64))
             fast = b.binary("and", fast, whole, "fast")
-        dst0 = element_pointer(ctx, buf, zero_offs, coords)
         go = fast if own is None else b.binary("and", fast, own)
         with b.if_(go) as scope:
             nbytes_in = b.binary("lshr", b.binary("mul", b.cast("trunc", left, I32), Const(bits, I32)), Const(3, I32), "sz")

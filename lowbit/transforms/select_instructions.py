@@ -327,6 +327,24 @@ class _Select(MemorySelect, Rewriter):
     def _LoadShared(self, op: O.LoadShared) -> None:
         self.emit(self.vectorize_shared(op))
 
+    def _CopyAsync(self, op: O.CopyAsync) -> None:
+        self.emit(op.replace(vec=self.copy_vec(op)))
+
+    def copy_vec(self, op: O.CopyAsync) -> int:
+        """The run a ``copy_async`` issues as one ``cp.async`` when its alignment is provable, else 1."""
+        from lowbit.transforms._shared_access import copy_run  # noqa: PLC0415
+
+        _, run = copy_run(op, self.T)
+        bits = op.dst.type.dtype.bits  # type: ignore[union-attr]
+        gv = self.views.get(id(op.src))
+        if run == 1 or op.mask is not None or bits % 8 or gv is None:
+            return 1
+        last = gv.strides[-1]
+        if not (isinstance(last, Const) and last.value == 1):
+            return 1
+        ok = self.ptr_div.get(id(gv.ptr), 1) % (run * bits // 8) == 0 and self.div(op.offsets[-1]) % run == 0
+        return run if ok and all(self.div(s) % run == 0 for s in gv.strides[:-1]) else 1
+
     def _StoreShared(self, op: O.StoreShared) -> None:
         self.emit(self.vectorize_shared(op))
 
