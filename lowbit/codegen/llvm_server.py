@@ -49,6 +49,9 @@ class _Compiler:
         # load/store vectorizer would merge a thread's other adjacent accesses too -- and may widen the last
         # ones of a buffer into its padding, reading bytes nothing wrote.
         llvm.set_option("lowbit", "-disable-nvptx-load-store-vectorizer")
+        # ... and VectorCombine would split the other way: a vector load whose lanes are only extracted becomes
+        # one scalar load per lane (scalarizeLoadExtract), turning a 16-byte ld.shared.v4 into four ld.shared.b32
+        llvm.set_option("lowbit", "-disable-vector-combine")
         self.llvm = llvm
         self.target = llvm.Target.from_triple("nvptx64-nvidia-cuda")
         self.machines: dict[tuple[str, str, int], object] = {}

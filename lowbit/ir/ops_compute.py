@@ -221,6 +221,10 @@ class Dot(Op):
     (or f16) for floats, f32 for FP8 and int32 for integers.  ``inst`` is instruction
     selection's choice (``mma.m16n8k16.f32.f16``: tensor cores, with the
     operands in that instruction's fragment layouts); empty until selected.
+    ``interleave`` asks for fragments whose N columns are interleaved within
+    each warp (a thread's columns adjacent: wide loads of a B computed in
+    registers, wide stores of C); it chooses where elements sit, never what
+    the dot computes.
     """
 
     result: Value
@@ -228,8 +232,9 @@ class Dot(Op):
     b: Value
     c: Value
     inst: str = ""
+    interleave: bool = False
     opname = "dot"
-    spec = OpSpec(results=("result",), operands=("a", "b", "c"), attrs=("inst",))
+    spec = OpSpec(results=("result",), operands=("a", "b", "c"), attrs=("inst", "interleave"))
 
     def __post_init__(self) -> None:
         ta, tb, tc = self.tile(self.a, "a"), self.tile(self.b, "b"), self.tile(self.c, "c")
@@ -248,6 +253,8 @@ class Dot(Op):
         self.check_result(self.result, tc)
         if not isinstance(self.inst, str) or (self.inst and not self.inst.startswith("mma.")):
             raise self.fail(f"inst must be '' or an mma instruction name, got {self.inst!r}")
+        if not isinstance(self.interleave, bool):
+            raise self.fail(f"interleave must be a bool, got {self.interleave!r}")
 
 
 @dataclass(frozen=True, eq=False)

@@ -180,11 +180,10 @@ def view_gather_source(dst: RegisterLayout, axis: int, src_bits: int, dst_bits: 
         for k in expand[e]:
             if not key_low[k]:
                 local.append(new_id[k])
-    # the words along the axis innermost in each thread's slots (most significant first), so a thread's words of
-    # one column are consecutive slots: vector reads when they come through shared memory
-    n_before = sum(len(m) for m in modes[:axis])
-    on_axis = [e for e in local if n_before <= e < n_before + len(modes[axis])]
-    local = [e for e in local if e not in on_axis] + sorted(on_axis)
+    # a thread's words in row-major slot order (the last dimension innermost): adjacent words of a row are
+    # adjacent slots, so they load as vectors from a row-major buffer or from global memory (with interleaved
+    # mma fragments a thread holds adjacent columns)
+    local = sorted(local)
     try:
         return RegisterLayout(tuple(modes), tuple(spatial), tuple(local))
     except LayoutError:
@@ -442,7 +441,8 @@ def dot_plan(op: O.Dot, env: Env):  # noqa: ANN201 - an MmaPlan or None
     if not env.tensor_cores:
         return None
     ta, tb, tc = op.a.type, op.b.type, op.c.type
-    return plan(ta.dtype, tb.dtype, tc.dtype, ta.shape, tb.shape, env.threads // 32, env.arch)  # type: ignore[union-attr]
+    return plan(ta.dtype, tb.dtype, tc.dtype, ta.shape, tb.shape, env.threads // 32, env.arch,  # type: ignore[union-attr]
+                op.interleave)  # fmt: skip
 
 
 class Dot(Tied):

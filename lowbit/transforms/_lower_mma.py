@@ -48,7 +48,8 @@ _INTRINSICS = {
 
 def lower_dot(ctx: Ctx, op: V.Dot) -> None:
     ta, tc = op.a.type, op.c.type
-    p = plan_of_inst(op.inst, ta.dtype, tc.dtype, ta.shape, op.b.type.shape, ctx.T // 32, ctx.arch)  # type: ignore[union-attr]
+    p = plan_of_inst(op.inst, ta.dtype, tc.dtype, ta.shape, op.b.type.shape, ctx.T // 32, ctx.arch,  # type: ignore[union-attr]
+                     op.interleave)  # fmt: skip
     key = (p.shape, p.ab.name, p.acc.name)
     if key not in _INTRINSICS:
         raise fail(op, f"no mma intrinsic for {op.inst}")
@@ -60,6 +61,12 @@ def lower_dot(ctx: Ctx, op: V.Dot) -> None:
     c = ctx.tile(op.c, op)
     acc: list[Operand]
     acc = list(words(ctx, c)) if ct == _H2 else list(scalars(ctx, c))
+    order = None
+    if c.layout != p.c_inst and ct != _H2:  # slots reordered (interleaved 32-bit C): to the instruction's order
+        from lowbit.transforms._mma import slot_order  # noqa: PLC0415
+
+        order = slot_order(p.c_inst, c.layout)
+        acc = [acc[i] for i in order]
     per = len(acc) // (tm * tn)  # accumulator registers per C tile
     if per != nc or na != 4 or nb != 2:
         raise fail(op, f"{op.inst}: fragment registers {na}/{nb}/{per} do not match the instruction")
@@ -77,6 +84,11 @@ def lower_dot(ctx: Ctx, op: V.Dot) -> None:
                 outs = tuple(b.reg(ct, "d") for _ in range(per))
                 b.emit(S.Call(outs, name, tuple(av + bv + cv)))
                 acc[base:base + per] = [b.cast("bitcast", o, I32, "d") if ct == _H2 else o for o in outs]
+    if order is not None:
+        back: list[Operand] = [Const(0, I32)] * len(acc)
+        for s, i in enumerate(order):
+            back[i] = acc[s]
+        acc = back
     if ct == _H2:
         put_tile(ctx, op.result, wrds=acc)
     else:

@@ -34,7 +34,7 @@ from lowbit.layout import register as R
 from lowbit.layout.fragments import block_fragment
 from lowbit.layout.register import RegisterLayout
 
-__all__ = ["MmaPlan", "plan", "plan_of_inst"]
+__all__ = ["MmaPlan", "interleave_n", "plan", "plan_of_inst"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,9 @@ class MmaPlan:
     a: RegisterLayout
     b: RegisterLayout
     c: RegisterLayout
+    #: C with its slots in the instruction's order (tiles, then fragment registers); ``c`` may order them
+    #: differently (interleaved 32-bit accumulators: a thread's adjacent columns in adjacent slots)
+    c_inst: RegisterLayout | None = None
 
     @property
     def kk(self) -> int:
@@ -111,9 +114,45 @@ def _warp_grid(m: int, n: int, warps: int) -> tuple[int, int, int] | None:
     return None
 
 
+def interleave_n(lay: RegisterLayout, rows: int, wn: int, tn: int) -> RegisterLayout:
+    """``lay`` with each warp's N columns interleaved: the column of mma tile ``t``, in-tile column ``c`` of
+    warp ``w`` becomes ``w * 8 tn + c * tn + t`` -- the same registers (a reshape, a permute and a reshape of
+    the layout), so a thread's columns of its ``tn`` tiles are adjacent.  Applied to B and C alike it renames
+    the dot's N consistently, so the instruction sequence is unchanged."""
+    from lowbit.transforms._layout_rules import reshape_layout  # noqa: PLC0415
+
+    n = wn * tn * 8
+    split = reshape_layout(lay, (rows, n), (rows, wn, tn, 8))
+    if split is None:
+        raise ValueError(f"cannot split the N columns of {lay} as {wn} x {tn} x 8")
+    out = reshape_layout(R.permute(split, (0, 1, 3, 2)), (rows, wn, 8, tn), (rows, n))
+    assert out is not None  # noqa: S101 - merging dimensions always has a layout
+    return out
+
+
+def _n_innermost_slots(lay: RegisterLayout) -> RegisterLayout:
+    """``lay`` with its innermost N mode (an interleaved C's tile index) as the innermost slot digit."""
+    nid = len(lay.modes[0]) + len(lay.modes[1]) - 1
+    if nid not in lay.local:
+        return lay
+    return RegisterLayout(lay.modes, lay.spatial, tuple(e for e in lay.local if e != nid) + (nid,))
+
+
+def slot_order(inst: RegisterLayout, actual: RegisterLayout) -> list[int]:
+    """For each slot of ``inst``, the slot of ``actual`` that holds the same element (same threads' tables)."""
+    from lowbit.transforms._layout_maps import local_table, spatial_table  # noqa: PLC0415
+
+    if not (spatial_table(inst) == spatial_table(actual)).all():
+        raise ValueError(f"{inst} and {actual} distribute the tile over the threads differently")
+    where = {tuple(row): i for i, row in enumerate(local_table(actual).tolist())}
+    return [where[tuple(row)] for row in local_table(inst).tolist()]
+
+
 def plan(a: DType, b: DType, c: DType, shape_a: tuple[int, int], shape_b: tuple[int, int], warps: int,
-         arch: str) -> MmaPlan | None:  # fmt: skip
-    """The tensor-core plan of ``dot(a [M, K], b [K, N], c)`` over ``warps`` warps on ``arch``, or None (FMA)."""
+         arch: str, interleave: bool = False) -> MmaPlan | None:  # fmt: skip
+    """The tensor-core plan of ``dot(a [M, K], b [K, N], c)`` over ``warps`` warps on ``arch``, or None (FMA).
+
+    ``interleave``: B and C with each warp's N columns interleaved (:func:`interleave_n`)."""
     if a != b:
         return None
     inst = _instruction(a, c, arch)
@@ -132,15 +171,23 @@ def plan(a: DType, b: DType, c: DType, shape_a: tuple[int, int], shape_b: tuple[
     la = block_fragment(shape, "A", (wm, wn), (tm, tk))
     lb = block_fragment(shape, "B", (wm, wn), (tk, tn))
     lc = block_fragment(shape, "C", (wm, wn), (tm, tn))
+    lc_inst = lc
+    if interleave and tn > 1:
+        lb, lc_inst = interleave_n(lb, k, wn, tn), interleave_n(lc, m, wn, tn)
+        # 32-bit accumulators: the thread's adjacent columns in adjacent slots (wide stores, f16x2 casts of
+        # neighbours); an f16 accumulator keeps the instruction's register pairs
+        lc = _n_innermost_slots(lc_inst) if acc.bits == 32 else lc_inst
+    else:
+        lc = lc_inst
     if rep > 1:
-        la, lb, lc = (R.product(R.replicate(rep, 2), x) for x in (la, lb, lc))
-    return MmaPlan(shape, ab, acc, (wm, wn), rep, (tm, tn, tk), la, lb, lc)
+        la, lb, lc, lc_inst = (R.product(R.replicate(rep, 2), x) for x in (la, lb, lc, lc_inst))
+    return MmaPlan(shape, ab, acc, (wm, wn), rep, (tm, tn, tk), la, lb, lc, lc_inst)
 
 
 def plan_of_inst(inst: str, a: DType, c: DType, shape_a: tuple[int, int], shape_b: tuple[int, int], warps: int,
-                 arch: str) -> MmaPlan:  # fmt: skip
+                 arch: str, interleave: bool = False) -> MmaPlan:  # fmt: skip
     """The plan a selected ``dot`` (``inst``) was made with (recomputed; it is a pure function)."""
-    p = plan(a, a, c, shape_a, shape_b, warps, arch)
+    p = plan(a, a, c, shape_a, shape_b, warps, arch, interleave)
     if p is None or p.inst != inst:
         raise ValueError(f"dot {inst} does not match the plan for {a.name} on {arch}")
     return p

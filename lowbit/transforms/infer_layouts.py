@@ -359,7 +359,46 @@ class _Resolve(Rewriter):
                        loc=op.loc))  # fmt: skip
 
 
+#: ops a dot's B operand may be computed through (same-shape tiles) and still come from a view of words
+_ELEMENTWISE = (O.Cast, O.ElementwiseBinary, O.ElementwiseUnary, O.Fma, O.Where)
+
+
+def _fed_by_view(v: Value, producer: dict[int, O.Op]) -> bool:
+    """Whether ``v`` is computed element by element from a ``view`` (codes unpacked from words in registers)."""
+    seen: set[int] = set()
+    todo = [v]
+    while todo:
+        x = todo.pop()
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        op = producer.get(id(x))
+        if isinstance(op, O.View):
+            return True
+        if isinstance(op, _ELEMENTWISE):
+            shape = x.type.shape  # type: ignore[union-attr]
+            todo += [u for u in op.uses() if isinstance(u, Value) and getattr(u.type, "shape", None) == shape]
+    return False
+
+
+class _Interleave(Rewriter):
+    """Mark each ``dot`` whose B is unpacked in registers from a view: its fragments interleave N per warp,
+    so a thread's columns are adjacent (its words, scales and zeros load wide; its C stores wide)."""
+
+    def __init__(self, prog: Program) -> None:
+        super().__init__()
+        self.producer = {id(d): op for op in walk(prog.body) for d in op.defs()}
+
+    def visit(self, op: O.Op) -> None:
+        new = self.copy(op)
+        if isinstance(op, O.Dot) and not op.interleave and _fed_by_view(op.b, self.producer):
+            new = new.replace(interleave=True)
+        self.emit(new)
+
+
 def run(prog: Program, opts: Options) -> Program:
+    if opts.tensor_cores and any(isinstance(op, O.Dot) for op in walk(prog.body)):
+        prog = _Interleave(prog).run(prog)
     inf = _Infer(prog, opts.arch, opts.tensor_cores)
     inf.seed_strict()
     inf.check_strict_conflicts()

@@ -85,6 +85,7 @@ class _Staged:
 @dataclass(frozen=True)
 class _Plan:
     staged: tuple[_Staged, ...]
+    direct: tuple[O.LoadGlobal, ...]  # large tiles loaded straight into registers: staged through a ring too
     prefetched: tuple[O.LoadGlobal, ...]
     barriers: tuple[O.Barrier, ...]  # select's barriers around the staged stores (dropped)
 
@@ -166,19 +167,22 @@ def _plan(loop: O.For) -> _Plan | None:
             pout = cons[0]
         staged.append(_Staged(lg, pin if _transposes(pin) else None, op, st, rd, fr, pout))  # type: ignore[arg-type]
         barriers += [b1, b2]
-    if not staged:
-        return None
     taken = {id(s.load) for s in staged}
-    prefetched = []
+    prefetched, direct = [], []
     for op in body:
         if not isinstance(op, O.LoadGlobal) or id(op) in taken:
             continue
+        if op.mask is not None or op.other != 0 or id(op.src) in inside or not _invariant_offsets(op.offsets, loop, inside):
+            continue
         t = op.result.type
         regs = t.layout.local_size * max(t.dtype.bits, 32) // 32  # type: ignore[union-attr]
-        if op.mask is None and id(op.src) not in inside and _invariant_offsets(op.offsets, loop, inside) \
-                and regs <= PREFETCH_REGS:  # fmt: skip
+        if regs <= PREFETCH_REGS:
             prefetched.append(op)
-    return _Plan(tuple(staged), tuple(prefetched), tuple(barriers))
+        elif t.dtype.bits % 8 == 0 and t.dtype.bits <= 64:  # type: ignore[union-attr] - whole bytes: cp.async runs
+            direct.append(op)
+    if not staged and not direct:
+        return None
+    return _Plan(tuple(staged), tuple(direct), tuple(prefetched), tuple(barriers))
 
 
 def _add(a: Expr, b: Expr) -> Expr:
@@ -202,7 +206,7 @@ class _Pipeline(Rewriter):
             if isinstance(op, O.GlobalView):
                 self.sel.views[id(op.result)] = op
         self._skip: set[int] = set()
-        self._reads: dict[int, tuple[_Staged, Value, Expr]] = {}
+        self._reads: dict[int, tuple[_Staged | O.LoadGlobal, Value, Expr]] = {}
 
     def visit(self, op: O.Op) -> None:
         if id(op) in self._skip:
@@ -218,9 +222,8 @@ class _Pipeline(Rewriter):
         self.emit(self.copy(op))
 
     # ------------------------------------------------------------------ the transformed loop
-    def _copy(self, s: _Staged, ring: Value, stage: Expr, var: Var, k: Expr) -> None:
-        """``copy_async`` of the staged tile's K step ``k`` into ``ring[stage]``."""
-        lg = s.load
+    def _copy(self, lg: O.LoadGlobal, ring: Value, stage: Expr, var: Var, k: Expr) -> None:
+        """``copy_async`` of the staged load's K step ``k`` into ``ring[stage]``."""
         view = self._stage(ring, stage)
         offs = tuple(substitute(self.expr(o), {id(var): k}) for o in lg.offsets)
         cp = O.CopyAsync(dst=view, src=self.value(lg.src), offsets=offs, l2=lg.l2, prefetch=lg.prefetch, loc=lg.loc)
@@ -234,9 +237,16 @@ class _Pipeline(Rewriter):
         self.sel.stage_views.add(id(v))
         return v
 
-    def _read(self, s: _Staged, ring: Value, stage: Expr) -> None:
-        """The staged tile's read, from ``ring[stage]`` (transposed buffers read the natural one)."""
+    def _read(self, s: _Staged | O.LoadGlobal, ring: Value, stage: Expr) -> None:
+        """The staged tile's read, from ``ring[stage]`` (transposed buffers read the natural one; a direct load
+        reads its own layout)."""
         view = self._stage(ring, stage)
+        if isinstance(s, O.LoadGlobal):
+            zeros = tuple(Const(0, INT32) for _ in s.offsets)
+            new = Value(s.result.type, s.result.hint)
+            self.emit(self.sel.vectorize_shared(O.LoadShared(result=new, src=view, offsets=zeros, loc=s.loc)))
+            self.bind(s.result, new)
+            return
         zeros = tuple(Const(0, INT32) for _ in s.load.offsets)
         if s.permute_out is None:
             new = Value(s.read.result.type, s.read.result.hint)
@@ -253,18 +263,18 @@ class _Pipeline(Rewriter):
     def _pipelined(self, loop: O.For, plan: _Plan) -> None:
         S = self.S
         start, step = self.expr(loop.start), self.expr(loop.step)
+        loads = [s.load for s in plan.staged] + list(plan.direct)
         rings = []
-        for s in plan.staged:
-            t = s.load.result.type
-            rt = SharedType(t.dtype, (S, *t.shape))  # type: ignore[union-attr]
-            ring = Value(rt, "ring")
-            self.emit(O.AllocShared(result=ring, loc=s.alloc.loc))
+        for lg in loads:
+            t = lg.result.type
+            ring = Value(SharedType(t.dtype, (S, *t.shape)), "ring")  # type: ignore[union-attr]
+            self.emit(O.AllocShared(result=ring, loc=lg.loc))
             rings.append(ring)
         # prologue: the first S-1 K steps in flight, one group each
         for j in range(S - 1):
             kj = _add(start, _times(step, j))
-            for s, ring in zip(plan.staged, rings):
-                self._copy(s, ring, Const(j, INT32), loop.var, kj)
+            for lg, ring in zip(loads, rings):
+                self._copy(lg, ring, Const(j, INT32), loop.var, kj)
             self.emit(O.CommitGroup(loc=loop.loc))
         first = []
         for lg in plan.prefetched:
@@ -280,6 +290,8 @@ class _Pipeline(Rewriter):
         self._skip.update(id(lg) for lg in plan.prefetched)
         for s, ring in zip(plan.staged, rings):
             self._reads[id(s.read)] = (s, ring, rd)
+        for lg, ring in zip(plan.direct, rings[len(plan.staged):]):
+            self._reads[id(lg)] = (lg, ring, rd)
         for lg, a in zip(plan.prefetched, args):
             self.bind(lg.result, a)
         self._bodies.append([])
@@ -288,8 +300,8 @@ class _Pipeline(Rewriter):
             self.emit(O.Barrier(loc=loop.loc))
             wr = Select(Binary("eq", rd, Const(0, INT32)), Const(S - 1, INT32), Binary("sub", rd, Const(1, INT32)))
             ahead = _add(loop.var, _times(step, S - 1))
-            for s, ring in zip(plan.staged, rings):
-                self._copy(s, ring, wr, loop.var, ahead)
+            for lg, ring in zip(loads, rings):
+                self._copy(lg, ring, wr, loop.var, ahead)
             self.emit(O.CommitGroup(loc=loop.loc))
             nxt = []
             for lg in plan.prefetched:

@@ -250,10 +250,10 @@ class _Select(MemorySelect, Rewriter):
 
         a, b, c = as_(op.a, p.ab), as_(op.b, p.ab), as_(op.c, p.acc)
         if c is op.c:
-            self.emit(O.Dot(result=op.result, a=a, b=b, c=c, inst=p.inst, loc=loc))
+            self.emit(O.Dot(result=op.result, a=a, b=b, c=c, inst=p.inst, interleave=op.interleave, loc=loc))
             return
         acc = _tile(p.acc, op.result.type.shape, _layout(op.result), op.result.hint)  # type: ignore[union-attr]
-        self.emit(O.Dot(result=acc, a=a, b=b, c=c, inst=p.inst, loc=loc))
+        self.emit(O.Dot(result=acc, a=a, b=b, c=c, inst=p.inst, interleave=op.interleave, loc=loc))
         out = _tile(op.result.type.dtype, op.result.type.shape, _layout(op.result), op.result.hint)  # type: ignore[union-attr]
         self.emit(O.Cast(result=out, x=acc, loc=loc))
         self.bind(op.result, out)

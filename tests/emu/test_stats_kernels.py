@@ -18,7 +18,8 @@ import pytest
 
 import lowbit
 import lowbit.emu as emu
-from lowbit.compiler import run_on_emulator
+from lowbit.compiler import compile_program, run_on_emulator
+from lowbit.launch import specialization_facts
 from lowbit.emu.parser import parse
 from lowbit.runtime.check import aligned_copy
 from tests.emu.fixtures import recipes
@@ -105,9 +106,12 @@ def test_lowbit_w4a16_reads_each_weight_word_once_per_row_of_blocks(m, n, k, bm,
     s, z = np.ascontiguousarray(q.scales, np.float16), np.ascontiguousarray(q.zeros, np.uint8)
     c = np.zeros((m, n), np.float16)
     a, words, s, z, c = (aligned_copy(x) for x in (a, words, s, z, c))  # as device allocations: sectors depend on it
-    compiled = lowbit.compile(ex04.w4a16_matmul, BM=bm, BN=bn, BK=bk, tensor_cores=tensor_cores)
+    args = dict(a_ptr=a, w_ptr=words, s_ptr=s, z_ptr=z, c_ptr=c, M=m, N=n, K=k)
+    prog = ex04.w4a16_matmul.specialize(BM=bm, BN=bn, BK=bk)
+    prog = prog.with_facts(specialization_facts(prog, args))  # what a launch on these arrays compiles
+    compiled = compile_program(prog, tensor_cores=tensor_cores)
     grid = (-(-m // bm), -(-n // bn))
-    st = run_on_emulator(compiled, grid, [a, words, s, z, c, m, n, k])
+    st = run_on_emulator(compiled, grid, args)
     ref, mag = ex04.reference(a, q)
     assert np.all(np.abs(c.astype(np.float64) - ref) <= ex04.tolerance(ref, mag, k))
     names = [p.name for p in compiled.params]
@@ -115,8 +119,8 @@ def test_lowbit_w4a16_reads_each_weight_word_once_per_row_of_blocks(m, n, k, bm,
     footprint = _footprint_sectors(words, grid, bn)
     if tensor_cores:
         # mma fragments give the same word to the 4 lanes of a quad (a gathered view): lanes repeat bytes,
-        # the memory system does not -- aligned rows cost exactly the footprint; with no divisibility facts
-        # (scalar loads of 400-byte rows) a sector may be read by two instructions of one warp
+        # the memory system does not -- aligned rows cost exactly the footprint; rows of 400 bytes (N = 100:
+        # no 16-byte fact, scalar loads) let one warp read a sector in two instructions
         assert traffic["w_ptr"][0] >= grid[0] * words.nbytes
         assert footprint <= sectors["w_ptr"][0] <= (footprint if n % 64 == 0 else 1.5 * footprint)
     else:

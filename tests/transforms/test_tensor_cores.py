@@ -87,16 +87,22 @@ def test_w4a16_on_tensor_cores_with_weights_from_registers(tmp_path: Path) -> No
     sel = lower_vm(prog, Options())
     dot = next(op for op in walk(sel.body) if isinstance(op, O.Dot))
     assert dot.inst == "mma.m16n8k16.f32.f16"
-    # the B operand is the dequantisation itself (mul of sub of cast of the gathering view), in registers: only
-    # A (f16) and the weights' 32-bit words -- loaded 16 bytes a thread, moved whole -- pass through shared memory
+    # the B operand is the dequantisation itself (mul of sub of cast of the gathering view), in registers; the
+    # dot interleaves N, so each thread's words of a row are adjacent and load 16 bytes at a time straight into
+    # the registers the view reads: only A (f16) passes through shared memory, and C stores from the accumulator
+    assert dot.interleave
     mul = next(op for op in walk(sel.body) if getattr(op, "result", None) is dot.b)
     assert isinstance(mul, O.ElementwiseBinary) and mul.op == "mul"
     loop = next(op for op in sel.body if isinstance(op, O.For))
     shared_tiles = sorted((v.type.dtype.name, v.type.shape) for v in
                           (op.value for op in walk(loop.body) if isinstance(op, O.StoreShared)))  # fmt: skip
-    assert shared_tiles == [("f16", (16, 128)), ("uint32", (128, 16))]  # words stored transposed: v4 reads
+    assert shared_tiles == [("f16", (16, 128))]
+    words = [op for op in walk(loop.body) if isinstance(op, O.LoadGlobal) and op.result.type.dtype.name == "uint32"]
+    assert len(words) == 1 and words[0].vec == 4
+    assert not [op for op in sel.body if isinstance(op, O.StoreShared)]  # the epilogue stores C directly
     ck = compile_program(prog, "sm_80")
     m = mix(main_loop(ck.ptx))
+    assert m["ld.global.v4.b32"] == 2 + 16  # A: 32 bytes a thread (to shared); the words: 64 a thread
     assert m["mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"] == 32  # per warp; x 4 warps = 128 per K step
     assert m["sub.rn.f16x2"] == 64 and m["mul.rn.f16x2"] == 64  # in the B-fragment pairs
     sass = _sass(ck.cubin, tmp_path, 128, 128 * 128)
