@@ -5,8 +5,8 @@ cache, so nothing is warm (``compile_s``); lowbit's child then compiles three
 new constexpr sets with its LLVM worker already up (``warm_compile_s``, the
 median; ptxas runs inside every compile, cold and warm): lowbit compiles ``examples/04_w4a16_matmul.py``'s
 kernel, Triton compiles ``benchmarks/baselines/triton_w4a16.py`` with the
-same block shape (16x32x32), num_warps=4 and num_stages=1 (lowbit has no
-software pipelining yet, so Triton is not asked for one either).  Imports are
+same block shape (16x32x32), num_warps=4 and num_stages=3 on both sides
+(each builds its 3-stage cp.async pipeline).  Imports are
 timed separately from compilation.  Median of ``--repeat`` runs (default 5).
 
     python -m benchmarks.bench_compile [--repeat 5] [--arch sm_80] [--json out.json]
@@ -35,14 +35,14 @@ import lowbit
 spec = importlib.util.spec_from_file_location("ex04", sys.argv[1])
 ex04 = importlib.util.module_from_spec(spec); spec.loader.exec_module(ex04)
 t1 = time.perf_counter()
-out = lowbit.compile(ex04.w4a16_matmul, arch=sys.argv[2])
+out = lowbit.compile(ex04.w4a16_matmul, arch=sys.argv[2], num_stages=3)
 t2 = time.perf_counter()
 assert out.ptx and (out.cubin is not None)
 # warm: the LLVM worker is up, a new set of constexprs compiles from scratch (DSL, passes, LLVM, ptxas)
 warm = []
 for bn, bk in ((64, 32), (128, 64), (64, 128)):
     t3 = time.perf_counter()
-    w = lowbit.compile(ex04.w4a16_matmul, arch=sys.argv[2], BN=bn, BK=bk)
+    w = lowbit.compile(ex04.w4a16_matmul, arch=sys.argv[2], BN=bn, BK=bk, num_stages=3)
     warm.append(time.perf_counter() - t3)
     assert w.cubin is not None
 print(json.dumps({"import_s": t1 - t0, "compile_s": t2 - t1, "warm_compile_s": sorted(warm)[1]}))
@@ -54,7 +54,7 @@ t0 = time.perf_counter()
 import triton
 from benchmarks.baselines import triton_w4a16
 t1 = time.perf_counter()
-k = triton_w4a16.compile_for(arch=int(sys.argv[1]), num_warps=4, num_stages=1)
+k = triton_w4a16.compile_for(arch=int(sys.argv[1]), num_warps=4, num_stages=3)
 t2 = time.perf_counter()
 assert k.asm["ptx"] and k.asm["cubin"]
 print(json.dumps({"import_s": t1 - t0, "compile_s": t2 - t1}))

@@ -214,6 +214,9 @@ def _dot(b: Block, op: O.Dot) -> None:
     a, bb, c = _tile(b, op.a), _tile(b, op.b), _tile(b, op.c)
     if ta.dtype.name in O.DOT_FP8:  # codes: their values (exact in f32)
         a, bb = (V.cast(x, ta.dtype, _F32).astype(np.float32) for x in (a, bb))
+    elif ta.dtype.name.startswith("bipolar"):  # codes: the odd integers they stand for
+        a, bb = (np.asarray(ta.dtype.decode(np.asarray(x).astype(np.uint64)), np.float64).astype(np.int64)
+                 for x in (a, bb))  # fmt: skip
     if ta.dtype.is_float:
         # Products of f16/bf16 are exact in f32; the sum is accumulated in f32 (order unspecified,
         # as on tensor cores), then rounded to the accumulator's type.

@@ -216,8 +216,9 @@ DOT_FP8 = ("e4m3fn", "e5m2")
 class Dot(Op):
     """``c + a @ b`` on [M, K] x [K, N] tiles; products exact, accumulated in ``c``'s dtype.
 
-    a and b have one dtype (f16, bf16, f32, an integer type, or the FP8
-    formats e4m3fn / e5m2, whose products are exact in f32); ``c`` is f32
+    a and b have one dtype (f16, bf16, f32, an integer type, the FP8
+    formats e4m3fn / e5m2, whose products are exact in f32, or a bipolar
+    format, whose codes stand for odd integers); ``c`` is f32
     (or f16) for floats, f32 for FP8 and int32 for integers.  ``inst`` is instruction
     selection's choice (``mma.m16n8k16.f32.f16``: tensor cores, with the
     operands in that instruction's fragment layouts); empty until selected.
@@ -245,8 +246,10 @@ class Dot(Op):
                 f"shapes do not chain: a {list(ta.shape)} x b {list(tb.shape)} -> c {list(tc.shape)}"
             )
         fp8 = ta.dtype.name in DOT_FP8
-        if ta.dtype != tb.dtype or not (is_arith(ta.dtype) or fp8):
-            raise self.fail(f"a and b must share a numeric dtype (or an FP8 format), got {ta.dtype.name} and {tb.dtype.name}")
+        bipolar = ta.dtype.name.startswith("bipolar")  # codes of odd integers: their values multiply
+        if ta.dtype != tb.dtype or not (is_arith(ta.dtype) or fp8 or bipolar):
+            raise self.fail(f"a and b must share a numeric dtype (or an FP8 or bipolar format), got {ta.dtype.name} "
+                            f"and {tb.dtype.name}")  # fmt: skip
         want = ("f32",) if fp8 else ("f32", "f16") if ta.dtype.is_float else ("int32",)
         if tc.dtype.name not in want:
             raise self.fail(f"accumulator of a {ta.dtype.name} dot must be {' or '.join(want)}, got {tc.dtype.name}")

@@ -43,7 +43,9 @@ _INTRINSICS = {
     ("m16n8k32", "e5m2", "f32"): ("llvm.nvvm.mma.m16n8k32.row.col.f32.e5m2.e5m2.f32", I32, F32, 4),
     ("m16n8k256", "uint1", "int32"): ("llvm.nvvm.mma.and.popc.m16n8k256.row.col.b1", I32, I32, 4),
     ("m16n8k256", "int1", "int32"): ("llvm.nvvm.mma.and.popc.m16n8k256.row.col.b1", I32, I32, 4),
+    ("m16n8k256", "bipolar1", "int32"): ("llvm.nvvm.mma.xor.popc.m16n8k256.row.col.b1", I32, I32, 4),
 }
+_AND_POPC = "llvm.nvvm.mma.and.popc.m16n8k256.row.col.b1"
 
 
 def lower_dot(ctx: Ctx, op: V.Dot) -> None:
@@ -74,6 +76,9 @@ def lower_dot(ctx: Ctx, op: V.Dot) -> None:
     def reg(x: Operand, t) -> Operand:  # noqa: ANN001
         return x if t == I32 else b.cast("bitcast", x, t, "fr")
 
+    if p.ab.name == "bipolar1":
+        acc = _bipolar_dot(ctx, p, wa, wb, acc, ta.shape[1])
+        tk = 0  # (done)
     for ks in range(tk):
         for i in range(tm):
             av = [reg(x, abt) for x in wa[(i * tk + ks) * na:(i * tk + ks + 1) * na]]
@@ -93,6 +98,60 @@ def lower_dot(ctx: Ctx, op: V.Dot) -> None:
         put_tile(ctx, op.result, wrds=acc)
     else:
         put_tile(ctx, op.result, scal=acc)
+
+
+def _bipolar_dot(ctx: Ctx, p, wa: list[Operand], wb: list[Operand], acc: list[Operand], k: int) -> list[Operand]:  # noqa: ANN001
+    """``c + a @ b`` for bipolar1 codes (bit 1: +1, bit 0: -1): each product is ``1 - 2 (a xor b)``, so the
+    dot is ``c + K - 2 P`` with ``P`` the popcount of ``a xor b`` over K -- one ``mma.xor.popc`` per tile and
+    step where native; else ``P = popc(a) + popc(b) - 2 popc(a and b)``, the row counts of A and the column
+    counts of B being ``mma.and.popc`` with an all-ones B / A (each reused over the other dimension)."""
+    from lowbit.arch import Support, target  # noqa: PLC0415
+
+    b = ctx.b
+    tm, tn, tk = p.tiles
+    xor = target(ctx.arch).feature("mma.m16n8k256.b1.xor").support is Support.NATIVE
+    zero, ones = [Const(0, I32)] * 4, Const(-1, I32)
+
+    def mma(name: str, av: list[Operand], bv: list[Operand], cv: list[Operand]) -> list[Operand]:
+        outs = tuple(b.reg(I32, "d") for _ in range(4))
+        b.emit(S.Call(outs, name, tuple(av + bv + cv)))
+        return list(outs)
+
+    def a_of(i: int, ks: int) -> list[Operand]:
+        return wa[(i * tk + ks) * 4:(i * tk + ks + 1) * 4]
+
+    def b_of(ks: int, j: int) -> list[Operand]:
+        return wb[(ks * tn + j) * 2:(ks * tn + j + 1) * 2]
+
+    rows, cols = {}, {}
+    if not xor:
+        for i in range(tm):
+            r = zero
+            for ks in range(tk):
+                r = mma(_AND_POPC, a_of(i, ks), [ones, ones], r)
+            rows[i] = r
+        for j in range(tn):
+            s = zero
+            for ks in range(tk):
+                s = mma(_AND_POPC, [ones] * 4, b_of(ks, j), s)
+            cols[j] = s
+    out = list(acc)
+    for i in range(tm):
+        for j in range(tn):
+            pc = zero
+            for ks in range(tk):
+                pc = mma(_INTRINSICS[("m16n8k256", "bipolar1", "int32")][0] if xor else _AND_POPC,
+                         a_of(i, ks), b_of(ks, j), pc)  # fmt: skip
+            base = (i * tn + j) * 4
+            for r in range(4):
+                if xor:  # c + K - 2 P
+                    two_p = b.binary("shl", pc[r], Const(1, I32), "bp")
+                else:  # P = rows + cols - 2 AND
+                    both = b.binary("add", rows[i][r], cols[j][r], "bp")
+                    two_p = b.binary("shl", b.binary("sub", both, b.binary("shl", pc[r], Const(1, I32), "bp"), "bp"),
+                                     Const(1, I32), "bp")  # fmt: skip
+                out[base + r] = b.binary("sub", b.binary("add", acc[base + r], Const(k, I32), "bp"), two_p, "bp")
+    return out
 
 
 def lower_ldmatrix(ctx: Ctx, op: V.LoadShared) -> None:

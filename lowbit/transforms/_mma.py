@@ -15,7 +15,12 @@ target runs natively and which ptxas only emulates), and returns an
 * e4m3/e5m2 -> ``m16n8k32`` on sm_89; where ptxas emulates it (sm_90)
   converted to f16 (exact) and ``m16n8k16``;
 * 1-bit codes -> ``m16n8k256`` ``.and.popc`` (a product of bits is their
-  AND, for uint1 and for int1's {0, -1} alike).
+  AND, for uint1 and for int1's {0, -1} alike); bipolar1 ({-1, +1}: a
+  product is ``1 - 2 (a xor b)``) -> ``.xor.popc`` where the target runs it
+  natively, else ``.and.popc`` with the identity ``popc(a xor b) = popc(a) +
+  popc(b) - 2 popc(a and b)`` (the row and column popcounts are two more
+  ``.and.popc`` with an all-ones operand); wider bipolar codes are odd
+  integers, widened to int8 (bipolar8's +-255 does not fit: FMA).
 
 Warps tile the block's C: ``(wm, wn)`` warps along M and N (as square a
 per-warp tile as the shape allows), each owning ``tm x tn`` mma tiles, K in
@@ -81,8 +86,15 @@ def _instruction(a: DType, c: DType, arch: str) -> tuple[str, DType, DType] | No
         if _native(tgt, feat):
             return "m16n8k32", a, f32
         return "m16n8k16", f16, f32  # every e4m3/e5m2 value is an f16 value
-    if not a.is_int or getattr(a, "is_bipolar", False) or a.bits > 8:
+    if not a.is_int or a.bits > 8:
         return None
+    if a.name.startswith("bipolar"):
+        if a.bits == 1:  # products are 1 - 2 (a xor b): xor.popc, or and.popc with row/column popcounts
+            ok = _native(tgt, "mma.m16n8k256.b1.xor") or tgt.supports("mma.m16n8k256.b1.and")
+            return ("m16n8k256", a, i32) if ok else None
+        if a.bits == 8:
+            return None  # odd values up to 255: no 8-bit integer holds them
+        return "m16n8k32", dtype("int8"), i32
     if a.bits == 1:
         return ("m16n8k256", a, i32) if tgt.supports("mma.m16n8k256.b1.and") else None
     if a.bits == 4 and a.name in ("int4", "uint4") and _native(tgt, f"mma.m16n8k64.{'s4' if a.is_signed else 'u4'}"):

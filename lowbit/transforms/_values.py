@@ -408,6 +408,12 @@ def convert(b: Builder, x: Operand, src: DType, dst: DType) -> Operand:
     if src == dst:
         return x
     if is_code(src):
+        if src.name.startswith("bipolar"):  # code c stands for 2c - (2**n - 1): two integer instructions
+            wide = src.bits > 30
+            it, name = (I64, "int64") if wide else (I32, "int32")
+            c = b.cast("zext", x, I64) if wide and x.type != I64 else x
+            v = b.binary("sub", b.binary("shl", c, Const(1, it)), Const((1 << src.bits) - 1, it))
+            return convert(b, v, dtype(name), dst)
         if src.bits <= 4 or (not isinstance(src, FloatType) and src.bits <= 8):
             return _table_to(b, x, src, dst)
         if not isinstance(src, FloatType):

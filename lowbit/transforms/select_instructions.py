@@ -384,7 +384,7 @@ class _Select(MemorySelect, Rewriter):
             nbytes = max(1, w * bits // 8)
             ok = ptr_bytes % nbytes == 0 and self.div(offsets[-1]) % w == 0 and self.div(gv.shape[-1]) % w == 0
             ok = ok and all(self.div(s) % w == 0 for s in gv.strides[:-1])
-            if ok and w * bits >= 8:
+            if ok and w * bits in (8, 16, 32, 64, 128):  # one whole access (3-bit codes: no 12-bit loads)
                 return w
             w //= 2
         return 1

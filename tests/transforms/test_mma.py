@@ -3,7 +3,9 @@
 One generic kernel (operand dtype T, accumulator ACC) covers f16 with f32 and
 f16 accumulators, bf16, int8, uint8, int4 (native k64 on sm_80, widened to
 8 bits on sm_90), e4m3/e5m2 (k32 on sm_89, converted to f16 on sm_90) and
-1-bit codes (k256 and.popc).  Each case checks which mma the PTX uses.
+1-bit codes (k256 and.popc), bipolar1 (xor.popc on sm_80, and.popc plus row and
+column popcounts on sm_90) and bipolar2 (widened to int8).  Each case checks
+which mma the PTX uses.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ CASES = [
     ("e5m2", "f32", 32, "sm_89", "m16n8k32.row.col.f32.e5m2.e5m2.f32"),
     ("e4m3fn", "f32", 32, "sm_90", "m16n8k16.row.col.f32.f16.f16.f32"),
     ("uint1", "int32", 256, "sm_80", "m16n8k256.row.col.s32.b1.b1.s32.and.popc"),
+    ("bipolar1", "int32", 256, "sm_80", "m16n8k256.row.col.s32.b1.b1.s32.xor.popc"),
+    ("bipolar1", "int32", 256, "sm_90", "m16n8k256.row.col.s32.b1.b1.s32.and.popc"),  # xor.popc is emulated
+    ("bipolar2", "int32", 64, "sm_80", "m16n8k32.row.col.s32.s8.s8.s32"),
 ]  # fmt: skip
 SHAPES = [(1, 100, 136), (37, 100, 136), (37, 96, 512)]
 
@@ -58,6 +63,10 @@ def _operand(t: str, shape: tuple[int, int], rng: np.random.Generator) -> tuple[
         vals = np.asarray(dt.decode(codes), dtype=np.float64)
         arr = vals.astype(np.float16) if t == "f16" else codes.astype(np.uint16)
         return arr, vals
+    if t.startswith("bipolar"):  # odd integers: every code is a value
+        codes = rng.integers(0, 1 << dt.bits, shape)
+        vals = np.asarray(dt.decode(codes.astype(np.uint64)), dtype=np.float64)
+        return lowbit.pack(codes.astype(np.uint8).reshape(-1), dt.bits, axis=-1), vals
     if dt.is_int:
         lo, hi = dt.min, dt.max
         v = rng.integers(lo, hi + 1, shape)
@@ -100,6 +109,8 @@ def test_mma_emulator_equals_interpreter(t: str, acc: str, bk: int, arch: str, i
     mm.interpret[grid](a, b, c_int, m, n, k, **cx)
     mm.on(arch)[grid](a, b, c_emu, m, n, k, **cx)
     ref = av @ bv
+    if t.startswith("bipolar"):  # a K tail reads code 0 in both tiles: -1 x -1 = +1 per padded position
+        ref = ref + (-(-k // bk) * bk - k)
     if out_np is np.int32:
         np.testing.assert_array_equal(c_emu, c_int)
         np.testing.assert_array_equal(c_emu.astype(np.int64), ref.astype(np.int64))
