@@ -43,7 +43,7 @@ def w4a16_matmul(
     acc = lowbit.zeros((BM, BN), lowbit.f32)
     for k in range(0, K, BK):
         ta = lowbit.load(a, (m0, k), (BM, BK))
-        words = lowbit.load(w, (k // 8, n0), (BK // 8, BN))
+        words = lowbit.load(w, (k // 8, n0), (BK // 8, BN), l2="evict_first")  # streamed once: leave L2 to A
         codes = lowbit.view(words, lowbit.uint4, axis=0)  # [BK, BN]
         g = k // GROUP
         s = lowbit.load(scales, (g, n0), (1, BN))

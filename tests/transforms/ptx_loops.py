@@ -21,6 +21,9 @@ def instructions(ptx: str) -> list[str]:
     out = []
     for line in ptx.splitlines():
         s = line.strip()
+        if s.startswith("{") and ";" in s:  # an inline-asm block on one line: its instructions count
+            out += [p.strip() for p in s.strip("{} ").split(";") if p.strip() and not p.strip().startswith(".")]
+            continue
         if not s or s.startswith(("//", ".", "{", "}", "$")) or s.endswith(":"):
             continue
         out.append(s)

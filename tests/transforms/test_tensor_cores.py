@@ -102,7 +102,8 @@ def test_w4a16_on_tensor_cores_with_weights_from_registers(tmp_path: Path) -> No
     assert not [op for op in sel.body if isinstance(op, O.StoreShared)]  # the epilogue stores C directly
     ck = compile_program(prog, "sm_80")
     m = mix(main_loop(ck.ptx))
-    assert m["ld.global.v4.b32"] == 2 + 16  # A: 32 bytes a thread (to shared); the words: 64 a thread
+    # A: 32 bytes a thread (to shared); the words: 64 a thread, with their L2 evict_first hint
+    assert m["ld.global.v4.b32"] == 2 and m["ld.global.L2::cache_hint.v4.u32"] == 16
     assert m["mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"] == 32  # per warp; x 4 warps = 128 per K step
     assert m["sub.rn.f16x2"] == 64 and m["mul.rn.f16x2"] == 64  # in the B-fragment pairs
     sass = _sass(ck.cubin, tmp_path, 128, 128 * 128)
