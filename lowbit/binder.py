@@ -46,8 +46,9 @@ import operator
 import sys
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import ml_dtypes
 import numpy as np
@@ -68,13 +69,27 @@ _EXTENT_CACHE_SIZE = 256
 # ----------------------------------------------------------------------------- array kinds
 
 
+_TORCH: list[object] = []  # (torch.Tensor, torch.strided) once torch has been seen imported
+
+
 def _torch_tensor_type() -> type | None:
     """``torch.Tensor`` if torch is already imported (a tensor argument implies it is), else None."""
+    if _TORCH:
+        return _TORCH[0]  # type: ignore[return-value]
     torch = sys.modules.get("torch")
-    return getattr(torch, "Tensor", None) if torch is not None else None
+    tt = getattr(torch, "Tensor", None) if torch is not None else None
+    if tt is not None and hasattr(torch, "strided"):  # a fully imported torch: remember it
+        _TORCH[:] = [tt, torch.strided]
+    return tt
 
 
 _TORCH_TO_NUMPY: dict[object, np.dtype] = {}
+
+
+def _torch_dtypes() -> tuple[object, ...]:
+    """The torch dtypes :func:`torch_numpy_dtype` maps."""
+    torch_numpy_dtype(None)
+    return tuple(_TORCH_TO_NUMPY)
 
 
 def torch_numpy_dtype(tdtype: object) -> np.dtype | None:
@@ -104,7 +119,7 @@ def _cuda_name(ordinal: int) -> str:
 
 
 def _torch_strided() -> object:
-    return sys.modules["torch"].strided
+    return _TORCH[1] if _TORCH else sys.modules["torch"].strided
 
 
 def _dtype_text(value: object) -> str:
@@ -262,9 +277,8 @@ class ScalarSlot:
     divisibility: int
 
 
-@dataclass(frozen=True)
-class Bound:
-    """A checked launch.
+class Bound(NamedTuple):
+    """A checked launch (a named tuple: built on every launch, so it costs half a frozen dataclass).
 
     ``values[i]`` is, per parameter in order: a host ``np.ndarray`` (host
     launches), an ``int`` device address (GPU launches), or the scalar as a
@@ -349,6 +363,8 @@ class Binder:
                                s.var.dtype.min if s.var.dtype.is_int else 0, s.var.dtype.max if s.var.dtype.is_int else 0)
                               for i, s in enumerate(self.slots) if isinstance(s, ScalarSlot))  # fmt: skip
         self._extents: dict[tuple[object, ...], tuple[tuple[int, str] | None, ...]] = {}
+        #: the straight-line torch-CUDA binder (:meth:`_cuda_fast`), built on the first launch that sees torch
+        self._fast: Callable[[Sequence[object]], Bound | None] | None = None
 
     @property
     def written(self) -> tuple[str, ...]:
@@ -378,6 +394,71 @@ class Binder:
 
     def bind_values(self, values: Sequence[object]) -> Bound:
         """Check ``values`` given in parameter order (the fast path of the GPU runtime)."""
+        fast = self._fast
+        if fast is None and _TORCH:
+            fast = self._fast = self._cuda_fast()
+        if fast is not None and (got := fast(values)) is not None:
+            return got
+        return self._bind_values(values)
+
+    def _cuda_fast(self) -> Callable[[Sequence[object]], Bound | None]:
+        """A function binding the common torch call -- plain CUDA tensors, in-range ints -- or answering None.
+
+        Generated once per binder as straight-line code with each slot's
+        constants in place: what :meth:`_bind_values` decides per argument
+        through a loop, tuple unpacking and dict lookups costs the decode
+        path most of its host time (``benchmarks/bench_dispatch.py``).  It
+        accepts exactly what the generic path accepts, with the same result
+        (tested side by side); anything else -- an error, a numpy array, a
+        tensor subclass, a float scalar, a strided tensor -- answers None and
+        the generic path binds it or raises its message.
+        """
+        tt, strided = _TORCH
+        n = len(self.slots)
+        env: dict[str, object] = {"Bound": Bound, "TT": tt, "STRIDED": strided, "EXT": self._extents,
+                                  "extents_for": self._extents_for, "DIV": SPECIALIZED_DIVISIBILITY,
+                                  "NAMES": _CUDA_NAMES, "cuda_name": _cuda_name}  # fmt: skip
+        args = ", ".join(f"a{i}" for i in range(n)) + ("," if n == 1 else "")
+        lines = ["def fast(values):", f"    if len(values) != {n}:", "        return None", f"    {args} = values",
+                 "    facts = {}"]  # fmt: skip
+        for i, slot, integer, lo, hi in self._scalars:
+            if not integer:
+                return lambda values: None  # float / bool scalars convert through the VM's rules: generic path
+            lines += [f"    if type(a{i}) is not int or not {lo} <= a{i} <= {hi}:", "        return None"]
+            if slot.divisibility > 1:
+                lines += [f"    if a{i} % {slot.divisibility}:", "        return None"]
+            lines += [f"    if a{i} % DIV == 0:", f"        facts[{slot.name!r}] = DIV"]
+        if self._has_views:
+            key = ", ".join(f"a{i}" for i in self._extent_index) + ("," if len(self._extent_index) == 1 else "")
+            lines += [f"    ext = EXT.get(({key}))", "    if ext is None:", f"        o = [None] * {n}"]
+            lines += [f"        o[{i}] = a{i}" for i, *_ in self._scalars]
+            lines += ["        ext = extents_for(o)"]
+        first = True
+        for i, slot, name, _written, divisibility, _accepted, _taccepted in self._pointers:
+            env[f"OK{i}"] = frozenset(t for t in _torch_dtypes() if holds(slot.dtype, torch_numpy_dtype(t)))
+            lines += [f"    if type(a{i}) is not TT or not a{i}.is_cuda or a{i}.layout is not STRIDED or a{i}.is_neg() "
+                      f"or a{i}.dtype not in OK{i} or not a{i}.is_contiguous():", "        return None"]  # fmt: skip
+            if first:
+                lines += [f"    dev = a{i}.get_device()"]
+                first = False
+            else:
+                lines += [f"    if a{i}.get_device() != dev:", "        return None"]
+            lines += [f"    p{i} = a{i}.data_ptr()"]
+            if self._has_views and slot.views:
+                lines += [f"    e = ext[{i}]", f"    if e is not None and e[0] > a{i}.nbytes:", "        return None"]
+            if divisibility > 1:
+                lines += [f"    if p{i} % {divisibility}:", "        return None"]
+            lines += [f"    if p{i} % DIV == 0:", f"        facts[{name!r}] = DIV"]
+        if first:  # no pointer at all: nothing torch about this launch
+            return lambda values: None
+        vals = ", ".join(f"p{i}" if isinstance(s, PointerSlot) else f"a{i}" for i, s in enumerate(self.slots))
+        lines += ["    where = NAMES.get(dev) or cuda_name(dev)",
+                  f"    return Bound(where, ({vals}{',' if n == 1 else ''}), facts, True)"]  # fmt: skip
+        exec(compile("\n".join(lines), f"<lowbit binder of {self.kernel_name}>", "exec"), env)  # noqa: S102
+        return env["fast"]  # type: ignore[return-value]
+
+    def _bind_values(self, values: Sequence[object]) -> Bound:
+        """The generic binder: every kind of argument, every check, every message."""
         if len(values) != len(self.slots):
             raise LaunchError(f"kernel {self.kernel_name} takes {len(self.slots)} arguments "
                               f"({', '.join(self.names)}), got {len(values)}")  # fmt: skip
@@ -401,6 +482,7 @@ class Binder:
         uses_torch = False
         tt = _torch_tensor_type()
         strided = _torch_strided() if tt is not None else None
+        seen: dict[int, tuple[object, ...]] = {}  # id -> (dtype, device, nbytes, contiguous, address)
         for i, slot, name, written, divisibility, accepted, taccepted in self._pointers:
             value = values[i]
             ok = None
@@ -408,19 +490,27 @@ class Binder:
                 fl = value.flags
                 where, dt, nbytes, contiguous, writable = HOST, value.dtype, value.nbytes, fl.c_contiguous, fl.writeable
                 address, host = value.ctypes.data, value
-            elif tt is not None and isinstance(value, tt) and value.is_cuda and value.layout is strided:
-                # the hot path of torch programs: attributes only (no device object, no dtype conversion)
-                if value.is_conj() or value.is_neg():
-                    raise LaunchError(f"argument '{name}': the tensor has a lazy conj/neg bit; call "
-                                      ".resolve_conj().resolve_neg()")  # fmt: skip
-                tdt = value.dtype
+            elif tt is not None and isinstance(value, tt) and (
+                    (got := seen.get(id(value))) is not None or value.is_cuda and value.layout is strided):
+                # the hot path of torch programs: attributes only (no device object, no dtype conversion), read
+                # once per tensor object even when it is passed for several parameters (dummy pointers)
+                if got is None:
+                    tdt = value.dtype
+                    # the conj bit exists only on complex tensors, which no pointer accepts (refused below as a
+                    # dtype); the neg bit can sit on a real view (the .imag of a conjugated tensor)
+                    if value.is_neg() or (tdt.is_complex and value.is_conj()):
+                        raise LaunchError(f"argument '{name}': the tensor has a lazy conj/neg bit; call "
+                                          ".resolve_conj().resolve_neg()")  # fmt: skip
+                    ordinal = value.get_device()
+                    where = _CUDA_NAMES.get(ordinal) or _cuda_name(ordinal)
+                    nbytes, contiguous, address = value.nbytes, value.is_contiguous(), value.data_ptr()
+                    seen[id(value)] = (tdt, where, nbytes, contiguous, address)
+                else:  # the same tensor object as an earlier parameter (the tuple of values keeps it alive)
+                    tdt, where, nbytes, contiguous, address = got
                 ok = taccepted.get(tdt)
                 if ok is None:
                     ok = taccepted[tdt] = holds(slot.dtype, torch_numpy_dtype(tdt))
-                ordinal = value.get_device()
-                where = _CUDA_NAMES.get(ordinal) or _cuda_name(ordinal)
-                nbytes, contiguous, writable = value.nbytes, value.is_contiguous(), True
-                address, host = value.data_ptr(), None
+                writable, host = True, None
                 uses_torch = True
             elif (fast := getattr(value, "__lowbit_array__", None)) is not None:
                 # lowbit.runtime.DeviceArray: (device, dtype, nbytes, address) precomputed at allocation

@@ -162,7 +162,7 @@ def prepare_cuda(a: Tensor, qweight: Tensor, scales: Tensor, zeros: Tensor | Non
             or (bias is not None and (bias.shape != (n,) or bias.dtype != a.dtype))):  # fmt: skip
         _launch.check_operands(a2, qweight, scales, zeros, tensor_scale, bias, cfg.fmt, group_size, zero)
         raise LaunchError("lowbit::matmul: the operands do not match the weight's format")  # pragma: no cover
-    out = torch.empty((m, n), dtype=a.dtype, device=a.device)
+    out = a2.new_empty((m, n))  # a.dtype on a.device, from torch's allocator (cheaper than torch.empty(device=))
     args = (a2, qweight, scales, z if zshape else qweight, ts if cfg.tensor_scale else out,
             bias if cfg.has_bias else out, out, m, n, k)  # fmt: skip
     p = cfg.plan

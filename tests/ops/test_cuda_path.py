@@ -31,9 +31,9 @@ from tests.ops.fake_cuda import SYNCING, FakeCuda, FakeCudaTensor  # noqa: E402
 
 K, N = 96, 40
 KERNEL = torch_ops._launch.kernel()
-#: every torch call the op's CUDA path makes after the warm-up: attribute reads, torch.empty for the output,
+#: every torch call the op's CUDA path makes after the warm-up: attribute reads, new_empty for the output,
 #: index_select for act-order (both allocate through torch), the op itself, and reshape for 3-D activations
-ALLOWED_CALLS = {"__get__", "dim", "data_ptr", "is_conj", "is_neg", "is_contiguous", "numel", "empty",
+ALLOWED_CALLS = {"__get__", "dim", "data_ptr", "is_conj", "is_neg", "is_contiguous", "numel", "new_empty",
                  "index_select", "reshape", "matmul"}  # fmt: skip
 
 CONFIGS = [
@@ -109,7 +109,7 @@ def test_after_the_warm_up_a_call_is_one_cuLaunchKernel_on_the_current_stream_an
     names = {n for n, _ in calls}
     assert not names & SYNCING and not any(cpu for _, cpu in calls), calls
     assert names <= ALLOWED_CALLS, names - ALLOWED_CALLS
-    assert "empty" in names and "index_select" in names  # the output and the act-order gather: torch's allocator
+    assert "new_empty" in names and "index_select" in names  # the output and the act-order gather: torch's allocator
 
 
 def test_the_instruments_see_what_synchronises_or_allocates() -> None:
