@@ -22,7 +22,8 @@ The rule (the only place it is decided):
 
 Arguments bind like a Python call over the kernel's parameters (constexprs
 included; missing constexprs take their defaults).  ``num_warps=`` and
-``num_stages=`` are launch options (compile options, never kernel arguments).  Every backend
+``num_stages=`` are launch options (compile options, never kernel arguments), and so are the emulator
+watchdog's ``max_steps=`` and ``max_seconds=`` (defaults in :mod:`lowbit.config`).  Every backend
 checks them with the same :class:`~lowbit.binder.Binder` (dtype, contiguity,
 size where the kernel's views say it, alignment facts, one device) before
 anything runs; pointer arguments are updated in place.
@@ -214,7 +215,8 @@ class Kernel:
             if chosen == "emulator":
                 from lowbit.compiler.driver import run_bound_on_emulator  # noqa: PLC0415
 
-                run_bound_on_emulator(self.compiled(prog, arch), grid, bound)
+                run_bound_on_emulator(self.compiled(prog, arch), grid, bound, max_steps=options.get("max_steps"),
+                                      max_seconds=options.get("max_seconds"))
             else:
                 from lowbit import runtime as gpu  # noqa: PLC0415 - cuda-python only when a GPU launch happens
 

@@ -33,8 +33,10 @@ from lowbit.ir.verifier import verify
 
 __all__ = ["LAUNCH_OPTIONS", "Func", "KernelFunction", "ParamInfo", "constexpr_key"]
 
-#: Keywords of ``kernel[grid](...)`` and ``lowbit.compile`` that are compile options, not kernel arguments.
-LAUNCH_OPTIONS = ("num_warps", "num_stages")
+#: Keywords of ``kernel[grid](...)`` that are options, never kernel arguments: ``num_warps``/``num_stages``
+#: (compile options, also of ``lowbit.compile``) and the emulator watchdog's ``max_steps``/``max_seconds``
+#: (:mod:`lowbit.config`; ignored by the interpreter and the GPU).
+LAUNCH_OPTIONS = ("num_warps", "num_stages", "max_steps", "max_seconds")
 
 
 @dataclass(frozen=True)
