@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from lowbit.arch import MAX_BLOCK_THREADS, MAX_GRID
 from lowbit.binder import Binder, require_host
 from lowbit.errors import LaunchError
 from lowbit.interp.machine import HANDLERS, Slot, run_program
@@ -23,7 +24,11 @@ __all__ = ["HANDLERS", "InterpError", "bind_args", "normalize_grid", "run"]
 
 
 def normalize_grid(grid: object) -> tuple[int, int, int]:
-    """``grid`` (an int or a tuple of 1-3 positive ints) as an (x, y, z) triple."""
+    """``grid`` (an int or a tuple of 1-3 positive ints) as an (x, y, z) triple, within the hardware's limits.
+
+    Every backend applies the same limits (:data:`lowbit.arch.MAX_GRID`: x < 2^31, y and z < 65536): a
+    grid a GPU would refuse is refused by the interpreter and the emulator too, before anything runs.
+    """
     dims = (grid,) if isinstance(grid, int | np.integer) else grid
     if (
         not isinstance(dims, tuple | list)
@@ -32,6 +37,10 @@ def normalize_grid(grid: object) -> tuple[int, int, int]:
     ):
         raise LaunchError(f"the grid must be a positive int or a tuple of 1 to 3 positive ints, got {grid!r}")
     full = tuple(int(d) for d in dims) + (1,) * (3 - len(dims))
+    for i, (d, most) in enumerate(zip(full, MAX_GRID)):
+        if d > most:
+            raise LaunchError(f"grid {tuple(full)!r}: dimension {'xyz'[i]} is {d}, above the hardware limit {most} "
+                              f"(grid limits: x < 2^31, y and z < 65536)")
     return full  # type: ignore[return-value]
 
 
@@ -47,4 +56,8 @@ def bind_args(prog: Program, args: Mapping[str, object]) -> dict[str, Slot]:
 
 def run(prog: Program, grid: object, args: Mapping[str, object], printer: Callable[[str], None] = print) -> None:
     """Run ``prog`` over ``grid``; pointer arguments are numpy arrays updated in place."""
-    run_program(prog, normalize_grid(grid), bind_args(prog, args), printer)
+    g = normalize_grid(grid)
+    if 32 * prog.num_warps > MAX_BLOCK_THREADS:
+        raise LaunchError(f"kernel {prog.name}: {32 * prog.num_warps} threads per block, above the hardware limit "
+                          f"{MAX_BLOCK_THREADS}")
+    run_program(prog, g, bind_args(prog, args), printer)

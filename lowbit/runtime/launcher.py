@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lowbit.arch import MAX_GRID
 from lowbit.binder import Binder, Bound
 from lowbit.compiler.driver import CompiledKernel, needs_fp8
 from lowbit.errors import LaunchError
@@ -51,7 +52,7 @@ __all__ = ["MODULES", "GPUDevice", "GPUKernel", "clear_modules", "clear_with_mod
 _FALLBACK = {"CUDA_ERROR_NO_BINARY_FOR_GPU", "CUDA_ERROR_INVALID_IMAGE", "CUDA_ERROR_UNSUPPORTED_PTX_VERSION",
              "CUDA_ERROR_INVALID_PTX", "CUDA_ERROR_INVALID_SOURCE", "CUDA_ERROR_JIT_COMPILER_NOT_FOUND"}  # fmt: skip
 _DEFAULT_SHARED = 48 * 1024
-_GRID_MAX = (2**31 - 1, 65535, 65535)
+_GRID_MAX = MAX_GRID  # the hardware limits, shared with the interpreter and the emulator
 
 
 @dataclass(frozen=True)
