@@ -28,6 +28,7 @@ import dataclasses
 import json
 import re
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -37,7 +38,7 @@ from lowbit.binder import Binder, Bound, require_host
 from lowbit.compiler.cache import CompileCache, cache_key, toolchain_versions
 from lowbit.compiler.specs import SpecIndex, compiler_status, spec_id
 from lowbit.dtypes import DType
-from lowbit.errors import CodegenError, DSLError, EmulatorError, LaunchError, ToolchainError
+from lowbit.errors import CodegenError, DSLError, EmulatorError, LaunchError, ToolchainError, ToolchainWarning
 from lowbit.ir.printer import print_program
 from lowbit.ir.program import Program
 from lowbit.ir.types import PointerType
@@ -173,8 +174,9 @@ def _build(prog: Program, arch: str, opts: Options | None = None) -> dict[str, b
         asm = assemble(ck.ptx, arch)
         out["cubin"] = asm.cubin
         out["ptxas_log"] = asm.log.encode()
-    except ToolchainError:
-        pass
+    except ToolchainError as exc:  # no cubin: fine without ptxas; a ptxas that misbehaved is said once
+        if not str(exc).startswith("ptxas not found"):
+            warnings.warn(f"{exc}; {prog.name} is kept as PTX without a cubin", ToolchainWarning, stacklevel=2)
     out["meta"] = json.dumps(meta).encode()
     return out
 
@@ -320,13 +322,18 @@ def _by_name(compiled: CompiledKernel, args: Sequence[object] | Mapping[str, obj
 
 
 def run_on_emulator(compiled: CompiledKernel, grid: object, args: Sequence[object] | Mapping[str, object],
-                    checks: bool = True) -> object:
-    """Launch ``compiled`` on the PTX emulator; arrays in ``args`` are updated in place. Returns its Stats."""
+                    checks: bool = True, *, max_steps: float | None = None,
+                    max_seconds: float | None = None) -> object:  # fmt: skip
+    """Launch ``compiled`` on the PTX emulator; arrays in ``args`` are updated in place. Returns its Stats.
+
+    ``max_steps``/``max_seconds``: the watchdog's budgets (None: :mod:`lowbit.config`'s defaults).
+    """
     bound = compiled.binder.bind(_by_name(compiled, args))  # every check, naming the argument; nothing parsed
-    return run_bound_on_emulator(compiled, grid, bound, checks)
+    return run_bound_on_emulator(compiled, grid, bound, checks, max_steps=max_steps, max_seconds=max_seconds)
 
 
-def run_bound_on_emulator(compiled: CompiledKernel, grid: object, bound: Bound, checks: bool = True) -> object:
+def run_bound_on_emulator(compiled: CompiledKernel, grid: object, bound: Bound, checks: bool = True, *,
+                          max_steps: float | None = None, max_seconds: float | None = None) -> object:  # fmt: skip
     """Launch already bound arguments (``Kernel.launch`` binds once for facts, backend and checks)."""
     from lowbit import emu, interp  # noqa: PLC0415
 
@@ -337,7 +344,7 @@ def run_bound_on_emulator(compiled: CompiledKernel, grid: object, bound: Bound, 
     try:
         return emu.launch(plan.module, compiled.kernel_name, g, compiled.threads_per_block, ptx_args,
                           shared_bytes=compiled.dynamic_shared, max_dynamic_shared=compiled.max_dynamic_shared,
-                          checks=checks)  # fmt: skip
+                          checks=checks, max_steps=max_steps, max_seconds=max_seconds)  # fmt: skip
     except EmulatorError as exc:
         raise type(exc)(_name_arguments(str(exc), compiled)) from None
 
