@@ -39,6 +39,7 @@ from lowbit.compiler.cache import CompileCache, cache_key, toolchain_versions
 from lowbit.compiler.specs import SpecIndex, compiler_status, spec_id
 from lowbit.dtypes import DType
 from lowbit.errors import CodegenError, DSLError, EmulatorError, LaunchError, ToolchainError, ToolchainWarning
+from lowbit.ir.loops import TRAP_RANGE_STEP, runtime_step_loops, trap_code_at
 from lowbit.ir.printer import print_program
 from lowbit.ir.program import Program
 from lowbit.ir.types import PointerType
@@ -346,7 +347,25 @@ def run_bound_on_emulator(compiled: CompiledKernel, grid: object, bound: Bound, 
                           shared_bytes=compiled.dynamic_shared, max_dynamic_shared=compiled.max_dynamic_shared,
                           checks=checks, max_steps=max_steps, max_seconds=max_seconds)  # fmt: skip
     except EmulatorError as exc:
-        raise type(exc)(_name_arguments(str(exc), compiled)) from None
+        raise type(exc)(_explain_trap(_name_arguments(str(exc), compiled), compiled)) from None
+
+
+def _explain_trap(message: str, compiled: CompiledKernel) -> str:
+    """A ``trap`` the compiler planted (:mod:`lowbit.ir.loops`) said as the user's mistake, at their line."""
+    m = re.match(r"trap: .* at PTX line (\d+):", message)
+    if m is None or compiled.program is None:
+        return message
+    code = trap_code_at(compiled.ptx, int(m.group(1)))
+    if code is None or code < TRAP_RANGE_STEP:
+        return message
+    loops = runtime_step_loops(compiled.program.body)
+    i = code - TRAP_RANGE_STEP
+    if 0 <= i < len(loops) and loops[i] is not None:
+        where = str(loops[i])
+    else:  # pragma: no cover - a table that does not match the program (should not happen)
+        where = f"{compiled.kernel_name}: one of the loops at " + ", ".join(str(loc) for loc in loops)
+    return (f"{where}: range step must be positive, got a step <= 0 at run time (the compiled loop's guard "
+            f"trapped; on a GPU this is a trap) [{message}]")
 
 
 def _name_arguments(message: str, compiled: CompiledKernel) -> str:
