@@ -69,6 +69,11 @@ EMU_MAX_THREADS = 1 << 24
 #: Emulator watchdog, wall time (seconds) of one launch; checked every few thousand steps.
 EMU_MAX_SECONDS = 300.0
 
+#: The register budget of one tile (lowbit.compiler.budget): 32-bit registers per thread that a single
+#: register tile may cost, checked before lowering (a CompileError at the tile's line).  Four times the
+#: hardware's 255 per thread: room for ptxas to spill, none for a runaway constexpr tile.
+MAX_TILE_REGISTERS_PER_THREAD = 1024
+
 #: One ptxas run (seconds): the largest kernels here assemble in a few seconds.
 PTXAS_TIMEOUT_S = 300.0
 

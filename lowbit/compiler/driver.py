@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lowbit.binder import Binder, Bound, require_host
+from lowbit.compiler.budget import check_tile_budget
 from lowbit.compiler.cache import CompileCache, cache_key, toolchain_versions
 from lowbit.compiler.specs import SpecIndex, compiler_status, spec_id
 from lowbit.dtypes import DType
@@ -189,6 +190,7 @@ def compile_program(prog: Program, arch: str | None = None, cache: CompileCache 
     ``tensor_cores=False`` lowers every ``dot`` with the FMA scheme (for comparisons and debugging).
     """
     arch = arch or ("sm_80" if not needs_fp8(prog) else "sm_89")
+    check_tile_budget(prog)  # before any pass: a runaway tile is an error at its line, not minutes of lowering
     opts = Options(arch=arch, tensor_cores=tensor_cores)
     vm = print_program(prog)
     cache = cache or CompileCache()
