@@ -196,15 +196,17 @@ def compile_program(prog: Program, arch: str | None = None, cache: CompileCache 
     cache = cache or CompileCache()
     sid = spec_id(vm, opts.as_dict(), arch)
     index = SpecIndex(cache.root)
+    holds = {"kernel": prog.name, "arch": arch}  # what the entry must hold, besides recording its own key
     can_compile, why = compiler_status()
     if can_compile:
         key = cache_key(vm, opts.as_dict(), arch)
-        arts = cache.get_or_build(key, lambda: _build(prog, arch, opts))
+        arts = cache.get_or_build(key, lambda: _build(prog, arch, opts), holds)
         llvm_v, ptxas_v = toolchain_versions()
-        index.record(sid, key, {"kernel": prog.name, "arch": arch, "built_with": {"llvm": llvm_v, "ptxas": ptxas_v}})
+        if not cache.disabled:
+            index.record(sid, key, {"kernel": prog.name, "arch": arch, "built_with": {"llvm": llvm_v, "ptxas": ptxas_v}})
     else:
         rec = index.lookup(sid)
-        arts = cache.get(rec["key"]) if rec is not None else None  # type: ignore[arg-type]
+        arts = cache.get(rec["key"], holds) if rec is not None else None  # type: ignore[arg-type]
         if arts is None:
             raise LaunchError(
                 f"kernel {prog.name} ({describe_specialization(prog, arch)}) is not in the carried cache "
@@ -261,6 +263,12 @@ class _EmulatorPlan:
 
     module: object
     convert: tuple[Callable[[object], object] | None, ...]  # None: a pointer (the array itself)
+    #: what the plan was made from: a plan is reused only for the same kernel name and PTX text
+    kernel_name: str = ""
+    ptx: str = ""
+
+    def serves(self, compiled: CompiledKernel) -> bool:
+        return self.kernel_name == compiled.kernel_name and (self.ptx is compiled.ptx or self.ptx == compiled.ptx)
 
 
 _PLANS: dict[str, _EmulatorPlan] = {}
@@ -290,13 +298,13 @@ def _scalar_converter(dt_name: str, ptx_type: str) -> Callable[[object], object]
 def _emulator_plan(compiled: CompiledKernel) -> _EmulatorPlan:
     key = compiled.key or compiled.ptx
     plan = _PLANS.get(key)
-    if plan is not None:
+    if plan is not None and plan.serves(compiled):
         return plan
     from lowbit.emu.parser import parse as parse_ptx  # noqa: PLC0415
 
     with _PLANS_LOCK:
         plan = _PLANS.get(key)
-        if plan is None:
+        if plan is None or not plan.serves(compiled):
             module = parse_ptx(compiled.ptx)
             try:
                 entry = module.entry(compiled.kernel_name)
@@ -307,7 +315,7 @@ def _emulator_plan(compiled: CompiledKernel) -> _EmulatorPlan:
                                   f"{len(compiled.params)}")  # fmt: skip
             conv = tuple(None if p.kind == "pointer" else _scalar_converter(p.dtype, e.type)
                          for p, e in zip(compiled.params, entry.params))  # fmt: skip
-            plan = _PLANS[key] = _EmulatorPlan(module, conv)
+            plan = _PLANS[key] = _EmulatorPlan(module, conv, compiled.kernel_name, compiled.ptx)
     return plan
 
 

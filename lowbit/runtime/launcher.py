@@ -304,12 +304,19 @@ def load(compiled: CompiledKernel, device: int | GPUDevice = 0) -> GPUKernel:
     dev = device if isinstance(device, GPUDevice) else device_for(int(device))
     key = (compiled.key or compiled.spec or compiled.ptx, dev.ordinal)
     got = MODULES.get(key)
-    if got is None:
+    if got is None or not _serves(got, compiled):
         with _MODULES_LOCK:
             got = MODULES.get(key)
-            if got is None:
+            if got is None or not _serves(got, compiled):  # a module loaded from another kernel: reload
                 got = MODULES[key] = GPUKernel(compiled, dev, get_driver())
     return got
+
+
+def _serves(loaded: GPUKernel, compiled: CompiledKernel) -> bool:
+    """Whether a loaded module is ``compiled``'s: the same object, or the same kernel, PTX and cubin."""
+    c = loaded.compiled
+    return c is compiled or (c.kernel_name == compiled.kernel_name and c.ptx == compiled.ptx
+                             and c.cubin == compiled.cubin)
 
 
 def launch_bound(compiled: CompiledKernel, grid: object, bound: Bound, stream: object = None) -> None:
