@@ -51,14 +51,16 @@ from lowbit import interp
 from lowbit.binder import HOST, Binder, device_of
 from lowbit.dsl.diagnostics import format_located
 from lowbit.dsl.kernel import LAUNCH_OPTIONS, KernelFunction
-from lowbit.errors import CodegenError, DSLError, EmulatorError, LaunchError
+from lowbit.errors import DSLError, LaunchError, LowbitError
 from lowbit.ir.program import Program
 
 __all__ = ["Kernel", "LaunchRecord", "LaunchSignatureError", "interpret", "kernel", "select_backend",
            "specialization_facts"]
 
 Backend = Literal["interpreter", "emulator", "gpu"]
-_USER_ERRORS = (DSLError, LaunchError, CodegenError, EmulatorError, interp.InterpError)
+#: Every error lowbit raises on purpose is the user's to read: re-raised with a fresh traceback (their call, one
+#: line of this module, the message), never the compiler's frames.
+_USER_ERRORS = (LowbitError,)
 
 
 class LaunchSignatureError(LaunchError, DSLError):
@@ -155,7 +157,7 @@ class Kernel:
         ``num_stages``-deep software pipeline."""
         try:
             return self.compiler.specialize(num_warps, num_stages, **constexprs)
-        except (DSLError, LaunchError) as exc:
+        except LowbitError as exc:
             raise exc.with_traceback(None) from None
 
     def with_facts(self, prog: Program, facts: dict[str, int]) -> Program:

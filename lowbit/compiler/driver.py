@@ -39,7 +39,9 @@ from lowbit.compiler.budget import check_tile_budget
 from lowbit.compiler.cache import CompileCache, cache_key, toolchain_versions
 from lowbit.compiler.specs import SpecIndex, compiler_status, spec_id
 from lowbit.dtypes import DType
-from lowbit.errors import CodegenError, DSLError, EmulatorError, LaunchError, ToolchainError, ToolchainWarning
+from lowbit.errors import (
+    EmulatorError, LaunchError, LowbitError, ToolchainError, ToolchainWarning,
+)  # fmt: skip
 from lowbit.ir.loops import TRAP_RANGE_STEP, runtime_step_loops, trap_code_at
 from lowbit.ir.printer import print_program
 from lowbit.ir.program import Program
@@ -246,11 +248,8 @@ def compile(kernel: object, arch: str | None = None, cache: CompileCache | None 
         raise LaunchError(f"lowbit.compile needs a @lowbit.kernel, got {type(kernel).__name__}")
     try:
         prog = specialize(**constexprs)
-    except (DSLError, LaunchError) as exc:
-        raise exc.with_traceback(None) from None
-    try:
         return compile_program(prog, arch, cache, tensor_cores=tensor_cores)
-    except CodegenError as exc:
+    except LowbitError as exc:
         raise exc.with_traceback(None) from None
 
 
@@ -295,6 +294,13 @@ def _scalar_converter(dt_name: str, ptx_type: str) -> Callable[[object], object]
     return lambda v: nt(v)
 
 
+def _as_param(conv: Callable[[object], object], entry_param: object) -> Callable[[object], object]:
+    """LLVM passes some scalars (f16, bf16) as a ``.param .b8 p[2]`` array: give the emulator their bytes."""
+    if getattr(entry_param, "dims", None):
+        return lambda v: np.asarray(conv(v)).tobytes()
+    return conv
+
+
 def _emulator_plan(compiled: CompiledKernel) -> _EmulatorPlan:
     key = compiled.key or compiled.ptx
     plan = _PLANS.get(key)
@@ -313,7 +319,7 @@ def _emulator_plan(compiled: CompiledKernel) -> _EmulatorPlan:
             if len(entry.params) != len(compiled.params):
                 raise LaunchError(f"{compiled.kernel_name}: the PTX has {len(entry.params)} parameters, the program "
                                   f"{len(compiled.params)}")  # fmt: skip
-            conv = tuple(None if p.kind == "pointer" else _scalar_converter(p.dtype, e.type)
+            conv = tuple(None if p.kind == "pointer" else _as_param(_scalar_converter(p.dtype, e.type), e)
                          for p, e in zip(compiled.params, entry.params))  # fmt: skip
             plan = _PLANS[key] = _EmulatorPlan(module, conv, compiled.kernel_name, compiled.ptx)
     return plan
