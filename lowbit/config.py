@@ -48,7 +48,14 @@ def search_path() -> str:
 
 def cache_dir() -> Path:
     value = os.environ.get("LOWBIT_CACHE_DIR", "").strip()
-    return Path(value) if value else Path.home() / ".cache" / "lowbit"
+    if value:
+        return Path(value)
+    try:
+        return Path.home() / ".cache" / "lowbit"
+    except RuntimeError:  # no HOME and no passwd entry: a per-user directory under the system's temp
+        import tempfile  # noqa: PLC0415
+
+        return Path(tempfile.gettempdir()) / f"lowbit-cache-{os.getuid()}"
 
 
 # ------------------------------------------------------------------------------------------ bounds
