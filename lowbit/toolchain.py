@@ -93,15 +93,16 @@ def _default_timeout(name: str) -> float:
     return {"ptxas": config.PTXAS_TIMEOUT_S, "nvdisasm": config.NVDISASM_TIMEOUT_S}.get(name, config.PTXAS_TIMEOUT_S)
 
 
-def run_tool(name: str, args: list[str], timeout: float | None = None, **kwargs: object) -> subprocess.CompletedProcess:
+def run_tool(name: str, args: list[str], timeout: float | None = None, path: str | None = None,
+             **kwargs: object) -> subprocess.CompletedProcess:  # fmt: skip
     """Run tool ``name`` (found by :func:`require_tool`) with ``args``, its output captured as text.
 
     Every run is bounded: ``timeout`` seconds (default :data:`lowbit.config.PTXAS_TIMEOUT_S` or
     :data:`~lowbit.config.NVDISASM_TIMEOUT_S`); a tool that does not finish in time is killed and is a
     :class:`ToolchainError` naming the tool and the timeout, and so is one that cannot be started.
-    The exit status is the caller's to judge.
+    The exit status is the caller's to judge.  ``path``: the tool already found (by the caller).
     """
-    path = require_tool(name)
+    path = path or require_tool(name)
     limit = _default_timeout(name) if timeout is None else timeout
     try:
         return subprocess.run([path, *args], capture_output=True, text=True, timeout=limit, check=False, **kwargs)

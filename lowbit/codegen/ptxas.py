@@ -21,7 +21,7 @@ from pathlib import Path
 
 from lowbit.arch import Target, target as get_target
 from lowbit.errors import CodegenError, ToolchainError
-from lowbit.toolchain import run_tool
+from lowbit.toolchain import require_tool, run_tool
 
 
 @dataclass(frozen=True)
@@ -104,11 +104,12 @@ def assemble(ptx: str, arch: str | Target, opt_level: int = 3, extra_args: tuple
     exiting non-zero without a word, or exiting 0 without writing the cubin.
     """
     tgt = get_target(arch)
+    ptxas = require_tool("ptxas")
     with tempfile.TemporaryDirectory(prefix="lowbit-ptxas-") as tmp:
         src, out = Path(tmp) / "kernel.ptx", Path(tmp) / "kernel.cubin"
         src.write_text(ptx)
         args = [f"-arch={tgt.name}", f"-O{opt_level}", "-v", *extra_args, str(src), "-o", str(out)]
-        res = run_tool("ptxas", args, timeout)
+        res = run_tool("ptxas", args, timeout, path=ptxas)
         log = (res.stdout + res.stderr).strip()
         if res.returncode < 0:
             raise ToolchainError(f"ptxas was killed by signal {-res.returncode} while assembling for {tgt.name}"
