@@ -363,7 +363,50 @@ def run_bound_on_emulator(compiled: CompiledKernel, grid: object, bound: Bound, 
                           shared_bytes=compiled.dynamic_shared, max_dynamic_shared=compiled.max_dynamic_shared,
                           checks=checks, max_steps=max_steps, max_seconds=max_seconds)  # fmt: skip
     except EmulatorError as exc:
-        raise type(exc)(_explain_trap(_name_arguments(str(exc), compiled), compiled)) from None
+        msg = _explain_trap(_name_arguments(str(exc), compiled), compiled)
+        raise type(exc)(_locate_spin(msg, compiled)) from None
+
+
+def _ptx_loops(ptx: str) -> list[tuple[int, frozenset[int]]]:
+    """The loops of PTX text, in the order of their heads: (head label's line, the lines of its back edges).
+
+    A loop is a label some later branch jumps back to; several back edges to one label are one loop.
+    """
+    labels: dict[str, int] = {}
+    branches: list[tuple[int, str]] = []
+    for n, line in enumerate(ptx.splitlines(), 1):
+        text = line.split("//", 1)[0].strip()
+        if m := re.match(r"^([\w$.]+):", text):
+            labels[m.group(1)] = n
+        elif m := re.search(r"\bbra(?:\.uni)?\s+([\w$.]+)\s*;", text):
+            branches.append((n, m.group(1)))
+    backs: dict[int, set[int]] = {}
+    for n, t in branches:
+        if t in labels and labels[t] < n:
+            backs.setdefault(labels[t], set()).add(n)
+    return [(head, frozenset(lines)) for head, lines in sorted(backs.items())]
+
+
+def _locate_spin(message: str, compiled: CompiledKernel) -> str:
+    """Add the DSL loop to a watchdog message, when the PTX loops and the kernel's loops match one to one.
+
+    LLVM keeps loops in program order but may unroll (constant trip counts) or duplicate them, so the
+    match is made only when the counts agree, and says it is by position.
+    """
+    m = re.match(r"watchdog: .*spinning in the loop at PTX lines (\d+)-(\d+)", message)
+    if m is None or compiled.program is None:
+        return message
+    from lowbit.ir import ops as V  # noqa: PLC0415
+    from lowbit.ir.rewrite import walk  # noqa: PLC0415
+
+    vm_loops = [op for op in walk(compiled.program.body) if isinstance(op, V.For)]
+    ptx_loops = _ptx_loops(compiled.ptx)
+    back = int(m.group(2))
+    index = next((i for i, (_, lines) in enumerate(ptx_loops) if back in lines), None)
+    if index is None or len(ptx_loops) != len(vm_loops) or vm_loops[index].loc is None:
+        return message
+    return (f"{vm_loops[index].loc}: the kernel's loop {index + 1} of {len(vm_loops)} (matched by position) "
+            f"did not finish -- {message}")
 
 
 def _explain_trap(message: str, compiled: CompiledKernel) -> str:

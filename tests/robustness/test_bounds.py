@@ -302,3 +302,51 @@ def test_more_warps_or_narrower_types_cost_fewer_registers() -> None:
     assert tile_registers(TileType(f32, (1 << 17,)), 256) == 512
     assert tile_registers(TileType(f16, (1 << 17,)), 128) == 512
     assert tile_registers(TileType(lowbit.dtype("uint4"), (100,)), 128) == 1
+
+
+# ------------------------------------------------------------------------------------------ the spinning DSL loop
+
+
+@lowbit.kernel
+def nested(x: lowbit.ptr("f32"), n: lowbit.int32, m: lowbit.int32, s: lowbit.int32):
+    acc = lowbit.zeros((128,), lowbit.float32)
+    for i in range(0, n, s):  # OUTER-LOOP
+        for j in range(0, m, s):  # INNER-LOOP
+            acc = acc + 1.0
+    for k in range(0, m, s):  # LAST-LOOP
+        acc = acc * 0.5
+    lowbit.store(lowbit.global_view(x, (128,)), acc, (0,))
+
+
+@pytest.mark.parametrize(
+    ("n", "m", "marker", "index"),
+    [(2, 1 << 30, "# INNER-LOOP", 2), (1 << 30, 1, "# OUTER-LOOP", 1), (0, 1 << 30, "# LAST-LOOP", 3)],
+    ids=["inner", "outer", "last"],
+)
+def test_the_watchdog_names_the_spinning_dsl_loop(n: int, m: int, marker: str, index: int) -> None:
+    # runtime steps: LLVM keeps one PTX loop per DSL loop, so the loops match one to one
+    x = np.zeros(128, np.float32)
+    with pytest.raises(EmulatorError) as info:
+        nested[(1,)](x, n, m, 1, max_steps=4000)
+    msg = str(info.value)
+    col = 9 if marker == "# INNER-LOOP" else 5
+    assert msg.startswith(f"{__file__}:{_line_of(marker)}:{col}: the kernel's loop {index} of 3 (matched by position) "
+                          "did not finish -- watchdog: the launch executed more than 4000 steps")
+    assert not x.any()
+
+
+@lowbit.kernel
+def unrolled(x: lowbit.ptr("f32"), n: lowbit.int32):
+    acc = lowbit.zeros((128,), lowbit.float32)
+    for i in range(0, n):
+        acc = acc + 1.0
+    lowbit.store(lowbit.global_view(x, (128,)), acc, (0,))
+
+
+def test_the_watchdog_claims_no_dsl_loop_when_llvm_reshaped_the_loops() -> None:
+    # a unit step with a runtime trip count: LLVM unrolls it into a main loop and a remainder loop
+    x = np.zeros(128, np.float32)
+    with pytest.raises(EmulatorError) as info:
+        unrolled[(1,)](x, 1 << 30, max_steps=4000)
+    assert str(info.value).startswith("watchdog: the launch executed more than 4000 steps")
+    assert "spinning in the loop at PTX lines" in str(info.value) and "matched by position" not in str(info.value)
