@@ -121,6 +121,11 @@ class Measurement:
         return wf / req if req else 0.0
 
 
+#: The emulator watchdog's budgets for these launches, raised explicitly (the defaults, lowbit.config's
+#: EMU_STEPS_* and EMU_MAX_SECONDS, bound a test launch): a decode shape runs full K loops of many blocks.
+EMU_LIMITS = {"max_steps": 1 << 40, "max_seconds": 4 * 3600.0}
+
+
 def _load_example04():
     spec = importlib.util.spec_from_file_location("ex04_w4a16", ROOT / "examples" / "04_w4a16_matmul.py")
     mod = importlib.util.module_from_spec(spec)
@@ -165,7 +170,7 @@ def run_lowbit(prob: Problem, config, blocks: int, checks: bool = True, emulate:
         return meas
     t0 = time.perf_counter()
     try:
-        meas.stats = run_on_emulator(compiled, meas.grid, args, checks=checks)
+        meas.stats = run_on_emulator(compiled, meas.grid, args, checks=checks, **EMU_LIMITS)
     except LowbitError as exc:
         meas.error = f"emulator: {str(exc).splitlines()[0]}"
         return meas
@@ -212,7 +217,7 @@ def run_triton(prob: Problem, config, blocks: int, facts: dict, checks: bool = T
     t0 = time.perf_counter()
     try:
         meas.stats = emu.launch(module, md.name, (*meas.grid, 1), 32 * nw, [*args, *scratch],
-                                shared_bytes=md.shared, checks=checks,
+                                shared_bytes=md.shared, checks=checks, **EMU_LIMITS,
                                 max_dynamic_shared=md.shared if md.shared > tgt.default_max_shared else None)
     except LowbitError as exc:
         meas.error = f"emulator: {str(exc).splitlines()[0]}"

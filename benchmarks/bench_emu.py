@@ -75,6 +75,11 @@ GRID_TARGET = 10e6  # thread-instructions/s, issue 4
 MATMUL_TARGET_S = 10.0  # parse + run of the Triton fp16 matmul 128x128x256, issue 4
 
 
+#: The emulator watchdog's budgets, raised explicitly for these long timing launches (lowbit.config's defaults
+#: bound a test launch).
+EMU_LIMITS = {"max_steps": 1 << 40, "max_seconds": 4 * 3600.0}
+
+
 def grid_reference(blocks: int, threads: int, iters: int) -> np.ndarray:
     """What GRID_PTX computes, in numpy (uint32 wrap-around, the xor-32 shared exchange)."""
     gid = np.arange(blocks * threads, dtype=np.uint64)
@@ -97,7 +102,7 @@ def bench_grid(blocks=128, threads=256, iters=40, repeats=3) -> dict:
     for _ in range(repeats):
         out = np.zeros(blocks * threads, np.uint32)
         t0 = time.perf_counter()
-        st = emu.launch(ptx, "k", blocks, threads, [out, np.uint32(iters)])
+        st = emu.launch(ptx, "k", blocks, threads, [out, np.uint32(iters)], **EMU_LIMITS)
         dt = time.perf_counter() - t0
         best = dt if best is None else min(best, dt)
     correct = bool(np.array_equal(out, grid_reference(blocks, threads, iters)))
@@ -125,7 +130,7 @@ def bench_matmul(M=128, N=128, K=256) -> dict:
     t0 = time.perf_counter()
     module = parse(ptx)
     t_parse = time.perf_counter() - t0
-    st = emu.launch(module, md.name, grid, 32 * md.num_warps, args, shared_bytes=md.shared)
+    st = emu.launch(module, md.name, grid, 32 * md.num_warps, args, shared_bytes=md.shared, **EMU_LIMITS)
     total = time.perf_counter() - t0
     err = float(np.abs(c - a.astype(np.float64) @ b.astype(np.float64)).max())
     return {"case": "matmul_f16", "shape": [M, N, K], "grid": list(grid), "triton_compile_s": round(t_compile, 2),

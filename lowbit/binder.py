@@ -599,11 +599,32 @@ def _bind_scalar(name: str, var: Var, value: object) -> int | float | bool:
         if not isinstance(value, int) or isinstance(value, bool):
             raise LaunchError(f"argument '{name}': expected an int for {dt.name}, got {value!r}")
         if not dt.min <= value <= dt.max:
-            raise LaunchError(f"argument '{name}': {value} does not fit in {dt.name}")
+            raise LaunchError(f"argument '{name}': {value} does not fit in {dt.name} (range {dt.min}..{dt.max})")
         return value
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise LaunchError(f"argument '{name}': expected a number for {dt.name}, got {value!r}")
-    return convert(float(value), dt)
+    try:
+        x = float(value)
+    except OverflowError:  # an int too large for any float
+        x = math.inf if value > 0 else -math.inf
+        got = convert(x, dt)
+    else:
+        got = convert(x, dt)
+        if not math.isinf(x) and not math.isnan(x) and not math.isinf(got):
+            return got
+        if math.isinf(x) or math.isnan(x):
+            return got  # an explicit inf or NaN is the value asked for
+    top = _float_max(dt)
+    shown = repr(value) if len(repr(value)) <= 32 else f"{str(value)[:12]}...({len(str(value))} digits)"
+    raise LaunchError(f"argument '{name}': {shown} is outside the {dt.name} range (finite values of magnitude up "
+                      f"to {top!r}); it would become {'-' if value < 0 else ''}inf")
+
+
+def _float_max(dt: DType) -> float:
+    top = getattr(dt, "max", None)
+    if isinstance(top, float | int):
+        return float(top)
+    return float(np.finfo(np.float32).max)  # pragma: no cover - every float scalar dtype has a max
 
 
 def require_host(bound: Bound, backend: str) -> None:

@@ -5,6 +5,19 @@
 | ``LOWBIT_PTXAS`` / ``LOWBIT_NVDISASM`` | explicit path of the tool (wins over every search) |
 | ``CUDA_HOME`` / ``CUDA_PATH`` | a CUDA toolkit whose ``bin/`` is searched last |
 | ``LOWBIT_CACHE_DIR`` | the compile cache (default ``~/.cache/lowbit``) |
+
+It also names the bounds every launch and every tool call runs under (issue 9,
+"everything is bounded"): nothing lowbit starts may run forever.  Each is a
+default; a launch or a call can pass its own (the table says where).
+
+| constant | bounds | override |
+|---|---|---|
+| :data:`EMU_STEPS_BASE`, :data:`EMU_STEPS_PER_THREAD` | (group-)instructions one emulator launch executes | ``emu.launch(max_steps=)``, ``kernel[grid](..., max_steps=)`` |
+| :data:`EMU_MAX_SECONDS` | wall time of one emulator launch | ``emu.launch(max_seconds=)``, ``kernel[grid](..., max_seconds=)`` |
+| :data:`PTXAS_TIMEOUT_S` | one ptxas run | ``assemble(..., timeout=)`` |
+| :data:`NVDISASM_TIMEOUT_S` | one nvdisasm run | ``run_tool(..., timeout=)`` |
+| :data:`TOOL_VERSION_TIMEOUT_S` | ``<tool> --version`` (read for cache keys) | -- |
+| :data:`LLVM_TIMEOUT_S` | one request to the LLVM worker (start-up included) | ``LLVMWorker(timeout=)`` |
 """
 
 from __future__ import annotations
@@ -35,4 +48,52 @@ def search_path() -> str:
 
 def cache_dir() -> Path:
     value = os.environ.get("LOWBIT_CACHE_DIR", "").strip()
-    return Path(value) if value else Path.home() / ".cache" / "lowbit"
+    if value:
+        return Path(value)
+    try:
+        return Path.home() / ".cache" / "lowbit"
+    except RuntimeError:  # no HOME and no passwd entry: a per-user directory under the system's temp
+        import tempfile  # noqa: PLC0415
+
+        return Path(tempfile.gettempdir()) / f"lowbit-cache-{os.getuid()}"
+
+
+# ------------------------------------------------------------------------------------------ bounds
+
+#: Emulator watchdog, step budget: a launch of ``blocks x threads`` threads may execute at most
+#: ``EMU_STEPS_BASE + EMU_STEPS_PER_THREAD * blocks * threads`` steps (one step is one instruction issued for
+#: one group of threads at one pc: a launch in lockstep takes one step per instruction, a fully diverged one
+#: one step per thread per instruction, hence the per-thread term).  Far above any test or example kernel
+#: (the largest take ~10^5 steps); a loop whose state keeps changing (so that the spin detector never fires)
+#: ends here with an EmulatorError naming the loop.
+EMU_STEPS_BASE = 1 << 22
+EMU_STEPS_PER_THREAD = 1 << 16
+
+#: The most threads one emulator launch may hold (the emulator keeps every thread of the grid in numpy arrays
+#: at once): a larger grid -- legal on a GPU -- is a LaunchError, not a MemoryError minutes later.
+EMU_MAX_THREADS = 1 << 24
+
+#: Emulator watchdog, wall time (seconds) of one launch; checked every few thousand steps.
+EMU_MAX_SECONDS = 300.0
+
+#: The register budget of one tile (lowbit.compiler.budget): 32-bit registers per thread that a single
+#: register tile may cost, checked before lowering (a CompileError at the tile's line).  Four times the
+#: hardware's 255 per thread: room for ptxas to spill, none for a runaway constexpr tile.
+MAX_TILE_REGISTERS_PER_THREAD = 1024
+
+#: One ptxas run (seconds): the largest kernels here assemble in a few seconds.
+PTXAS_TIMEOUT_S = 300.0
+
+#: One nvdisasm run (seconds).
+NVDISASM_TIMEOUT_S = 120.0
+
+#: ``<tool> --version`` (seconds): read once per tool for the compile-cache key.
+TOOL_VERSION_TIMEOUT_S = 30.0
+
+#: One request to the LLVM worker process, its start-up included (seconds).
+LLVM_TIMEOUT_S = 600.0
+
+
+def emu_step_budget(blocks: int, threads: int) -> int:
+    """The default step budget of an emulator launch of ``blocks`` blocks of ``threads`` threads."""
+    return EMU_STEPS_BASE + EMU_STEPS_PER_THREAD * max(1, blocks) * max(1, threads)

@@ -78,4 +78,16 @@ class UnsupportedPTXError(EmulatorError):
     """The PTX uses an instruction or directive the emulator does not implement."""
 
 
-__all__ = [name for name in dir() if name.endswith("Error")]
+class LowbitWarning(UserWarning):
+    """Base class of every warning lowbit issues: something was degraded, nothing was wrong in the result."""
+
+
+class CacheWarning(LowbitWarning):
+    """The compile cache cannot be used (unwritable, not a directory...): lowbit compiles without it."""
+
+
+class ToolchainWarning(LowbitWarning):
+    """A tool that is present misbehaved (timeout, crash): lowbit went on without its output (e.g. no cubin)."""
+
+
+__all__ = [name for name in dir() if name.endswith(("Error", "Warning")) and name not in ("UserWarning",)]

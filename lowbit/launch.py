@@ -22,7 +22,8 @@ The rule (the only place it is decided):
 
 Arguments bind like a Python call over the kernel's parameters (constexprs
 included; missing constexprs take their defaults).  ``num_warps=`` and
-``num_stages=`` are launch options (compile options, never kernel arguments).  Every backend
+``num_stages=`` are launch options (compile options, never kernel arguments), and so are the emulator
+watchdog's ``max_steps=`` and ``max_seconds=`` (defaults in :mod:`lowbit.config`).  Every backend
 checks them with the same :class:`~lowbit.binder.Binder` (dtype, contiguity,
 size where the kernel's views say it, alignment facts, one device) before
 anything runs; pointer arguments are updated in place.
@@ -50,14 +51,16 @@ from lowbit import interp
 from lowbit.binder import HOST, Binder, device_of
 from lowbit.dsl.diagnostics import format_located
 from lowbit.dsl.kernel import LAUNCH_OPTIONS, KernelFunction
-from lowbit.errors import CodegenError, DSLError, EmulatorError, LaunchError
+from lowbit.errors import DSLError, LaunchError, LowbitError
 from lowbit.ir.program import Program
 
 __all__ = ["Kernel", "LaunchRecord", "LaunchSignatureError", "interpret", "kernel", "select_backend",
            "specialization_facts"]
 
 Backend = Literal["interpreter", "emulator", "gpu"]
-_USER_ERRORS = (DSLError, LaunchError, CodegenError, EmulatorError, interp.InterpError)
+#: Every error lowbit raises on purpose is the user's to read: re-raised with a fresh traceback (their call, one
+#: line of this module, the message), never the compiler's frames.
+_USER_ERRORS = (LowbitError,)
 
 
 class LaunchSignatureError(LaunchError, DSLError):
@@ -154,7 +157,7 @@ class Kernel:
         ``num_stages``-deep software pipeline."""
         try:
             return self.compiler.specialize(num_warps, num_stages, **constexprs)
-        except (DSLError, LaunchError) as exc:
+        except LowbitError as exc:
             raise exc.with_traceback(None) from None
 
     def with_facts(self, prog: Program, facts: dict[str, int]) -> Program:
@@ -214,7 +217,8 @@ class Kernel:
             if chosen == "emulator":
                 from lowbit.compiler.driver import run_bound_on_emulator  # noqa: PLC0415
 
-                run_bound_on_emulator(self.compiled(prog, arch), grid, bound)
+                run_bound_on_emulator(self.compiled(prog, arch), grid, bound, max_steps=options.get("max_steps"),
+                                      max_seconds=options.get("max_seconds"))
             else:
                 from lowbit import runtime as gpu  # noqa: PLC0415 - cuda-python only when a GPU launch happens
 

@@ -89,11 +89,36 @@ class ToolInfo:
     version: str | None  # e.g. "13.0.88"
 
 
+def _default_timeout(name: str) -> float:
+    return {"ptxas": config.PTXAS_TIMEOUT_S, "nvdisasm": config.NVDISASM_TIMEOUT_S}.get(name, config.PTXAS_TIMEOUT_S)
+
+
+def run_tool(name: str, args: list[str], timeout: float | None = None, path: str | None = None,
+             **kwargs: object) -> subprocess.CompletedProcess:  # fmt: skip
+    """Run tool ``name`` (found by :func:`require_tool`) with ``args``, its output captured as text.
+
+    Every run is bounded: ``timeout`` seconds (default :data:`lowbit.config.PTXAS_TIMEOUT_S` or
+    :data:`~lowbit.config.NVDISASM_TIMEOUT_S`); a tool that does not finish in time is killed and is a
+    :class:`ToolchainError` naming the tool and the timeout, and so is one that cannot be started.
+    The exit status is the caller's to judge.  ``path``: the tool already found (by the caller).
+    """
+    path = path or require_tool(name)
+    limit = _default_timeout(name) if timeout is None else timeout
+    try:
+        return subprocess.run([path, *args], capture_output=True, text=True, timeout=limit, check=False, **kwargs)
+    except subprocess.TimeoutExpired:
+        raise ToolchainError(f"{name} ({path}) did not finish within {limit:g} s and was killed (the timeout is "
+                             f"lowbit.config.{name.upper()}_TIMEOUT_S or the call's timeout=)") from None
+    except OSError as exc:
+        raise ToolchainError(f"{name} ({path}) could not be run: {exc.strerror or exc}") from None
+
+
 @functools.lru_cache(maxsize=None)
 def _version_of(path: str) -> str | None:
     try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, check=False).stdout
-    except (OSError, subprocess.SubprocessError):
+        out = subprocess.run([path, "--version"], capture_output=True, text=True,
+                             timeout=config.TOOL_VERSION_TIMEOUT_S, check=False).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError, UnicodeDecodeError):
         return None
     match = re.search(r"V(\d+\.\d+\.\d+)", out) or re.search(r"release (\d+\.\d+)", out)
     return match.group(1) if match else None

@@ -81,7 +81,7 @@ BAD_NUMPY = {
                   "argument 'out_ptr': the kernel views it as f32[300] with strides [1], which needs 1200 bytes, "
                   "but the array has 1196"),
     "int32 overflow": (VADD, lambda a: a.__setitem__(3, 2**31),
-                       "argument 'n': 2147483648 does not fit in int32"),
+                       "argument 'n': 2147483648 does not fit in int32 (range -2147483648..2147483647)"),
     "float for an int": (VADD, lambda a: a.__setitem__(3, 300.0), "argument 'n': expected an int for int32, got 300.0"),
     "mixed devices": (VADD, lambda a: a.__setitem__(1, FakeCUDAArray((300,), np.float32)),
                       "argument 'y_ptr' is on cuda:0 but 'x_ptr' is on host: every array argument must be on one device"),

@@ -211,6 +211,18 @@ def _barrier(em: _Emitter, op: O.Barrier) -> None:
     em.call("llvm.nvvm.barrier.cta.sync.aligned.all", ir.VoidType(), [ir.Constant(I32T, 0)])
 
 
+def _trap(em: _Emitter, op: O.Trap) -> None:
+    # inline asm, not llvm.trap: the comment travels into the PTX next to the trap, so that the launch layer
+    # can say why the kernel trapped (LLVM may merge or move llvm.trap calls; it keeps asm text as written)
+    b = em.b
+    trap_bb, cont = em.block("trap"), em.block("trap.cont")
+    b.cbranch(em.val(op.cond), trap_bb, cont)
+    b.position_at_end(trap_bb)
+    b.asm(ir.FunctionType(ir.VoidType(), []), f"trap; // lowbit trap {op.code}", "~{memory}", [], True)
+    b.branch(cont)
+    b.position_at_end(cont)
+
+
 def _shfl(em: _Emitter, op: O.Shfl) -> None:
     v = em.val(op.value)
     name = f"llvm.nvvm.shfl.sync.{op.mode}.{overload_suffix(v.type)}"
@@ -259,7 +271,7 @@ _TABLE: dict[type, Callable] = {
     O.SReg: _sreg, O.Binary: _binary, O.Unary: _unary, O.Fma: _fma, O.Cmp: _cmp, O.Select: _select,
     O.Cast: _cast, O.Pack: _pack, O.Extract: _extract, O.Gep: _gep, O.SharedAddr: _shared_addr,
     O.Load: _load, O.Store: _store, O.AtomicAdd: _atomic_add, O.AtomicBits: _atomic_bits, O.CpAsync: _cp_async,
-    O.CpAsyncCommit: _commit, O.CpAsyncWait: _wait, O.Barrier: _barrier, O.Shfl: _shfl, O.Vote: _vote,
+    O.CpAsyncCommit: _commit, O.CpAsyncWait: _wait, O.Barrier: _barrier, O.Trap: _trap, O.Shfl: _shfl, O.Vote: _vote,
     O.Lop3: _lop3, O.Prmt: _prmt, O.CvtPack: _cvt_pack, O.CvtUnpack: _cvt_unpack, O.Call: _call,
     **CACHE_TABLE,
 }  # fmt: skip

@@ -21,15 +21,26 @@ request starts a fresh worker.  The emitted PTX is checked once more for
 from __future__ import annotations
 
 import json
+import os
+import select
 import struct
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 
+from lowbit import config
 from lowbit.arch import Target, target as get_target
 from lowbit.codegen import intrinsics
 from lowbit.errors import CodegenError
+
+#: The worker's command line (a test may point it at a stand-in that never answers).
+WORKER_COMMAND = (sys.executable, "-m", "lowbit.codegen.llvm_server")
+
+
+class _Timeout(Exception):
+    pass
 
 
 @dataclass(frozen=True)
@@ -39,32 +50,80 @@ class PTXResult:
 
 
 class LLVMWorker:
-    """A persistent ``python -m lowbit.codegen.llvm_server`` process (restarted after a crash)."""
+    """A persistent ``python -m lowbit.codegen.llvm_server`` process (restarted after a crash or a timeout).
 
-    def __init__(self) -> None:
+    Every exchange is bounded: the worker must start and answer each request within ``timeout`` seconds
+    (default :data:`lowbit.config.LLVM_TIMEOUT_S`); one that does not is killed, and the request is a
+    :class:`~lowbit.errors.CodegenError` naming the worker and the timeout.
+    """
+
+    def __init__(self, timeout: float | None = None, command: tuple[str, ...] | None = None) -> None:
         self._proc: subprocess.Popen | None = None
         self._lock = threading.Lock()
+        self.timeout = timeout
+        self.command = command
+
+    @property
+    def limit(self) -> float:
+        return config.LLVM_TIMEOUT_S if self.timeout is None else self.timeout
+
+    def _timed_out(self, proc: subprocess.Popen, what: str) -> CodegenError:
+        proc.kill()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a process that survives SIGKILL
+            pass
+        self._proc = None
+        return CodegenError(f"the LLVM worker ({' '.join(self.command or WORKER_COMMAND)}) did not {what} within "
+                            f"{self.limit:g} s and was killed (lowbit.config.LLVM_TIMEOUT_S)")
 
     def _start(self) -> subprocess.Popen:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "lowbit.codegen.llvm_server"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        hello = self._read(proc)
+        try:
+            proc = subprocess.Popen(
+                list(self.command or WORKER_COMMAND),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        except OSError as exc:
+            raise CodegenError(f"the LLVM worker could not be started: {exc.strerror or exc}") from None
+        try:
+            hello = self._read(proc, time.monotonic() + self.limit)
+        except _Timeout:
+            raise self._timed_out(proc, "start") from None
         if hello is None or not hello.get("ready"):
             raise CodegenError(f"the LLVM worker did not start: {self._stderr_of(proc)}")
         return proc
 
     @staticmethod
-    def _read(proc: subprocess.Popen) -> dict | None:
+    def _read_exact(fd: int, n: int, deadline: float) -> bytes:
+        chunks, got = [], 0
+        while got < n:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise _Timeout
+            chunk = os.read(fd, n - got)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        return b"".join(chunks)
+
+    @classmethod
+    def _read(cls, proc: subprocess.Popen, deadline: float) -> dict | None:
         assert proc.stdout is not None
-        head = proc.stdout.read(4)
+        fd = proc.stdout.fileno()
+        head = cls._read_exact(fd, 4, deadline)
         if len(head) < 4:
             return None
         (size,) = struct.unpack("<I", head)
-        return json.loads(proc.stdout.read(size).decode("utf-8"))
+        body = cls._read_exact(fd, size, deadline)
+        if len(body) < size:
+            return None
+        try:
+            return json.loads(body.decode("utf-8"))
+        except ValueError:
+            return None
 
     @staticmethod
     def _stderr_of(proc: subprocess.Popen) -> str:
@@ -88,7 +147,9 @@ class LLVMWorker:
                 assert proc.stdin is not None
                 proc.stdin.write(struct.pack("<I", len(data)) + data)
                 proc.stdin.flush()
-                reply = self._read(proc)
+                reply = self._read(proc, time.monotonic() + self.limit)
+            except _Timeout:
+                raise self._timed_out(proc, f"answer a request for {message.get('cpu')}") from None
             except (BrokenPipeError, OSError):
                 reply = None
             if reply is None:  # LLVM aborted the worker

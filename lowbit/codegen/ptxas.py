@@ -15,14 +15,13 @@ temporary directory and returns the cubin bytes with the report.
 from __future__ import annotations
 
 import re
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from lowbit.arch import Target, target as get_target
-from lowbit.errors import CodegenError
-from lowbit.toolchain import require_tool
+from lowbit.errors import CodegenError, ToolchainError
+from lowbit.toolchain import require_tool, run_tool
 
 
 @dataclass(frozen=True)
@@ -95,20 +94,36 @@ class Assembled:
     log: str
 
 
-def assemble(ptx: str, arch: str | Target, opt_level: int = 3, extra_args: tuple[str, ...] = ()) -> Assembled:
-    """Run ptxas on ``ptx`` for ``arch``; raises :class:`CodegenError` with ptxas' message on failure.
+def assemble(ptx: str, arch: str | Target, opt_level: int = 3, extra_args: tuple[str, ...] = (),
+             timeout: float | None = None) -> Assembled:  # fmt: skip
+    """Run ptxas on ``ptx`` for ``arch``; raises :class:`CodegenError` with ptxas' message when it rejects the PTX.
 
-    A missing ptxas raises :class:`~lowbit.errors.ToolchainError` (callers that can live without
-    a cubin catch it and keep the PTX).
+    The tool itself misbehaving is a :class:`~lowbit.errors.ToolchainError` that blames the tool, not
+    the PTX: missing (callers that can live without a cubin catch it and keep the PTX), not finishing
+    within ``timeout`` seconds (default :data:`lowbit.config.PTXAS_TIMEOUT_S`), killed by a signal,
+    exiting non-zero without a word, or exiting 0 without writing the cubin.
     """
     tgt = get_target(arch)
     ptxas = require_tool("ptxas")
     with tempfile.TemporaryDirectory(prefix="lowbit-ptxas-") as tmp:
         src, out = Path(tmp) / "kernel.ptx", Path(tmp) / "kernel.cubin"
         src.write_text(ptx)
-        cmd = [ptxas, f"-arch={tgt.name}", f"-O{opt_level}", "-v", *extra_args, str(src), "-o", str(out)]
-        res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        args = [f"-arch={tgt.name}", f"-O{opt_level}", "-v", *extra_args, str(src), "-o", str(out)]
+        res = run_tool("ptxas", args, timeout, path=ptxas)
         log = (res.stdout + res.stderr).strip()
+        if res.returncode < 0:
+            raise ToolchainError(f"ptxas was killed by signal {-res.returncode} while assembling for {tgt.name}"
+                                 + (f":\n{log}" if log else " (it printed nothing)"))
+        if res.returncode != 0 and not log:
+            raise ToolchainError(f"ptxas exited with status {res.returncode} and printed nothing (assembling for "
+                                 f"{tgt.name}): the tool failed, not the PTX")
         if res.returncode != 0:
             raise CodegenError(f"ptxas rejected the PTX for {tgt.name}:\n{log}")
-        return Assembled(out.read_bytes(), parse_report(log), log)
+        try:
+            cubin = out.read_bytes()
+        except OSError:
+            cubin = b""
+        if not cubin:
+            raise ToolchainError(f"ptxas exited with status 0 but wrote no cubin (assembling for {tgt.name})"
+                                 + (f":\n{log}" if log else ""))
+        return Assembled(cubin, parse_report(log), log)

@@ -28,16 +28,21 @@ import dataclasses
 import json
 import re
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from lowbit.binder import Binder, Bound, require_host
+from lowbit.compiler.budget import check_tile_budget
 from lowbit.compiler.cache import CompileCache, cache_key, toolchain_versions
 from lowbit.compiler.specs import SpecIndex, compiler_status, spec_id
 from lowbit.dtypes import DType
-from lowbit.errors import CodegenError, DSLError, EmulatorError, LaunchError, ToolchainError
+from lowbit.errors import (
+    EmulatorError, LaunchError, LowbitError, ToolchainError, ToolchainWarning,
+)  # fmt: skip
+from lowbit.ir.loops import TRAP_RANGE_STEP, runtime_step_loops, trap_code_at
 from lowbit.ir.printer import print_program
 from lowbit.ir.program import Program
 from lowbit.ir.types import PointerType
@@ -173,8 +178,9 @@ def _build(prog: Program, arch: str, opts: Options | None = None) -> dict[str, b
         asm = assemble(ck.ptx, arch)
         out["cubin"] = asm.cubin
         out["ptxas_log"] = asm.log.encode()
-    except ToolchainError:
-        pass
+    except ToolchainError as exc:  # no cubin: fine without ptxas; a ptxas that misbehaved is said once
+        if not str(exc).startswith("ptxas not found"):
+            warnings.warn(f"{exc}; {prog.name} is kept as PTX without a cubin", ToolchainWarning, stacklevel=2)
     out["meta"] = json.dumps(meta).encode()
     return out
 
@@ -186,20 +192,23 @@ def compile_program(prog: Program, arch: str | None = None, cache: CompileCache 
     ``tensor_cores=False`` lowers every ``dot`` with the FMA scheme (for comparisons and debugging).
     """
     arch = arch or ("sm_80" if not needs_fp8(prog) else "sm_89")
+    check_tile_budget(prog)  # before any pass: a runaway tile is an error at its line, not minutes of lowering
     opts = Options(arch=arch, tensor_cores=tensor_cores)
     vm = print_program(prog)
     cache = cache or CompileCache()
     sid = spec_id(vm, opts.as_dict(), arch)
     index = SpecIndex(cache.root)
+    holds = {"kernel": prog.name, "arch": arch}  # what the entry must hold, besides recording its own key
     can_compile, why = compiler_status()
     if can_compile:
         key = cache_key(vm, opts.as_dict(), arch)
-        arts = cache.get_or_build(key, lambda: _build(prog, arch, opts))
+        arts = cache.get_or_build(key, lambda: _build(prog, arch, opts), holds)
         llvm_v, ptxas_v = toolchain_versions()
-        index.record(sid, key, {"kernel": prog.name, "arch": arch, "built_with": {"llvm": llvm_v, "ptxas": ptxas_v}})
+        if not cache.disabled:
+            index.record(sid, key, {"kernel": prog.name, "arch": arch, "built_with": {"llvm": llvm_v, "ptxas": ptxas_v}})
     else:
         rec = index.lookup(sid)
-        arts = cache.get(rec["key"]) if rec is not None else None  # type: ignore[arg-type]
+        arts = cache.get(rec["key"], holds) if rec is not None else None  # type: ignore[arg-type]
         if arts is None:
             raise LaunchError(
                 f"kernel {prog.name} ({describe_specialization(prog, arch)}) is not in the carried cache "
@@ -239,11 +248,8 @@ def compile(kernel: object, arch: str | None = None, cache: CompileCache | None 
         raise LaunchError(f"lowbit.compile needs a @lowbit.kernel, got {type(kernel).__name__}")
     try:
         prog = specialize(**constexprs)
-    except (DSLError, LaunchError) as exc:
-        raise exc.with_traceback(None) from None
-    try:
         return compile_program(prog, arch, cache, tensor_cores=tensor_cores)
-    except CodegenError as exc:
+    except LowbitError as exc:
         raise exc.with_traceback(None) from None
 
 
@@ -256,6 +262,12 @@ class _EmulatorPlan:
 
     module: object
     convert: tuple[Callable[[object], object] | None, ...]  # None: a pointer (the array itself)
+    #: what the plan was made from: a plan is reused only for the same kernel name and PTX text
+    kernel_name: str = ""
+    ptx: str = ""
+
+    def serves(self, compiled: CompiledKernel) -> bool:
+        return self.kernel_name == compiled.kernel_name and (self.ptx is compiled.ptx or self.ptx == compiled.ptx)
 
 
 _PLANS: dict[str, _EmulatorPlan] = {}
@@ -282,16 +294,23 @@ def _scalar_converter(dt_name: str, ptx_type: str) -> Callable[[object], object]
     return lambda v: nt(v)
 
 
+def _as_param(conv: Callable[[object], object], entry_param: object) -> Callable[[object], object]:
+    """LLVM passes some scalars (f16, bf16) as a ``.param .b8 p[2]`` array: give the emulator their bytes."""
+    if getattr(entry_param, "dims", None):
+        return lambda v: np.asarray(conv(v)).tobytes()
+    return conv
+
+
 def _emulator_plan(compiled: CompiledKernel) -> _EmulatorPlan:
     key = compiled.key or compiled.ptx
     plan = _PLANS.get(key)
-    if plan is not None:
+    if plan is not None and plan.serves(compiled):
         return plan
     from lowbit.emu.parser import parse as parse_ptx  # noqa: PLC0415
 
     with _PLANS_LOCK:
         plan = _PLANS.get(key)
-        if plan is None:
+        if plan is None or not plan.serves(compiled):
             module = parse_ptx(compiled.ptx)
             try:
                 entry = module.entry(compiled.kernel_name)
@@ -300,9 +319,9 @@ def _emulator_plan(compiled: CompiledKernel) -> _EmulatorPlan:
             if len(entry.params) != len(compiled.params):
                 raise LaunchError(f"{compiled.kernel_name}: the PTX has {len(entry.params)} parameters, the program "
                                   f"{len(compiled.params)}")  # fmt: skip
-            conv = tuple(None if p.kind == "pointer" else _scalar_converter(p.dtype, e.type)
+            conv = tuple(None if p.kind == "pointer" else _as_param(_scalar_converter(p.dtype, e.type), e)
                          for p, e in zip(compiled.params, entry.params))  # fmt: skip
-            plan = _PLANS[key] = _EmulatorPlan(module, conv)
+            plan = _PLANS[key] = _EmulatorPlan(module, conv, compiled.kernel_name, compiled.ptx)
     return plan
 
 
@@ -320,13 +339,18 @@ def _by_name(compiled: CompiledKernel, args: Sequence[object] | Mapping[str, obj
 
 
 def run_on_emulator(compiled: CompiledKernel, grid: object, args: Sequence[object] | Mapping[str, object],
-                    checks: bool = True) -> object:
-    """Launch ``compiled`` on the PTX emulator; arrays in ``args`` are updated in place. Returns its Stats."""
+                    checks: bool = True, *, max_steps: float | None = None,
+                    max_seconds: float | None = None) -> object:  # fmt: skip
+    """Launch ``compiled`` on the PTX emulator; arrays in ``args`` are updated in place. Returns its Stats.
+
+    ``max_steps``/``max_seconds``: the watchdog's budgets (None: :mod:`lowbit.config`'s defaults).
+    """
     bound = compiled.binder.bind(_by_name(compiled, args))  # every check, naming the argument; nothing parsed
-    return run_bound_on_emulator(compiled, grid, bound, checks)
+    return run_bound_on_emulator(compiled, grid, bound, checks, max_steps=max_steps, max_seconds=max_seconds)
 
 
-def run_bound_on_emulator(compiled: CompiledKernel, grid: object, bound: Bound, checks: bool = True) -> object:
+def run_bound_on_emulator(compiled: CompiledKernel, grid: object, bound: Bound, checks: bool = True, *,
+                          max_steps: float | None = None, max_seconds: float | None = None) -> object:  # fmt: skip
     """Launch already bound arguments (``Kernel.launch`` binds once for facts, backend and checks)."""
     from lowbit import emu, interp  # noqa: PLC0415
 
@@ -337,9 +361,70 @@ def run_bound_on_emulator(compiled: CompiledKernel, grid: object, bound: Bound, 
     try:
         return emu.launch(plan.module, compiled.kernel_name, g, compiled.threads_per_block, ptx_args,
                           shared_bytes=compiled.dynamic_shared, max_dynamic_shared=compiled.max_dynamic_shared,
-                          checks=checks)  # fmt: skip
+                          checks=checks, max_steps=max_steps, max_seconds=max_seconds)  # fmt: skip
     except EmulatorError as exc:
-        raise type(exc)(_name_arguments(str(exc), compiled)) from None
+        msg = _explain_trap(_name_arguments(str(exc), compiled), compiled)
+        raise type(exc)(_locate_spin(msg, compiled)) from None
+
+
+def _ptx_loops(ptx: str) -> list[tuple[int, frozenset[int]]]:
+    """The loops of PTX text, in the order of their heads: (head label's line, the lines of its back edges).
+
+    A loop is a label some later branch jumps back to; several back edges to one label are one loop.
+    """
+    labels: dict[str, int] = {}
+    branches: list[tuple[int, str]] = []
+    for n, line in enumerate(ptx.splitlines(), 1):
+        text = line.split("//", 1)[0].strip()
+        if m := re.match(r"^([\w$.]+):", text):
+            labels[m.group(1)] = n
+        elif m := re.search(r"\bbra(?:\.uni)?\s+([\w$.]+)\s*;", text):
+            branches.append((n, m.group(1)))
+    backs: dict[int, set[int]] = {}
+    for n, t in branches:
+        if t in labels and labels[t] < n:
+            backs.setdefault(labels[t], set()).add(n)
+    return [(head, frozenset(lines)) for head, lines in sorted(backs.items())]
+
+
+def _locate_spin(message: str, compiled: CompiledKernel) -> str:
+    """Add the DSL loop to a watchdog message, when the PTX loops and the kernel's loops match one to one.
+
+    LLVM keeps loops in program order but may unroll (constant trip counts) or duplicate them, so the
+    match is made only when the counts agree, and says it is by position.
+    """
+    m = re.match(r"watchdog: .*spinning in the loop at PTX lines (\d+)-(\d+)", message)
+    if m is None or compiled.program is None:
+        return message
+    from lowbit.ir import ops as V  # noqa: PLC0415
+    from lowbit.ir.rewrite import walk  # noqa: PLC0415
+
+    vm_loops = [op for op in walk(compiled.program.body) if isinstance(op, V.For)]
+    ptx_loops = _ptx_loops(compiled.ptx)
+    back = int(m.group(2))
+    index = next((i for i, (_, lines) in enumerate(ptx_loops) if back in lines), None)
+    if index is None or len(ptx_loops) != len(vm_loops) or vm_loops[index].loc is None:
+        return message
+    return (f"{vm_loops[index].loc}: the kernel's loop {index + 1} of {len(vm_loops)} (matched by position) "
+            f"did not finish -- {message}")
+
+
+def _explain_trap(message: str, compiled: CompiledKernel) -> str:
+    """A ``trap`` the compiler planted (:mod:`lowbit.ir.loops`) said as the user's mistake, at their line."""
+    m = re.match(r"trap: .* at PTX line (\d+):", message)
+    if m is None or compiled.program is None:
+        return message
+    code = trap_code_at(compiled.ptx, int(m.group(1)))
+    if code is None or code < TRAP_RANGE_STEP:
+        return message
+    loops = runtime_step_loops(compiled.program.body)
+    i = code - TRAP_RANGE_STEP
+    if 0 <= i < len(loops) and loops[i] is not None:
+        where = str(loops[i])
+    else:  # pragma: no cover - a table that does not match the program (should not happen)
+        where = f"{compiled.kernel_name}: one of the loops at " + ", ".join(str(loc) for loc in loops)
+    return (f"{where}: range step must be positive, got a step <= 0 at run time (the compiled loop's guard "
+            f"trapped; on a GPU this is a trap) [{message}]")
 
 
 def _name_arguments(message: str, compiled: CompiledKernel) -> str:

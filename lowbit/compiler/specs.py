@@ -28,7 +28,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from lowbit.compiler.cache import source_hash
+from lowbit.compiler.cache import source_hash, warn_unusable
 
 __all__ = ["LLVMLITE_SERIES", "SpecIndex", "compiler_status", "spec_id"]
 
@@ -79,28 +79,41 @@ class SpecIndex:
             raise ValueError(f"specialisation ids are sha256 hex digests, got {sid!r}")
         return self.root / sid[:2] / f"{sid}.json"
 
-    def record(self, sid: str, key: str, info: Mapping[str, object]) -> None:
+    def record(self, sid: str, key: str, info: Mapping[str, object]) -> bool:
+        """Record that ``sid`` is stored under ``key`` (the record names its own ``spec`` id); False when the
+        directory is unusable (one :class:`~lowbit.errors.CacheWarning`, never an exception)."""
         path = self._path(sid)
-        body = json.dumps({"key": key, **info}, sort_keys=True)
+        body = json.dumps({"key": key, "spec": sid, **info}, sort_keys=True)
         try:
             if path.read_text() == body:
-                return
-        except (FileNotFoundError, OSError):
+                return True
+        except (OSError, UnicodeDecodeError):
             pass
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{sid[:8]}-", suffix=".tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{sid[:8]}-", suffix=".tmp")
+        except OSError as exc:
+            warn_unusable(self.root.parent, exc)
+            return False
         try:
             with os.fdopen(fd, "w") as f:
                 f.write(body)
             os.replace(tmp, path)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            warn_unusable(self.root.parent, exc)
+            return False
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        return True
 
     def lookup(self, sid: str) -> dict[str, object] | None:
-        """The record for ``sid`` (with its ``key``), or None when absent or unreadable."""
+        """The record for ``sid`` (with its ``key``), or None when absent, unreadable or another id's record."""
         try:
             rec = json.loads(self._path(sid).read_text())
-        except (FileNotFoundError, OSError, ValueError):
+        except (OSError, ValueError, UnicodeDecodeError):
             return None
-        return rec if isinstance(rec, dict) and isinstance(rec.get("key"), str) else None
+        if not isinstance(rec, dict) or not isinstance(rec.get("key"), str) or rec.get("spec", sid) != sid:
+            return None
+        return rec

@@ -33,8 +33,10 @@ from lowbit.ir.verifier import verify
 
 __all__ = ["LAUNCH_OPTIONS", "Func", "KernelFunction", "ParamInfo", "constexpr_key"]
 
-#: Keywords of ``kernel[grid](...)`` and ``lowbit.compile`` that are compile options, not kernel arguments.
-LAUNCH_OPTIONS = ("num_warps", "num_stages")
+#: Keywords of ``kernel[grid](...)`` that are options, never kernel arguments: ``num_warps``/``num_stages``
+#: (compile options, also of ``lowbit.compile``) and the emulator watchdog's ``max_steps``/``max_seconds``
+#: (:mod:`lowbit.config`; ignored by the interpreter and the GPU).
+LAUNCH_OPTIONS = ("num_warps", "num_stages", "max_steps", "max_seconds")
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,65 @@ def _namespace(fn: Callable[..., object]) -> dict[str, object]:
     except (TypeError, ValueError):  # pragma: no cover - an empty closure cell
         pass
     return names
+
+
+#: The kinds of module-global (or closure) values a kernel may read as compile-time constants: their
+#: values are part of the specialisation key (docs/dsl.md, "Module globals").
+GLOBAL_CONSTANT_KINDS = (bool, int, float, str, DType)
+
+
+def _read_names(tree: ast.AST) -> tuple[str, ...]:
+    """Every plain name the function body reads (``ast.Name`` in load context), sorted."""
+    return tuple(sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}))
+
+
+def _constant_key(value: object) -> object | None:
+    """A key for a global constant's value (NaN-safe), or None when the value is not a constant kind."""
+    if isinstance(value, tuple):
+        parts = [_constant_key(v) for v in value]
+        return None if any(p is None for p in parts) else ("tuple", tuple(parts))
+    if isinstance(value, float):
+        return ("float", value.hex())
+    if isinstance(value, GLOBAL_CONSTANT_KINDS):
+        return (type(value).__name__, value)
+    return None
+
+
+def globals_key(fn: Callable[..., object], names: tuple[str, ...], skip: frozenset[str] = frozenset(),
+                seen: set[int] | None = None) -> tuple[object, ...]:  # fmt: skip
+    """The current values of the constant globals (and closure variables) ``fn`` reads by ``names``.
+
+    Values of :data:`GLOBAL_CONSTANT_KINDS` (and tuples of them) are read at every specialisation, so a
+    changed value recompiles; ``@lowbit.func`` helpers the function calls contribute theirs too.  Other
+    values (modules, functions, arrays) are code or data the DSL refuses or reads by attribute.
+    """
+    seen = set() if seen is None else seen
+    if id(fn) in seen:
+        return ()
+    seen.add(id(fn))
+    code = getattr(fn, "__code__", None)
+    cells = dict(zip(code.co_freevars, getattr(fn, "__closure__", None) or ())) if code is not None else {}
+    g = getattr(fn, "__globals__", {})
+    out: list[object] = []
+    for name in names:
+        if name in skip:
+            continue
+        if name in cells:
+            try:
+                value = cells[name].cell_contents
+            except ValueError:  # an empty cell
+                continue
+        elif name in g:
+            value = g[name]
+        else:
+            continue
+        if isinstance(value, Func):
+            out.extend(value.globals_key(seen))
+            continue
+        k = _constant_key(value)
+        if k is not None:
+            out.append((getattr(fn, "__qualname__", "?"), name, k))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -105,6 +166,17 @@ class Func:
         self.__name__ = fn.__name__
         self.__doc__ = fn.__doc__
         self._parsed: Parsed | None = None
+        self._names: tuple[str, ...] | None = None
+
+    def globals_key(self, seen: set[int]) -> tuple[object, ...]:
+        """The constant globals this helper reads (see :func:`globals_key`)."""
+        if self._names is None:
+            if self._parsed is None:
+                self._parsed = _parse(self.fn)
+            a = self._parsed.tree.args
+            self._names = _read_names(self._parsed.tree)
+            self._params = frozenset(x.arg for x in (*a.posonlyargs, *a.args, *a.kwonlyargs))
+        return globals_key(self.fn, self._names, self._params, seen)
 
     def __call__(self, *args: object, **kwargs: object) -> object:
         raise DSLError(f"@lowbit.func {self.__name__} can only be called inside a kernel")
@@ -135,6 +207,8 @@ class KernelFunction:
         self._parsed = _parse(fn)
         self._cache: dict[tuple[object, ...], Program] = {}
         self.params = self._declared_params()
+        #: names the body reads that are not parameters: globals or closure variables
+        self._free = tuple(n for n in _read_names(self._parsed.tree) if n not in {p.name for p in self.params})
 
     @property
     def location(self) -> tuple[str, int, int]:
@@ -204,7 +278,7 @@ class KernelFunction:
             raise LaunchError(f"kernel {self.__name__}: num_stages must be an int in 1..{MAX_STAGES} "
                               f"(1: no software pipelining), got {ns!r}")  # fmt: skip
         values = self.bind_constexprs(constexprs)
-        key = (nw, ns, *(constexpr_key(values[n], n) for n in sorted(values)))
+        key = (nw, ns, *(constexpr_key(values[n], n) for n in sorted(values)), globals_key(self.fn, self._free))
         prog = self._cache.get(key)
         if prog is None:
             prog = self._compile(values, nw, ns)

@@ -17,7 +17,7 @@ import numpy as np
 from lowbit.emu import fparith
 from lowbit.emu import ptx_ast as A
 from lowbit.emu.decode import and_defined, bits_of, fetch, is_float, is_signed, store, type_of
-from lowbit.emu.machine import BARRIER, BRANCH, EXIT, Op
+from lowbit.emu.machine import BARRIER, BRANCH, EXIT, NORMAL as NORMAL_KIND, Op
 from lowbit.emu.sanitizer import fault
 from lowbit.errors import UnsupportedPTXError
 
@@ -35,6 +35,18 @@ def build_exit(m, ins):
     if m.func.kind != "entry":
         raise UnsupportedPTXError(f"PTX line {ins.line}: ret from a .func (calls are not supported)")
     return Op(ins, EXIT, klass="control")
+
+
+def build_trap(m, ins):
+    """``trap`` (PTX ISA 9.7.19.3): the launch aborts; on a GPU the context reports an illegal instruction."""
+    op = Op(ins, NORMAL_KIND, klass="control")
+
+    def run(act):
+        threads = np.flatnonzero(m.live if act is None else act)
+        raise fault(m, "trap", "the kernel executed `trap` and the launch was aborted", threads, op)
+
+    op.run = run
+    return op
 
 
 class BarrierSpec:
@@ -426,5 +438,5 @@ def build_activemask(m, ins):
 BUILDERS = {
     "bra": build_bra, "ret": build_exit, "exit": build_exit, "bar": build_bar, "barrier": build_bar,
     "setp": build_setp, "set": build_set, "selp": build_selp, "shfl": build_shfl, "vote": build_vote,
-    "redux": build_redux, "activemask": build_activemask,
+    "redux": build_redux, "activemask": build_activemask, "trap": build_trap,
 }

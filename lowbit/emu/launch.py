@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lowbit.arch import target as arch_target
+from lowbit import config
+from lowbit.arch import MAX_BLOCK, MAX_BLOCK_THREADS, MAX_GRID, target as arch_target
 from lowbit.emu import ptx_ast as A
 from lowbit.emu.access import MemUnit
 from lowbit.emu.cfg import build_cfg
@@ -104,16 +105,22 @@ def _layout(vars_, start=0):
     return offs, pos
 
 
-def build(module, func, grid, block, args, shared_bytes, max_dynamic_shared, trace, checks, max_steps):
+def build(module, func, grid, block, args, shared_bytes, max_dynamic_shared, trace, checks, max_steps,
+          max_seconds=None):
     if func.body is None:
         raise LaunchError(f"{func.name} has no body")
     func = inline_calls(module, func)
     grid, block = _dims(grid, "grid"), _dims(block, "block")
     nthreads = block[0] * block[1] * block[2]
-    if block[0] > 1024 or block[1] > 1024 or block[2] > 64 or nthreads > 1024:
-        raise LaunchError(f"block {block} exceeds the limits (1024, 1024, 64) / 1024 threads")
-    if grid[0] >= 2**31 or grid[1] > 65535 or grid[2] > 65535:
+    if any(b > most for b, most in zip(block, MAX_BLOCK)) or nthreads > MAX_BLOCK_THREADS:
+        raise LaunchError(f"block {block} exceeds the limits {MAX_BLOCK} / {MAX_BLOCK_THREADS} threads")
+    if any(g > most for g, most in zip(grid, MAX_GRID)):
         raise LaunchError(f"grid {grid} exceeds the limits (2^31-1, 65535, 65535)")
+    total = grid[0] * grid[1] * grid[2] * ((nthreads + 31) // 32 * 32)
+    if total > config.EMU_MAX_THREADS:
+        raise LaunchError(f"grid {grid} x block {block} is {total} threads; the emulator holds every thread at once "
+                          f"and runs at most {config.EMU_MAX_THREADS} (lowbit.config.EMU_MAX_THREADS): launch fewer "
+                          "blocks, or run on a GPU")
     if func.reqntid is not None and tuple(func.reqntid) != block:
         raise LaunchError(f"kernel {func.name} has .reqntid {func.reqntid}; the block must be exactly that, "
                           f"got {block}")
@@ -142,7 +149,15 @@ def build(module, func, grid, block, args, shared_bytes, max_dynamic_shared, tra
     shared_size = (dyn_start + shared_bytes) if extern else static_end
 
     stats = Stats(params=tuple(p.name for p in func.params), checks=bool(checks))
-    m = Machine(module, func, grid, block, checks=checks, trace=trace, stats=stats, max_steps=max_steps)
+    if max_steps is None:
+        max_steps = config.emu_step_budget(grid[0] * grid[1] * grid[2], nthreads)
+    if max_seconds is None:
+        max_seconds = config.EMU_MAX_SECONDS
+    for name, v in (("max_steps", max_steps), ("max_seconds", max_seconds)):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not v > 0:
+            raise LaunchError(f"{name} must be a positive number (math.inf: no limit), got {v!r}")
+    m = Machine(module, func, grid, block, checks=checks, trace=trace, stats=stats, max_steps=max_steps,
+                max_seconds=max_seconds)
     heap = GlobalHeap()
     m.symbol_space = {}
     for v in module.variables:
@@ -193,15 +208,25 @@ def _decode(m, ins):
 
 
 def launch(ptx, kernel, grid, block, args, shared_bytes=0, max_dynamic_shared=None, trace=None, checks=True,
-           max_steps=None) -> Stats:
+           max_steps=None, max_seconds=None) -> Stats:
     """Run ``kernel`` of ``ptx`` (text or a parsed Module) on the CPU; arrays in ``args`` are updated in place.
 
     ``grid``/``block``: an int or up to three ints.  ``trace=(block, thread)``
     (ints, linear, or coordinate tuples) prints that thread's executed
     instructions and the values they wrote.  ``checks=False`` turns off the
     sanitizer (racecheck, cp.async pending checks, definedness); memcheck
-    stays on.  ``max_steps`` bounds the number of executed (group-)
-    instructions.  Returns :class:`~lowbit.emu.stats.Stats`.
+    stays on.
+
+    The watchdog is always on: ``max_steps`` bounds the number of executed
+    (group-)instructions (default :func:`lowbit.config.emu_step_budget` of the
+    grid: ``EMU_STEPS_BASE + EMU_STEPS_PER_THREAD x blocks x threads``) and
+    ``max_seconds`` the launch's wall time (default
+    :data:`lowbit.config.EMU_MAX_SECONDS`); ``math.inf`` lifts either.  Running
+    out is an :class:`~lowbit.errors.EmulatorError` naming the loop's PTX lines.
+
+    The caller's arrays are written back only when the launch completes: after
+    a fault or the watchdog they hold exactly what they held before.
+    Returns :class:`~lowbit.emu.stats.Stats`.
     """
     if isinstance(ptx, A.Module):
         module = ptx
@@ -213,13 +238,14 @@ def launch(ptx, kernel, grid, block, args, shared_bytes=0, max_dynamic_shared=No
         func = module.entry(kernel)
     except KeyError as e:
         raise LaunchError(str(e.args[0])) from None
-    m = build(module, func, grid, block, args, int(shared_bytes), max_dynamic_shared, trace, checks, max_steps)
+    m = build(module, func, grid, block, args, int(shared_bytes), max_dynamic_shared, trace, checks, max_steps,
+              max_seconds)
     try:
         with np.errstate(all="ignore"):
             m.run()
     finally:
-        m.mem.heap.copy_back()
         m.mem.flush_stats()
+    m.mem.heap.copy_back()  # only after a complete launch: a fault leaves the caller's arrays untouched
     return m.stats
 
 

@@ -29,6 +29,7 @@ instead of hanging.
 from __future__ import annotations
 
 import hashlib
+import math
 import sys
 import time
 
@@ -40,6 +41,7 @@ from lowbit.errors import EmulatorError
 
 NORMAL, BRANCH, BARRIER, EXIT = range(4)
 SPIN_PERIOD = 64  # back edges between spin checks
+CLOCK_PERIOD = 4096  # steps between wall-clock reads of the watchdog
 
 
 class Op:
@@ -94,14 +96,18 @@ class Group:
 class Machine:
     """State and scheduler of one launch; ``launch.py`` builds it, ``run()`` executes it."""
 
-    def __init__(self, module, func, grid, block, *, checks=True, trace=None, stats=None, max_steps=None):
+    def __init__(self, module, func, grid, block, *, checks=True, trace=None, stats=None, max_steps=None,
+                 max_seconds=None):
         self.module = module
         self.func = func
         self.grid = grid
         self.block = block
         self.checks = checks
         self.stats = stats
-        self.max_steps = max_steps
+        #: the watchdog (issue 9): a step budget and a wall-time budget; ``math.inf`` turns either off
+        self.max_steps = max_steps if max_steps is not None else math.inf
+        self.max_seconds = max_seconds if max_seconds is not None else math.inf
+        self.deadline = math.inf
         self.nthreads = block[0] * block[1] * block[2]
         self.nb = grid[0] * grid[1] * grid[2]
         self.P = (self.nthreads + 31) // 32 * 32
@@ -218,6 +224,7 @@ class Machine:
     # ------------------------------------------------------------------ scheduling
     def run(self) -> None:
         t0 = time.perf_counter()
+        self.deadline = t0 + self.max_seconds
         self.runnable = [Group(0, self.exists.copy(), ())]
         while self.runnable:
             g = self._pick()
@@ -273,9 +280,10 @@ class Machine:
                     g.pc = pc + 1
                     continue
             self.steps += 1
-            if self.max_steps is not None and self.steps > self.max_steps:
-                raise fault(self, "no forward progress", f"more than {self.max_steps} instructions executed",
-                            np.flatnonzero(g.mask), op)
+            if self.steps > self.max_steps:
+                raise self._watchdog(g, pc, f"executed more than {self.max_steps} steps", "max_steps")
+            if not self.steps % CLOCK_PERIOD and time.perf_counter() > self.deadline:
+                raise self._watchdog(g, pc, f"ran longer than {self.max_seconds:g} s", "max_seconds")
             if stats is not None:
                 self._count(op, act)
             kind = op.kind
@@ -392,6 +400,26 @@ class Machine:
         raise fault(self, "no forward progress",
                     "every runnable thread spins in a loop whose registers and memory no longer change",
                     np.flatnonzero(g.mask), op)
+
+    def loop_at(self, pc: int) -> tuple[int, int] | None:
+        """(head pc, back-edge pc) of the innermost loop containing ``pc``: a backward branch around it."""
+        best = None
+        for i, op in enumerate(self.ops):
+            if op.kind == BRANCH and 0 <= op.target <= pc <= i and (best is None or i - op.target < best[1] - best[0]):
+                best = (op.target, i)
+        return best
+
+    def _watchdog(self, g, pc, what, option) -> EmulatorError:
+        """The watchdog's error: what ran out, and where the threads were spinning (the loop's PTX lines)."""
+        loop = self.loop_at(pc)
+        if loop is not None:
+            head, back = self.ops[loop[0]], self.ops[loop[1]]
+            where = (f"spinning in the loop at PTX lines {head.line}-{back.line} (back edge `{back.text}`)")
+        else:
+            where = "not in a loop"
+        op = self.ops[pc] if pc < len(self.ops) else None
+        return fault(self, "watchdog", f"the launch {what} ({self.steps} steps); {where}; raise the budget with "
+                     f"{option}= if the kernel is meant to run this long", np.flatnonzero(g.mask), op)
 
     # ------------------------------------------------------------------ barriers
     def _barrier(self, g, arr, op):

@@ -285,7 +285,8 @@ def _carry(b: Block, x: Expr | Value) -> Slot:
 def _for(b: Block, op: O.For) -> None:
     start, stop, step = (int(_scalar(b, e)) for e in (op.start, op.stop, op.step))
     if step <= 0:
-        raise InterpError(f"{_where(op)}: the loop step must be positive, got {step}")
+        where = str(op.loc) if op.loc is not None else "for"
+        raise InterpError(f"{where}: range step must be positive, got {step}")
     vals = [_carry(b, x) for x in op.inits]
     for i in range(start, stop, step):
         _set(b, op.var, i)

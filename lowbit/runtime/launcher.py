@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lowbit.arch import MAX_GRID
 from lowbit.binder import Binder, Bound
 from lowbit.compiler.driver import CompiledKernel, needs_fp8
 from lowbit.errors import LaunchError
@@ -51,7 +52,7 @@ __all__ = ["MODULES", "GPUDevice", "GPUKernel", "clear_modules", "clear_with_mod
 _FALLBACK = {"CUDA_ERROR_NO_BINARY_FOR_GPU", "CUDA_ERROR_INVALID_IMAGE", "CUDA_ERROR_UNSUPPORTED_PTX_VERSION",
              "CUDA_ERROR_INVALID_PTX", "CUDA_ERROR_INVALID_SOURCE", "CUDA_ERROR_JIT_COMPILER_NOT_FOUND"}  # fmt: skip
 _DEFAULT_SHARED = 48 * 1024
-_GRID_MAX = (2**31 - 1, 65535, 65535)
+_GRID_MAX = MAX_GRID  # the hardware limits, shared with the interpreter and the emulator
 
 
 @dataclass(frozen=True)
@@ -303,12 +304,19 @@ def load(compiled: CompiledKernel, device: int | GPUDevice = 0) -> GPUKernel:
     dev = device if isinstance(device, GPUDevice) else device_for(int(device))
     key = (compiled.key or compiled.spec or compiled.ptx, dev.ordinal)
     got = MODULES.get(key)
-    if got is None:
+    if got is None or not _serves(got, compiled):
         with _MODULES_LOCK:
             got = MODULES.get(key)
-            if got is None:
+            if got is None or not _serves(got, compiled):  # a module loaded from another kernel: reload
                 got = MODULES[key] = GPUKernel(compiled, dev, get_driver())
     return got
+
+
+def _serves(loaded: GPUKernel, compiled: CompiledKernel) -> bool:
+    """Whether a loaded module is ``compiled``'s: the same object, or the same kernel, PTX and cubin."""
+    c = loaded.compiled
+    return c is compiled or (c.kernel_name == compiled.kernel_name and c.ptx == compiled.ptx
+                             and c.cubin == compiled.cubin)
 
 
 def launch_bound(compiled: CompiledKernel, grid: object, bound: Bound, stream: object = None) -> None:

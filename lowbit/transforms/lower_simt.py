@@ -33,6 +33,7 @@ from lowbit.ir import ops as V
 from lowbit.ir.expr import Expr, Var
 from lowbit.ir.program import Program
 from lowbit.ir.simt import Builder, Const, Kernel
+from lowbit.ir.loops import TRAP_RANGE_STEP, runtime_step_loops
 from lowbit.ir.rewrite import walk
 from lowbit.ir.simt import ops as S
 from lowbit.ir.simt.kernel import SharedBuffer
@@ -95,7 +96,11 @@ def _for(ctx: Ctx, op: V.For) -> None:
     b = ctx.b
     start, stop, step = ctx.scalar(op.start), ctx.scalar(op.stop), ctx.scalar(op.step)
     if isinstance(step, Const) and step.value <= 0:
-        raise fail(op, f"loop step must be positive, got {step.value}")
+        raise fail(op, f"range step must be positive, got {step.value}")
+    if not isinstance(step, Const):  # the interpreter's check, as a defined outcome: trap (lowbit.ir.loops)
+        loops = ctx.step_loops  # type: ignore[attr-defined]
+        index = loops.index(op.loc) if op.loc in loops else len(loops)
+        b.emit(S.Trap(b.cmp("sle", step, Const(0, step.type), hint="bad_step"), TRAP_RANGE_STEP + index))
     inits = _flatten(ctx, op.inits, op.args, op)
     with b.for_(start, stop, step, inits, op.var.name) as loop:
         ctx.push()
@@ -173,6 +178,7 @@ def run(prog: Program, opts: Options) -> Kernel:
             dt = p.value.dtype
             regs.append((p.value, b.param(p.name, I32 if is_bool(dt) else vals.reg_type(dt))))
     ctx = Ctx(b, threads, opts.arch)
+    ctx.step_loops = runtime_step_loops(prog.body)  # type: ignore[attr-defined]
     area = storage(prog, opts.arch)
     if area.total:
         b.shared.append(SharedBuffer(SHARED_AREA, area.total, area.align, dynamic=area.dynamic))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from lowbit.ir.simt.base import Op
 from lowbit.ir.simt.types import F32, I32, PRED, Operand, Reg
 
-__all__ = ["SHFL_MODES", "VOTE_MODES", "Barrier", "Shfl", "Vote"]
+__all__ = ["SHFL_MODES", "VOTE_MODES", "Barrier", "Shfl", "Trap", "Vote"]
 
 SHFL_MODES = ("idx", "up", "down", "bfly")
 VOTE_MODES = ("all", "any", "uni", "ballot")
@@ -22,6 +22,26 @@ class Barrier(Op):
     """Block-wide barrier (``bar.sync 0``): every thread of the block must reach it."""
 
     opname = "barrier"
+
+
+@dataclass(frozen=True, eq=False)
+class Trap(Op):
+    """``@cond trap``: a thread whose ``cond`` holds aborts the launch (PTX ``trap``; the GPU reports an error).
+
+    ``code`` says why, for the launch layer to explain the abort: it is written next to the ``trap`` in the
+    PTX (``// lowbit trap <code>``); :data:`TRAP_RANGE_STEP` + i is runtime-step loop ``i``'s guard
+    (:func:`lowbit.ir.loops.runtime_step_loops`).
+    """
+
+    cond: Operand
+    code: int
+    opname = "trap_if"
+    result_fields, operand_fields = (), ("cond",)
+
+    def __post_init__(self) -> None:
+        self.expect(PRED, "cond")
+        if not isinstance(self.code, int) or self.code < 0:
+            raise self.fail(f"the trap code must be a non-negative int, got {self.code!r}")
 
 
 @dataclass(frozen=True, eq=False)

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lowbit.ir.simt.base import Op, is_float_like, is_int_like
-from lowbit.ir.simt.collective import SHFL_MODES, VOTE_MODES, Barrier, Shfl, Vote
+from lowbit.ir.simt.collective import SHFL_MODES, VOTE_MODES, Barrier, Shfl, Trap, Vote
 from lowbit.ir.simt.isel import CVT_PACK, CVT_UNPACK, Call, CvtPack, CvtUnpack, Lop3, Prmt
 from lowbit.ir.simt.memory import (
     ATOMIC_BITS, ATOMIC_KINDS, Atomic, AtomicAdd, AtomicBits, CpAsync, CpAsyncCommit, CpAsyncWait, CreatePolicy, Gep,
@@ -37,7 +37,7 @@ __all__ = [
     "ICMP", "INT_BINARY", "INT_UNARY", "SHFL_MODES", "SREGS", "VOTE_MODES",
     "AtomicAdd", "AtomicBits", "Barrier", "Binary", "Call", "Cast", "Cmp", "CpAsync", "CpAsyncCommit",
     "CpAsyncWait", "CvtPack", "CvtUnpack", "Extract", "Fma", "Gep", "Load", "Lop3", "Op", "Pack", "Prmt",
-    "SReg", "Select", "SharedAddr", "Shfl", "Store", "Unary", "Vote",
+    "SReg", "Select", "SharedAddr", "Shfl", "Store", "Trap", "Unary", "Vote",
 ]  # fmt: skip
 
 SREGS = tuple(f"{r}.{c}" for r in ("tid", "ntid", "ctaid", "nctaid") for c in "xyz") + ("laneid", "warpid")

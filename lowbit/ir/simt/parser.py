@@ -265,6 +265,11 @@ def _build(words: list[str], gname: str | None, args: tuple[Item, ...], named: d
         if args:
             raise IRError(f"{head} takes no operands")
         return O.CpAsyncCommit() if head == "cp_async_commit" else O.Barrier()
+    if head == "trap_if":
+        _none(results, head)
+        if len(args) != 2 or not isinstance(args[1], int) or isinstance(args[0], int):
+            raise IRError("trap_if takes a predicate and a code")
+        return O.Trap(args[0], args[1])  # type: ignore[arg-type]
     if head == "cp_async_wait":
         _none(results, head)
         if len(args) != 1 or not isinstance(args[0], int):

@@ -107,6 +107,8 @@ def op_rhs(op: O.Op) -> str:
             return f"cp_async_wait {op.pending}"
         case O.Barrier():
             return "barrier"
+        case O.Trap():
+            return f"trap_if {operand(op.cond)}, {op.code}"
         case O.Shfl():
             return f"shfl.{op.mode} {_args(op.value, op.lane, op.clamp, op.member_mask)}"
         case O.Vote():

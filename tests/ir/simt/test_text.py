@@ -58,6 +58,7 @@ kernel @sink(%x: ptr.global[f32], %w: ptr.global[uint4], %n: i32, %big: i64, %s:
   cp_async_commit
   cp_async_wait 1
   barrier
+  trap_if %e, 1000
   %bf: f32 = shfl.idx %a, 0:i32, 31:i32, -1:i32
   %bal: i32 = vote.ballot %ok, -1:i32
   %all: pred = vote.all %e, %bal
