@@ -55,7 +55,7 @@ import struct
 from dataclasses import dataclass
 
 from lowbit.dtypes import DType, dtype
-from lowbit.errors import IRError
+from lowbit.errors import DTypeError, IRError
 
 __all__ = [
     "ARITH_FLOATS",
@@ -71,6 +71,7 @@ __all__ = [
     "float_max",
     "float_min",
     "int_div_by_zero",
+    "kernel_nan_code",
     "markdown",
     "float_to_int",
     "promote",
@@ -196,6 +197,16 @@ def float_max(x: float, y: float) -> float:
     if x == y == 0.0:
         return x if math.copysign(1.0, x) > 0 else y
     return max(x, y)
+
+
+def kernel_nan_code(dt: DType) -> int:
+    """The code a NaN casts to inside a kernel: the format's NaN, else its +MAX_NORM (largest entry)."""
+    import numpy as np  # noqa: PLC0415 - the scalar laws above stay numpy-free
+
+    try:
+        return int(np.asarray(dt.encode(np.array([math.nan]), saturate=True)).reshape(-1)[0])
+    except DTypeError:  # the format has no NaN
+        return int(np.asarray(dt.encode(np.array([math.inf]), saturate=True)).reshape(-1)[0])
 
 
 def int_div_by_zero(a: int, bits: int, signed: bool) -> tuple[int, int]:
