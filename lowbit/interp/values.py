@@ -268,7 +268,8 @@ def binary(op: str, a: np.ndarray, b: np.ndarray, dt: DType, where: str) -> np.n
     """Element-wise ``a op b`` for operands of dtype ``dt`` (comparisons give bool)."""
     cmp = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal}
     if op in cmp:
-        return cmp[op](a, b)
+        with np.errstate(invalid="ignore"):  # NaN operands compare false (ne: true), quietly
+            return cmp[op](a, b)
     if is_bool(dt):
         return {"and": np.logical_and, "or": np.logical_or, "xor": np.logical_xor}[op](a, b)
     if not is_arith(dt):

@@ -181,8 +181,8 @@ def unary(b: Builder, op: str, x: Operand, dt: DType) -> Operand:
     if is_int(dt):
         if op == "neg":
             return normalize(b, b.unary("neg", x), dt)
-        if op == "abs":
-            return normalize(b, b.unary("abs", x), dt)
+        if op == "abs":  # an unsigned value is its own magnitude (uint32 >= 2**31 is negative in an i32)
+            return x if not dt.is_signed else normalize(b, b.unary("abs", x), dt)
         raise CodegenError(f"{op} is not defined on {dt.name}")
     if op == "neg":
         return b.unary("fneg", x)
@@ -190,6 +190,10 @@ def unary(b: Builder, op: str, x: Operand, dt: DType) -> Operand:
         return b.unary("fabs", x)
     simple = {"exp2": "exp2.approx", "log2": "log2.approx", "sqrt": "sqrt", "round_rn": "frint",
               "round_rz": "ftrunc", "round_rd": "ffloor", "round_ru": "fceil"}  # fmt: skip
+    if dt.name == "f64" and op != "exp2" and op != "log2":  # f64 has its own sqrt.rn, cvt.rni..., div.rn
+        if op == "rsqrt":
+            return b.binary("fdiv", Const(1.0, F64), b.unary("sqrt", x))
+        return b.unary(simple[op], x)
     if op in simple:
         return _via_f32(b, x, dt, lambda v: b.unary(simple[op], v))
     if op == "rsqrt":
@@ -446,6 +450,9 @@ def convert(b: Builder, x: Operand, src: DType, dst: DType) -> Operand:
             it, name = (I64, "int64") if wide else (I32, "int32")
             c = b.cast("zext", x, I64) if wide and x.type != I64 else x
             v = b.binary("sub", b.binary("shl", c, Const(1, it)), Const((1 << src.bits) - 1, it))
+            if is_int(dst) and (dst.min > src.min or dst.max < src.max):  # saturate, as from its float value
+                lo, hi = max(dst.min, src.min), min(dst.max, src.max)
+                v = b.binary("smin", b.binary("smax", v, Const(lo, it)), Const(hi, it))
             return convert(b, v, dtype(name), dst)
         if src.bits <= 4 or (not isinstance(src, FloatType) and src.bits <= 8):
             return _table_to(b, x, src, dst)
