@@ -191,7 +191,8 @@ def cast(x: np.ndarray, src: DType, dst: DType) -> np.ndarray:
         return x.copy()
     v = _real(x, src)
     if is_bool(dst):
-        return v != 0
+        with np.errstate(invalid="ignore"):
+            return v != 0  # NaN -> True
     with np.errstate(all="ignore"):
         if _is_value_int(dst):
             if v.dtype.kind not in "iub":  # any float storage, ml_dtypes' bfloat16 (kind 'V') included

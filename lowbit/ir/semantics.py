@@ -62,6 +62,7 @@ __all__ = [
     "CANONICAL_NAN",
     "CASTS",
     "GENERAL",
+    "NAN_BITS_KEPT",
     "OPS",
     "SWEEP_DTYPES",
     "CastRule",
@@ -298,9 +299,10 @@ OPS: tuple[OpRule, ...] = (
 CASTS: tuple[CastRule, ...] = (
     CastRule(_I, _I, "keep the low bits (wrap), sign per the target: cast(300, uint8) == 44, cast(255, int8) == -1"),
     CastRule(_I, _F, "round to nearest even (int64 -> f32 included); too large for f16/bf16 -> ±inf"),
-    CastRule(_I, ("small_float", "codebook", "bipolar"), "the integer's exact value encoded as from f64 below"),
+    CastRule(_I, ("small_float", "codebook", "bipolar"), "the integer converted to f64 (exact below 2**53), "
+             "then encoded as from a float below"),
     CastRule(_F, _I, "truncate toward zero, clip to the target's range, NaN -> 0 (cvt.rzi.sat)"),
-    CastRule(_F, _F, "round to nearest even; overflow -> ±inf; NaN -> the canonical NaN"),
+    CastRule(_F, _F, "round to nearest even (f64 -> bf16 once, not through f32); overflow -> ±inf; NaN -> a NaN"),
     CastRule(_F, ("small_float",),
              "round to nearest even (from f64 and integers: one rounding of the exact value); "
              "overflow and ±inf -> ±MAX_NORM (.satfinite, also for e5m2); NaN -> the format's NaN "
@@ -316,9 +318,12 @@ CASTS: tuple[CastRule, ...] = (
 )
 
 GENERAL: tuple[tuple[str, str], ...] = (
-    ("NaN bits", "every NaN an op or a float->float cast produces is the canonical NaN of its type "
-                 "(f32 0x7fffffff, f16/bf16 0x7fff, f64 0x7fffffffffffffff); neg, abs, where, views, loads "
-                 "and stores move NaN bits unchanged. The differential test compares raw bits."),
+    ("NaN bits", "neg, abs and where move NaN bits unchanged (sign and payload), as loads, stores and "
+                 "views do; every other op and every cast to f16/bf16/f32/f64 gives *a* NaN whose sign and "
+                 "payload are not part of the meaning (the interpreter gives the canonical NaN: f32 0x7fffffff, "
+                 "f16/bf16 0x7fff, f64 0x7fffffffffffffff, as the GPU's arithmetic does; a widening cast may "
+                 "keep the payload). Casts to formats of at most 8 bits give the format's NaN code exactly. The "
+                 "differential test compares raw bits, two NaNs of such a result counting as equal."),
     ("subnormals", "kept everywhere: lowbit never emits .ftz (f32 arithmetic, min/max, ex2/lg2, cvt); "
                    "the differential test checks the PTX has none. (Only atomic f32 adds flush, as "
                    "atom.add.f32 does.)"),
@@ -328,6 +333,9 @@ GENERAL: tuple[tuple[str, str], ...] = (
     ("storage formats", "fp8/fp6/fp4, e8m0, codebooks and bipolar take no arithmetic: only where, casts, "
                         "views, loads and stores"),
 )
+
+#: Ops whose NaN results keep their operand's exact bits (everything else: any NaN; see GENERAL).
+NAN_BITS_KEPT = ("neg", "abs", "where")
 
 #: Every dtype a kernel may hold in a tile, as the differential sweep runs them.
 SWEEP_DTYPES: tuple[str, ...] = (
