@@ -203,10 +203,8 @@ def _where_op(b: Block, op: O.Where) -> None:
 
 
 def _fma(b: Block, op: O.Fma) -> None:
-    # Evaluated in float64 and rounded once to the dtype: exact for f16/bf16 operands;
-    # for f32 a double rounding can differ from a fused f32 fma in rare last-bit cases.
-    a, bb, c = (_tile(b, v).astype(np.float64) for v in (op.a, op.b, op.c))
-    _set(b, op.result, (a * bb + c).astype(V.storage_dtype(_ttype(op.result).dtype)))
+    # Rounded once to the dtype (exactly, as fma.rn): see lowbit.interp.values.fma.
+    _set(b, op.result, V.fma(*(_tile(b, v) for v in (op.a, op.b, op.c)), _ttype(op.result).dtype))
 
 
 def _dot(b: Block, op: O.Dot) -> None:
@@ -232,9 +230,12 @@ def _reduce(b: Block, op: O.Reduce) -> None:
     x = _tile(b, op.x)
     if op.kind == "sum":
         out = x.sum(axis=op.axis, keepdims=True, dtype=np.int64 if t.dtype.is_int else x.dtype)
+    elif t.dtype.is_float:  # PTX min/max (NaN yields the other, -0.0 < +0.0), folded along the axis
+        out = np.take(x, [0], axis=op.axis)
+        for i in range(1, x.shape[op.axis]):
+            out = V.float_minmax(op.kind, out, np.take(x, [i], axis=op.axis), t.dtype)
     else:
-        fn = (np.fmax if op.kind == "max" else np.fmin) if t.dtype.is_float else (np.maximum if op.kind == "max" else np.minimum)
-        out = fn.reduce(x, axis=op.axis, keepdims=True)
+        out = (np.maximum if op.kind == "max" else np.minimum).reduce(x, axis=op.axis, keepdims=True)
     _set(b, op.result, V.wrap(out, t.dtype) if t.dtype.is_int else out.astype(x.dtype))
 
 

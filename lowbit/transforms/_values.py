@@ -25,7 +25,7 @@ import math
 import numpy as np
 
 from lowbit.dtypes import DType, FloatType, IntType, dtype
-from lowbit.errors import CodegenError, LowbitError
+from lowbit.errors import CodegenError
 from lowbit.ir import semantics as sem
 from lowbit.ir.simt import Builder, Const, Operand
 from lowbit.ir.simt.types import BF16, F16, F32, F64, I16, I32, I64, PRED, ScalarType
@@ -130,8 +130,7 @@ def binary(b: Builder, op: str, x: Operand, y: Operand, dt: DType) -> Operand:
     if op in ("add", "sub", "mul"):
         return normalize(b, b.binary(op, x, y), dt)
     if op in ("div", "mod"):
-        name = ("s" if signed else "u") + ("div" if op == "div" else "rem")
-        return normalize(b, b.binary(name, x, y), dt)
+        return _int_div(b, op, x, y, dt)
     if op in ("min", "max"):
         return b.binary(("s" if signed else "u") + op, x, y)
     if op in ("and", "or", "xor"):
@@ -147,6 +146,29 @@ def binary(b: Builder, op: str, x: Operand, y: Operand, dt: DType) -> Operand:
     raise CodegenError(f"unknown binary op {op!r}")
 
 
+def _int_div(b: Builder, op: str, x: Operand, y: Operand, dt: DType) -> Operand:
+    """Truncating ``x // y`` / ``x % y`` with the table's values where PTX's are unspecified (and LLVM's
+    undefined): ``x // 0`` all ones (unsigned) or -1 / +1 by the sign of x, ``x % 0 == x``, MIN // -1 == MIN."""
+    t, signed = x.type, dt.is_signed
+    zero = b.cmp("eq", y, Const(0, t))
+    bad = zero
+    if signed and dt.bits in (32, 64):  # MIN / -1 overflows the register (narrower types fit in an i32)
+        minv = Const(-(1 << (t.bits - 1)), t)
+        bad = b.binary("or", zero, b.binary("and", b.cmp("eq", x, minv), b.cmp("eq", y, Const(-1, t))))
+    safe = b.select(bad, Const(1, t), y)  # x / 1 == x: MIN // -1 is MIN, MIN % -1 is 0 (x % 1)
+    name = ("s" if signed else "u") + ("div" if op == "div" else "rem")
+    r = b.binary(name, x, safe)
+    if op == "div":
+        if signed:
+            fill = b.select(b.cmp("slt", x, Const(0, t)), Const(1, t), Const(-1, t))
+        else:
+            fill = Const((1 << dt.bits) - 1, t)
+        r = b.select(zero, fill, r)
+    else:
+        r = b.select(zero, x, r)
+    return normalize(b, r, dt)
+
+
 def _via_f32(b: Builder, x: Operand, dt: DType, fn) -> Operand:  # noqa: ANN001 - a local callback
     if dt.name == "f32":
         return fn(x)
@@ -159,8 +181,8 @@ def unary(b: Builder, op: str, x: Operand, dt: DType) -> Operand:
     if is_int(dt):
         if op == "neg":
             return normalize(b, b.unary("neg", x), dt)
-        if op == "abs":
-            return normalize(b, b.unary("abs", x), dt)
+        if op == "abs":  # an unsigned value is its own magnitude (uint32 >= 2**31 is negative in an i32)
+            return x if not dt.is_signed else normalize(b, b.unary("abs", x), dt)
         raise CodegenError(f"{op} is not defined on {dt.name}")
     if op == "neg":
         return b.unary("fneg", x)
@@ -168,6 +190,10 @@ def unary(b: Builder, op: str, x: Operand, dt: DType) -> Operand:
         return b.unary("fabs", x)
     simple = {"exp2": "exp2.approx", "log2": "log2.approx", "sqrt": "sqrt", "round_rn": "frint",
               "round_rz": "ftrunc", "round_rd": "ffloor", "round_ru": "fceil"}  # fmt: skip
+    if dt.name == "f64" and op != "exp2" and op != "log2":  # f64 has its own sqrt.rn, cvt.rni..., div.rn
+        if op == "rsqrt":
+            return b.binary("fdiv", Const(1.0, F64), b.unary("sqrt", x))
+        return b.unary(simple[op], x)
     if op in simple:
         return _via_f32(b, x, dt, lambda v: b.unary(simple[op], v))
     if op == "rsqrt":
@@ -327,6 +353,8 @@ def _encode_float(b: Builder, x: Operand, dst: FloatType) -> Operand:
     magcode = b.select(over, Const(dst.max_code, I32), magcode)
     if dst.nan_code is not None:
         magcode = b.select(is_nan, Const(dst.nan_code, I32), magcode)
+    # a NaN gives the format's NaN code, or +MAX_NORM where it has none, whatever its sign (the table's rule)
+    neg = b.binary("and", neg, b.unary("not", is_nan))
     sign = Const(1 << (e + m), I32)
     return b.select(neg, b.binary("or", magcode, sign), magcode)
 
@@ -345,7 +373,18 @@ def _unkey(k: int) -> float:
     return float(np.array(bits, np.int64).view(np.float64))
 
 
+_THRESHOLDS: dict[str, tuple[int, list[tuple[int, int]]]] = {}
+
+
 def _thresholds(dst: DType) -> tuple[int, list[tuple[int, int]]]:
+    """:func:`_find_thresholds`, computed once per format (by name) in a process."""
+    found = _THRESHOLDS.get(dst.name)
+    if found is None:
+        found = _THRESHOLDS[dst.name] = _find_thresholds(dst)
+    return found
+
+
+def _find_thresholds(dst: DType) -> tuple[int, list[tuple[int, int]]]:
     """``dst.encode(x, saturate=True)`` over non-NaN f64 ``x`` as (first code, [(key, code from key on)]).
 
     Derived from ``encode`` itself, so every rounding rule (ties to even,
@@ -354,32 +393,33 @@ def _thresholds(dst: DType) -> tuple[int, list[tuple[int, int]]]:
     +-0, +-inf) the code changes at most once, found by bisection over the
     ordered f64 keys.
     """
-    def enc(k: int) -> int:
-        return int(np.asarray(dst.encode(np.array([_unkey(k)]), saturate=True)).reshape(-1)[0])
+    flip = np.int64(0x7FFFFFFFFFFFFFFF)
+
+    def enc(keys: np.ndarray) -> np.ndarray:  # int64 keys -> codes, all at once
+        bits = np.where(keys >= 0, keys, keys ^ flip)
+        return np.asarray(dst.encode(bits.view(np.float64), saturate=True)).reshape(-1).astype(np.int64)
 
     vals = _decoded_values(dst)
     pts = {_f64_key(-math.inf), _f64_key(math.inf), _f64_key(0.0), _f64_key(-0.0)}
     pts |= {_f64_key(float(v)) for v in vals if not math.isnan(v)}
-    keys = sorted(pts)
-    first = enc(keys[0])
-    steps: list[tuple[int, int]] = []
-    cur = first
-    for a, z in zip(keys, keys[1:]):
-        cz = enc(z)
-        if cz == cur:
-            continue
-        lo, hi = a, z  # enc(lo) == cur != enc(hi)
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if enc(mid) == cur:
-                lo = mid
-            else:
-                hi = mid
-        if enc(hi) != cz:
-            raise CodegenError(f"casts to {dst.name}: encode is not piecewise constant between its values")
-        steps.append((hi, cz))
-        cur = cz
-    return first, steps
+    keys = np.array(sorted(pts), np.int64)
+    codes = enc(keys)
+    change = np.nonzero(codes[1:] != codes[:-1])[0]
+    lo, hi = keys[change], keys[change + 1]  # enc(lo) == codes[change] != enc(hi): bisect every interval at once
+    cur = codes[change]
+    u = np.uint64
+    while True:
+        gap = hi.view(u) - lo.view(u)
+        open_ = gap > u(1)
+        if not open_.any():
+            break
+        mid = (lo.view(u) + (gap >> u(1))).view(np.int64)
+        same = enc(mid) == cur
+        lo = np.where(open_ & same, mid, lo)
+        hi = np.where(open_ & ~same, mid, hi)
+    if (enc(hi) != codes[change + 1]).any():
+        raise CodegenError(f"casts to {dst.name}: encode is not piecewise constant between its values")
+    return int(codes[0]), [(int(k), int(c)) for k, c in zip(hi, codes[change + 1])]
 
 
 def _encode_thresholds(b: Builder, x: Operand, dst: DType) -> Operand:
@@ -390,10 +430,7 @@ def _encode_thresholds(b: Builder, x: Operand, dst: DType) -> Operand:
     out: Operand = Const(first, I32)
     for k, code in steps:
         out = b.select(b.cmp("sge", key, Const(k, I64)), Const(code, I32), out)
-    try:
-        nan_code = int(np.asarray(dst.encode(np.array([math.nan]), saturate=True)).reshape(-1)[0])
-    except LowbitError:  # no NaN encoding (codebooks): the interpreter refuses NaN, any code will do here
-        nan_code = first
+    nan_code = sem.kernel_nan_code(dst)  # the format's NaN, else its largest value (codebooks, bipolar)
     if nan_code != first:
         out = b.select(b.cmp("uno", x, x), Const(nan_code, I32), out)
     return out
@@ -413,6 +450,9 @@ def convert(b: Builder, x: Operand, src: DType, dst: DType) -> Operand:
             it, name = (I64, "int64") if wide else (I32, "int32")
             c = b.cast("zext", x, I64) if wide and x.type != I64 else x
             v = b.binary("sub", b.binary("shl", c, Const(1, it)), Const((1 << src.bits) - 1, it))
+            if is_int(dst) and (dst.min > src.min or dst.max < src.max):  # saturate, as from its float value
+                lo, hi = max(dst.min, src.min), min(dst.max, src.max)
+                v = b.binary("smin", b.binary("smax", v, Const(lo, it)), Const(hi, it))
             return convert(b, v, dtype(name), dst)
         if src.bits <= 4 or (not isinstance(src, FloatType) and src.bits <= 8):
             return _table_to(b, x, src, dst)
