@@ -39,6 +39,10 @@ def _unsupported(ins):
 
 def alu(m, ins, src_types, dst_type, fn, klass="arith", extra_def=None):
     """An op computing ``dst = fn(*srcs)`` with sources fetched as ``src_types``."""
+    if len(ins.operands) != 1 + len(src_types):
+        raise UnsupportedPTXError(f"PTX line {ins.line}: `{ins.full_opcode}` takes {1 + len(src_types)} operands "
+                                  f"(a destination and {len(src_types)} sources), got {len(ins.operands)}: "
+                                  f"`{ins.text}`")  # fmt: skip
     fs = [fetch(m, o, t) for o, t in zip(ins.operands[1:], src_types)]
     w = store(m, ins.operands[0], dst_type)
 
