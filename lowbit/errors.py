@@ -70,6 +70,11 @@ class LaunchError(LowbitError, ValueError):
     """A kernel launch with wrong arguments, grid or shapes; names the argument."""
 
 
+class UsageError(LaunchError):
+    """A command-line mistake: a missing or unimportable file (named with its line), an unknown kernel,
+    a bad ``-D`` or option, an output path that cannot be written."""
+
+
 class EmulatorError(LowbitError):
     """The PTX emulator caught a fault (memcheck, race, undefined value...) or cannot run the PTX."""
 

@@ -49,6 +49,7 @@ ALLOWED["api"] = _COMPILER
 ALLOWED["runtime"] = (_COMPILER - {"launch", "api"}) | {"runtime", "cuda", "torch"}
 # the CLI and the package root are users of everything
 ALLOWED["cli"] = None  # type: ignore[assignment]
+ALLOWED["__main__"] = {"cli"}  # `python -m lowbit`: the command line and nothing else
 ALLOWED["__init__"] = None  # type: ignore[assignment]
 ALLOWED["tune"] = None  # type: ignore[assignment]
 # the library in the DSL and the operator layers are ordinary users of the public API: `import lowbit`

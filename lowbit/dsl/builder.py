@@ -46,6 +46,18 @@ def describe(x: DValue) -> str:
     return f"the constant {x!r}"
 
 
+def literal_fits(value: object, dt: DType, what: str) -> object:
+    """A Python int literal that takes an integer operand's type must fit its bits -- as a signed or an
+    unsigned value, so that bit patterns such as ``x & 0xFFFFFFFF`` on an int32 keep working; it would
+    otherwise wrap silently (``n + (1 << 40)`` adding 0)."""
+    if isinstance(value, int) and not isinstance(value, bool) and dt.is_int:
+        lo, hi = -(1 << (dt.bits - 1)), (1 << dt.bits) - 1
+        if not lo <= value <= hi:
+            raise Fail(f"{what}: the constant {value} does not fit {dt.name} ({dt.bits} bits: {lo}..{hi}); "
+                       "cast to a wider type first")  # fmt: skip
+    return value
+
+
 @dataclass
 class Builder:
     """Collects ops into nested blocks; ``loc`` is the source position stamped on new ops."""
@@ -136,9 +148,9 @@ class Builder:
         if ea.dtype != eb.dtype:
             # A Python literal takes the other side's type; otherwise int32 widens to int64.
             if is_constexpr(a) and not (isinstance(a, float) and eb.dtype.is_int):
-                ea = Const(a, eb.dtype)  # type: ignore[arg-type]
+                ea = Const(literal_fits(a, eb.dtype, f"'{sym}'"), eb.dtype)  # type: ignore[arg-type]
             elif is_constexpr(b) and not (isinstance(b, float) and ea.dtype.is_int):
-                eb = Const(b, ea.dtype)  # type: ignore[arg-type]
+                eb = Const(literal_fits(b, ea.dtype, f"'{sym}'"), ea.dtype)  # type: ignore[arg-type]
             else:
                 try:
                     t = sem.promote(ea.dtype, eb.dtype)
@@ -162,6 +174,8 @@ class Builder:
 
     # -------------------------------------------------------------- tiles
     def full(self, shape: tuple[int, ...], dt: DType, value: DValue, layout: Layout | None = None, hint: str = "") -> Value:
+        if is_constexpr(value) and dt.is_int:
+            literal_fits(value, dt, "fill value")
         e = self.expr(value, "fill value")
         if is_constexpr(value) and not isinstance(value, float) and not is_bool(e.dtype) and dt.is_float:
             e = Const(float(value), _F32)  # type: ignore[arg-type]
@@ -229,6 +243,7 @@ class Builder:
             if isinstance(lit, float) and not known.is_float:
                 raise Fail(f"'{sym}': float constant {lit!r} with an integer tile of {known.name}; cast the tile first")
             dt = known
+            literal_fits(lit, dt, f"'{sym}'")
         else:
             try:
                 dt = sem.promote(ta, tb)

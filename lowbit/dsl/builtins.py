@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from lowbit.dtypes import DType
 from lowbit.dsl.builder import Builder, DValue, describe, is_constexpr
 from lowbit.dsl.diagnostics import Fail
-from lowbit.errors import DSLError
+from lowbit.errors import DSLError, LowbitError
 from lowbit.ir import ops as O
 from lowbit.ir.expr import Const, Expr, Select, Var
 from lowbit.ir.simplifier import simplify
@@ -63,14 +63,27 @@ def implementation(fn: object) -> tuple[Impl, inspect.Signature] | None:
 
 @dataclass(frozen=True)
 class PtrSpec:
-    """The annotation ``lowbit.ptr(dtype)``: a pointer to global memory holding ``dtype`` elements."""
+    """The annotation ``lowbit.ptr(dtype)``: a pointer to global memory holding ``dtype`` elements.
 
-    dtype: DType
+    Python evaluates a parameter's annotation when the ``def`` runs, before
+    the kernel exists, so a bad element type cannot raise there without a
+    kernel line.  Then ``dtype`` is None and ``error`` says why; the kernel
+    reports it as a :class:`~lowbit.errors.DSLError` at the parameter when it
+    is first specialised or launched.
+    """
+
+    dtype: DType | None
+    error: str = ""
 
 
 def ptr(dtype: DType | str) -> PtrSpec:
     """Annotation of a pointer parameter: ``x: lowbit.ptr("f16")`` (or ``lowbit.ptr(T)`` for a constexpr T)."""
-    return PtrSpec(resolve_dtype(dtype))
+    if not isinstance(dtype, DType | str):
+        return PtrSpec(None, f"lowbit.ptr() takes a dtype or a dtype name, got {type(dtype).__name__} {dtype!r}")
+    try:
+        return PtrSpec(resolve_dtype(dtype))
+    except LowbitError as exc:
+        return PtrSpec(None, f"lowbit.ptr({dtype!r}): {exc}")
 
 
 class Constexpr:

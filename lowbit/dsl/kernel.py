@@ -296,6 +296,8 @@ class KernelFunction:
                 raise fe._located(arg, f"parameter '{arg.arg}' needs an annotation: lowbit.ptr(dtype), "
                                        "a scalar dtype such as lowbit.int32, or lowbit.constexpr")  # fmt: skip
             spec = fe.visit(arg.annotation)
+            if isinstance(spec, B.PtrSpec) and spec.dtype is None:
+                raise fe._located(arg.annotation, f"parameter '{arg.arg}': {spec.error}")
             if isinstance(spec, B.PtrSpec):
                 value: Var | Value = Value(PointerType(spec.dtype), arg.arg)
             elif isinstance(spec, DType) and scalar_ok(spec):

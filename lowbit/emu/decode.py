@@ -134,6 +134,8 @@ def store(machine, op, t: str):
         raise UnsupportedPTXError(f"register {name} is not declared")
     rb = machine.reg_bits[name]
     b = bits_of(t)
+    if rb == 1 and b != 1:
+        raise UnsupportedPTXError(f"register {name} is a .pred: a .{t} value cannot be written into it")
     if rb == b or rb == 1:
         conv = None
     elif rb > b and is_signed(t):

@@ -39,6 +39,10 @@ def _unsupported(ins):
 
 def alu(m, ins, src_types, dst_type, fn, klass="arith", extra_def=None):
     """An op computing ``dst = fn(*srcs)`` with sources fetched as ``src_types``."""
+    if len(ins.operands) != 1 + len(src_types):
+        raise UnsupportedPTXError(f"PTX line {ins.line}: `{ins.full_opcode}` takes {1 + len(src_types)} operands "
+                                  f"(a destination and {len(src_types)} sources), got {len(ins.operands)}: "
+                                  f"`{ins.text}`")  # fmt: skip
     fs = [fetch(m, o, t) for o, t in zip(ins.operands[1:], src_types)]
     w = store(m, ins.operands[0], dst_type)
 
@@ -174,6 +178,9 @@ def build_bits(m, ins):
     op, mods = ins.opcode, ins.modifiers
     t = type_of(ins, "b32")
     b, s = bits_of(t), is_signed(t)
+    if b not in (8, 16, 32, 64) or t[0] not in "bus":  # .pred, .f32, ...: not a type of the bit instructions
+        raise UnsupportedPTXError(f"PTX line {ins.line}: `{ins.full_opcode}`: .{t} is not an integer or bit type "
+                                  f"that {op} takes: `{ins.text}`")  # fmt: skip
     if op == "bfe":
         return alu(m, ins, [t, "u32", "u32"], t, lambda a, p, n: I.bfe(a, p, n, b, s), "logic")
     if op == "bfi":
@@ -267,7 +274,25 @@ def build_cvt(m, ins):
     dw = _WIDTH.get(dst, dst)
     sw = _WIDTH.get(src, src)
     nsrc = len(ins.operands) - 1
+    want = _arity(fn)
+    if want is not None and want != nsrc:
+        raise UnsupportedPTXError(f"PTX line {ins.line}: `{ins.full_opcode}` takes {want + 1} operands "
+                                  f"(a destination and {want} source{'s' * (want != 1)}), got {nsrc + 1}: "
+                                  f"`{ins.text}`")  # fmt: skip
     return alu(m, ins, [sw] * nsrc, dw, fn, "convert")
+
+
+def _arity(fn) -> int | None:
+    """Positional parameters a converter takes (None when it takes any number)."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return None
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return None
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty for p in params)
 
 
 # ---------------------------------------------------------------- mma

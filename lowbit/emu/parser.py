@@ -510,6 +510,11 @@ def _param(raw: tuple, line: int) -> Param:
     return Param(name, typ, align, tuple(d for d in dims if d is not None), ptr_space, ptr_align)
 
 
+#: Registers one function may declare (``.reg .b32 %r<N>`` counts N).  LLVM's largest kernels declare
+#: tens of thousands; a corrupt or hostile count would otherwise allocate without bound.
+MAX_REGISTERS = 1 << 18
+
+
 class _FunctionResolver:
     """Step 3 for one function: flatten scopes, rename, resolve operands."""
 
@@ -522,6 +527,7 @@ class _FunctionResolver:
         self.local: list[VariableDecl] = []
         self.flat: list[tuple[_RawInstr, _FScope]] = []
         self.nscopes = 0
+        self.nregs = 0
 
     def _declare(self, scope: _FScope, name: str) -> str:
         new = name if scope.ident == 0 else f"{name}@{scope.ident}"
@@ -533,6 +539,9 @@ class _FunctionResolver:
             if isinstance(s, _RawInstr):
                 self.flat.append((s, scope))
             elif isinstance(s, _Label):
+                if s.name in scope.names:
+                    raise PTXSyntaxError(f"PTX line {s.line}: label `{s.name}` is defined twice "
+                                         f"in function {self.raw.name}")  # fmt: skip
                 new = self._declare(scope, s.name)
                 self.labels[new] = len(self.flat)
             elif isinstance(s, _RawRegs):
@@ -551,6 +560,10 @@ class _FunctionResolver:
         line = s.line
         typ, vec, _align = _decl_type(s.attrs, "register declaration", line)
         for name, count in s.names:
+            self.nregs += 1 if count is None else count
+            if self.nregs > MAX_REGISTERS:
+                raise PTXSyntaxError(f"PTX line {line}: function {self.raw.name} declares more than {MAX_REGISTERS} "
+                                     f"registers (`{name}<{count}>`); the emulator refuses such a function")  # fmt: skip
             bases = [name] if count is None else [f"{name}{i}" for i in range(count)]
             for b in bases:
                 new = self._declare(scope, b)
@@ -599,8 +612,18 @@ class _FunctionResolver:
                 if not isinstance(got, Register):
                     raise PTXSyntaxError(f"PTX line {line}: guard {name!r} is not a declared predicate: {text!r}")
                 reg = got
+            decl = self.registers.get(reg.name)
+            if decl is not None and decl.type != "pred":
+                raise PTXSyntaxError(f"PTX line {line}: guard {reg.name} is a .{decl.type} register, not a .pred: "
+                                     f"{text!r}")  # fmt: skip
             guard = Guard(reg.name, neg)
         ops = tuple(self._operand(o, scope, line, text) for o in ri.operands)
+        if opcode == "bra":
+            if not ops:
+                raise PTXSyntaxError(f"PTX line {line}: bra needs a label operand: {text!r}")
+            for op in ops:
+                if type(op) is Symbol:  # not a label of this function (a variable, a function, or nothing)
+                    raise PTXSyntaxError(f"PTX line {line}: branch to undefined label `{op.name}`: {text!r}")
         return Instruction(opcode, modifiers, ops, guard, line, text)
 
     def _operand(self, o: object, scope: _FScope, line: int, text: str) -> Operand:
@@ -670,14 +693,48 @@ class _FunctionResolver:
         return Symbol(o.name)
 
 
-def parse(text: str) -> Module:
-    """Parse a PTX module.
+def _check_symbols(fn: Function, module_names: set[str]) -> None:
+    """Every name an instruction uses as a variable, parameter or function is declared somewhere."""
+    names = module_names | {p.name for p in (*fn.params, *fn.returns)} | {v.name for v in (*fn.shared, *fn.local)}
+
+    def walk(op: object) -> list[str]:
+        if type(op) is Symbol:
+            return [op.name]
+        if isinstance(op, SymbolOffset):
+            return [op.symbol.name]
+        if isinstance(op, Address) and type(op.base) is Symbol:
+            return [op.base.name]
+        if isinstance(op, Vector | CallArgs):
+            return [n for e in op.elements for n in walk(e)]
+        return []
+
+    for ins in fn.body or ():
+        for op in ins.operands:
+            for name in walk(op):
+                if name not in names:
+                    raise PTXSyntaxError(f"PTX line {ins.line}: `{name}` is not declared (no register, label, "
+                                         f"variable, parameter or function of function {fn.name} has that name): "
+                                         f"{ins.text!r}")  # fmt: skip
+
+
+def parse(text: str | bytes) -> Module:
+    """Parse a PTX module (text, or bytes of ASCII/UTF-8 text as a file holds them).
 
     Raises :class:`PTXSyntaxError` (an :class:`~lowbit.errors.EmulatorError`)
     naming line and column for text outside the grammar or an undeclared
     register, and :class:`~lowbit.errors.UnsupportedPTXError` for the
     Hopper/Blackwell-only instruction families.
     """
+    if isinstance(text, bytes | bytearray | memoryview):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PTXSyntaxError(f"PTX given as bytes is not ASCII/UTF-8 text (byte {exc.start}: "
+                                 f"{bytes(text)[exc.start:exc.start + 1]!r}); is it a cubin?") from None  # fmt: skip
+    if not isinstance(text, str):
+        raise PTXSyntaxError(f"PTX must be text (str, or bytes of ASCII/UTF-8), got {type(text).__name__}")
+    if "\0" in text:
+        raise PTXSyntaxError(f"PTX text contains a NUL character at offset {text.index(chr(0))}")
     clean = strip_debug(text)
     _prescan_rejected(clean)
     try:
@@ -719,6 +776,9 @@ def parse(text: str) -> Module:
         if fn.body is None and rf.name in functions:
             continue  # a prototype after the definition
         functions[rf.name] = fn
+    known = {v.name for v in variables} | set(functions)
+    for fn in functions.values():
+        _check_symbols(fn, known)
     return Module(version, target[0], target[1:], address_size, tuple(variables), functions)
 
 

@@ -96,7 +96,8 @@ def resolve_dtype(name_or_type: str | DType) -> DType:
     try:
         return dtype(name_or_type)
     except DTypeError as exc:
-        raise IRError(f"unknown dtype {name_or_type!r}: {exc}") from None
+        text = str(exc).removeprefix(f"unknown format name {name_or_type!r}; ")  # do not say it twice
+        raise IRError(f"unknown dtype {name_or_type!r}: {text}") from None
 
 
 def is_bool(t: DType) -> bool:

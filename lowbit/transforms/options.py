@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lowbit.arch import target as get_target
-from lowbit.errors import CodegenError
+from lowbit.errors import ArchError
 
 __all__ = ["Options"]
 
@@ -25,10 +25,9 @@ class Options:
     tensor_cores: bool = True
 
     def __post_init__(self) -> None:
-        try:
-            get_target(self.arch)
-        except Exception as exc:  # noqa: BLE001 - an unknown target is a user error, reported as such
-            raise CodegenError(f"unknown target {self.arch!r}: {exc}") from None
+        if not isinstance(self.arch, str):
+            raise ArchError(f"arch must be a target name such as 'sm_80', got {type(self.arch).__name__} {self.arch!r}")
+        get_target(self.arch)  # an ArchError naming the target and listing the known ones
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {"arch": self.arch, "verify": self.verify}
