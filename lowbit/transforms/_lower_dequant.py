@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lowbit.dtypes import DType
+from lowbit.dtypes import DType, IntType
 from lowbit.ir.simt import Const, Operand
 from lowbit.ir.simt import ops as S
 from lowbit.ir.simt.types import F16, I32, VectorType
@@ -94,8 +94,8 @@ def _pair_const(ctx, lo: float, hi: float) -> Operand:  # noqa: ANN001
 def fast_codes_to_f16(ctx, tile, dst: DType) -> list[Operand] | None:  # noqa: ANN001
     """The f16 result's words for a cast of integer codes, or None when the fast form does not apply."""
     src = tile.dtype
-    if dst.name != "f16" or not src.is_int or src.bits not in (1, 2, 4, 8) or tile.slots < 2:
-        return None
+    if dst.name != "f16" or not isinstance(src, IntType) or src.bits not in (1, 2, 4, 8) or tile.slots < 2:
+        return None  # bipolar codes (is_int, but code c means 2c - (2**B - 1)) take the general path
     pos = getattr(tile, "gath", None) or _static_positions(ctx, tile)
     if pos is None:
         return None
