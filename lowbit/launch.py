@@ -210,6 +210,11 @@ class Kernel:
             grid = grid({**runtime, **self.compiler.bind_constexprs(cx)})
         chosen = backend or select_backend(self, runtime)
         if chosen == "interpreter":
+            # the compiled path's tile budget holds here too: one meaning (a program no block can hold is refused on
+            # both paths, at its line) and no MemoryError from a runaway constexpr tile
+            from lowbit.compiler.budget import check_tile_budget  # noqa: PLC0415
+
+            check_tile_budget(prog)
             interp.run(prog, grid, runtime)
         else:
             bound = Binder.of(prog).bind(runtime)  # every argument check, and the facts, before compiling

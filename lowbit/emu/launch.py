@@ -48,8 +48,9 @@ _SCALAR_KINDS = {  # PTX param type -> accepted numpy dtypes
 
 
 def _dims(x, what) -> tuple[int, int, int]:
-    t = (x,) if isinstance(x, (int, np.integer)) else tuple(x)
-    if not 1 <= len(t) <= 3 or any(int(v) < 1 for v in t):
+    t = (x,) if isinstance(x, (int, np.integer)) else tuple(x) if isinstance(x, (tuple, list)) else None
+    if (t is None or not 1 <= len(t) <= 3
+            or any(not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1 for v in t)):  # fmt: skip
         raise LaunchError(f"{what} must be 1 to 3 positive integers, got {x!r}")
     return tuple(int(v) for v in t) + (1,) * (3 - len(t))
 

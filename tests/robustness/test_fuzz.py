@@ -225,15 +225,17 @@ def mutated_programs(draw) -> tuple[str, str]:
 _MODULES = itertools.count()
 
 
-@pytest.mark.skip(reason="issue 9 item 1: tile sizes need a per-block budget checked before lowering (an error at "
-                         "the user's line); today a constexpr tile of 2**40 elements is a raw MemoryError in the "
-                         "interpreter")
-def test_huge_constexpr_tile_is_a_dsl_error() -> None:
-    from lowbit.errors import DSLError
+def test_huge_constexpr_tile_is_an_error_at_its_line_on_both_paths() -> None:
+    from lowbit.errors import CompileError, DSLError
 
-    with pytest.raises(DSLError, match="tile"):
-        vadd.interpret[(1,)](np.zeros(4, np.float32), np.zeros(4, np.float32), np.zeros(4, np.float32), 4,
-                             BLOCK=1 << 40)  # fmt: skip
+    cases = [(1 << 20, CompileError, r"\.py:\d+:\d+: the 1048576 f32 tile .* 8192 registers per thread .* above the budget"),
+             (1 << 40, DSLError, r"\.py:\d+:\d+: '\*': the constant 1099511627776 does not fit int32")]  # fmt: skip
+    for block, cls, message in cases:
+        for launch in (vadd.interpret[(1,)], vadd[(1,)]):
+            x, y, out = np.zeros(4, np.float32), np.zeros(4, np.float32), np.full(4, 7.0, np.float32)
+            with pytest.raises(cls, match=message):
+                launch(x, y, out, 4, BLOCK=block)
+            assert (out == 7.0).all()
 
 
 def import_source(source: str, directory: Path):
@@ -542,9 +544,6 @@ def _cache_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*.lbc") if p.is_file())
 
 
-@pytest.mark.skip(reason="issue 9, needs the `bounds` fix in lowbit/compiler/specs.py (SpecIndex.record reads "
-                         "the record with read_text(), and a record of non-UTF-8 bytes escapes as a raw "
-                         "UnicodeDecodeError instead of being rewritten)")
 def test_corrupted_specialisation_record_is_a_miss(pristine_cache: Path, cache_root: Path) -> None:
     root = cache_root / "specs-case"
     shutil.copytree(pristine_cache, root)
@@ -556,9 +555,6 @@ def test_corrupted_specialisation_record_is_a_miss(pristine_cache: Path, cache_r
     np.testing.assert_array_equal(out, x + y)
 
 
-@pytest.mark.skip(reason="issue 9, needs the `bounds` fix in lowbit/compiler/cache.py (CompileCache.get reads the "
-                         "entry with read_bytes(), and an entry path that is a directory escapes as a raw "
-                         "IsADirectoryError instead of being a miss)")
 def test_entry_that_is_a_directory_is_a_miss(pristine_cache: Path, cache_root: Path) -> None:
     root = cache_root / "dir-case"
     shutil.copytree(pristine_cache, root)

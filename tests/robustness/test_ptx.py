@@ -177,8 +177,6 @@ def test_bad_emulator_launches(change: dict, cls: type, message: str) -> None:
     assert message in str(info.value), str(info.value)
 
 
-@pytest.mark.skip(reason="issue 9, needs the `bounds` fix in lowbit/emu/launch.py (_dims): a float grid "
-                         "such as 1.5 escapes as a raw TypeError ('float' object is not iterable)")
 def test_a_float_grid_is_a_launch_error() -> None:
     with pytest.raises(LaunchError, match="grid must be 1 to 3 positive integers, got 1.5"):
         emu.launch(VADD, "vector_add", 1.5, 128, args(), max_steps=100_000)
