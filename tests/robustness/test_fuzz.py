@@ -683,9 +683,10 @@ def _ptx_example(ptx: str) -> None:
         assert_unchanged(args, before, err)  # refused before running: nothing was written
         OUTCOMES["ptx"][type(err).__name__] += 1
     except LowbitError as err:
+        # a fault while running (memcheck, undefined value, the step budget): the launch ran on copies and copies
+        # back only after a complete run, so the caller's arrays are untouched here too
+        assert_unchanged(args, before, err)
         OUTCOMES["ptx"][type(err).__name__ + " (while running)"] += 1
-
-        # a fault while running (memcheck, undefined value, the step budget): stores before it stand, as on a GPU
 
 
 def test_unmutated_ptx_corpus_runs_with_generic_arguments(ptx_corpus: dict[str, str]) -> None:
