@@ -37,6 +37,15 @@ settings.register_profile("full", parent=settings.get_profile("ci"), max_example
 settings.load_profile(os.environ.get("LOWBIT_HYPOTHESIS_PROFILE", "ci" if IN_CI else "dev"))
 
 
+def marker_line(lines: list[str], marker: str) -> int:
+    """The 1-based line of ``lines`` holding the comment ``# E:<marker>`` (exactly one): where an error is expected."""
+    import re  # noqa: PLC0415
+
+    hits = [i + 1 for i, text in enumerate(lines) if re.search(rf"# E:{re.escape(marker)}(\s|$)", text)]
+    assert len(hits) == 1, marker
+    return hits[0]
+
+
 def require_tool(name: str) -> str:
     """Return the path of an external tool, or skip (fail under CI=true) when it is missing.
 

@@ -7,7 +7,6 @@ so the tests survive edits above them; columns are exact (1-based).
 from __future__ import annotations
 
 import inspect
-import re
 import traceback
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 
 import lowbit
 from lowbit.errors import DSLError, LaunchError
+from tests.conftest import marker_line
 
 THIS = Path(__file__).resolve()
 LINES = THIS.read_text().splitlines()
@@ -23,9 +23,7 @@ LOWBIT_DIR = Path(lowbit.__file__).resolve().parent
 
 
 def line_of(marker: str) -> int:
-    hits = [i + 1 for i, text in enumerate(LINES) if re.search(rf"# E:{marker}(\s|$)", text)]
-    assert len(hits) == 1, marker
-    return hits[0]
+    return marker_line(LINES, marker)
 
 
 def launch_error(kernel, *args, grid=1, **kwargs) -> Exception:

@@ -8,7 +8,6 @@ the ``def`` runs, and that must not raise without a kernel line.
 
 from __future__ import annotations
 
-import re
 import traceback
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 
 import lowbit
 from lowbit.errors import DSLError
+from tests.conftest import marker_line
 
 THIS = Path(__file__).resolve()
 LINES = THIS.read_text().splitlines()
@@ -24,9 +24,7 @@ LOWBIT_DIR = Path(lowbit.__file__).resolve().parent
 
 
 def line_of(marker: str) -> int:
-    hits = [i + 1 for i, text in enumerate(LINES) if re.search(rf"# E:{marker}(\s|$)", text)]
-    assert len(hits) == 1, marker
-    return hits[0]
+    return marker_line(LINES, marker)
 
 
 @lowbit.func
