@@ -313,7 +313,19 @@ def build_mma(m, ins):
     sat = "satfinite" in mods
     feature = f"mma.{shape}.{atype}" + (f".{bop}" if bop else "")
     _require(m, ins, feature)
-    groups = [operands_flat(o) for o in ins.operands[:4]]
+    if len(ins.operands) != 4:
+        raise UnsupportedPTXError(f"PTX line {ins.line}: `{ins.full_opcode}` takes 4 operands (d, a, b, c), "
+                                  f"got {len(ins.operands)}")  # fmt: skip
+    groups = [operands_flat(o) for o in ins.operands]
+    try:
+        fc = S.fragment_coords(shape, atype)
+    except UnsupportedPTXError as exc:
+        raise UnsupportedPTXError(f"PTX line {ins.line}: {exc}") from None
+    acc = {"f16": 2}.get(dtype, 4), {"f16": 2}.get(ctype, 4)
+    for what, group, want in zip("dabc", groups, (acc[0], fc["na"], fc["nb"], acc[1])):
+        if len(group) != want:
+            raise UnsupportedPTXError(f"PTX line {ins.line}: `{ins.full_opcode}` operand {what} needs {want} "
+                                      f"registers, got {len(group)}")  # fmt: skip
     fa = [[fetch(m, o, "b32") for o in g] for g in groups[1:]]
     ws = [store(m, o, "b32") for o in groups[0]]
 

@@ -695,6 +695,30 @@ def test_unmutated_ptx_corpus_runs_with_generic_arguments(ptx_corpus: dict[str, 
         emu.launch(ptx, entry, 1, block, args, max_steps=MAX_STEPS)
 
 
+@pytest.mark.parametrize(("group", "text", "message"), [
+    (0, None, r"takes 4 operands \(d, a, b, c\), got 3"),
+    (0, "\t\t{%r1, %r2},", "operand d needs 4 registers, got 2"),
+    (1, "\t\t{%r1, %r2},", "operand a needs 4 registers, got 2"),
+    (2, "\t\t{%r1, %r2, %r3},", "operand b needs 2 registers, got 3"),
+])  # fmt: skip
+def test_an_mma_with_a_missing_or_short_operand_is_located(ptx_corpus: dict[str, str], group: int, text: str | None,
+                                                           message: str) -> None:
+    """Found by the full-tier PTX fuzzer: an mma whose operand line was deleted reached the mma model as a raw
+    TypeError. The operand groups are now counted against the shape's fragment sizes, at the mma's PTX line."""
+    ptx = ptx_corpus["matmul_f16"]
+    lines = ptx.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("mma.sync"))
+    if text is None:
+        del lines[at + 1 + group]
+    else:
+        lines[at + 1 + group] = text
+    entry, block, args = generic_args(ptx)
+    before = snapshot(args)
+    with pytest.raises(UnsupportedPTXError, match=rf"PTX line {at + 1}: .*{message}") as info:
+        emu.launch("\n".join(lines), entry, 1, block, args, max_steps=MAX_STEPS)
+    assert_unchanged(args, before, info.value)
+
+
 @fuzz_settings("ptx")
 @given(data=st.data())
 def test_fuzz_mutated_ptx(data, ptx_corpus: dict[str, str]) -> None:
