@@ -14,6 +14,7 @@ default; a launch or a call can pass its own (the table says where).
 |---|---|---|
 | :data:`EMU_STEPS_BASE`, :data:`EMU_STEPS_PER_THREAD` | (group-)instructions one emulator launch executes | ``emu.launch(max_steps=)``, ``kernel[grid](..., max_steps=)`` |
 | :data:`EMU_MAX_SECONDS` | wall time of one emulator launch | ``emu.launch(max_seconds=)``, ``kernel[grid](..., max_seconds=)`` |
+| :data:`INTERP_MAX_SECONDS` | wall time of one interpreter launch | ``kernel.interpret[grid](..., max_seconds=)`` |
 | :data:`PTXAS_TIMEOUT_S` | one ptxas run | ``assemble(..., timeout=)`` |
 | :data:`NVDISASM_TIMEOUT_S` | one nvdisasm run | ``run_tool(..., timeout=)`` |
 | :data:`TOOL_VERSION_TIMEOUT_S` | ``<tool> --version`` (read for cache keys) | -- |
@@ -75,6 +76,10 @@ EMU_MAX_THREADS = 1 << 24
 
 #: Emulator watchdog, wall time (seconds) of one launch; checked every few thousand steps.
 EMU_MAX_SECONDS = 300.0
+
+#: Interpreter watchdog, wall time (seconds) of one ``kernel.interpret[grid](...)`` launch; checked at every
+#: block and every loop iteration.  Settable per launch: ``kernel.interpret[grid](..., max_seconds=)``.
+INTERP_MAX_SECONDS = 300.0
 
 #: The register budget of one tile (lowbit.compiler.budget): 32-bit registers per thread that a single
 #: register tile may cost, checked before lowering (a CompileError at the tile's line).  Four times the

@@ -215,7 +215,7 @@ class Kernel:
             from lowbit.compiler.budget import check_tile_budget  # noqa: PLC0415
 
             check_tile_budget(prog)
-            interp.run(prog, grid, runtime)
+            interp.run(prog, grid, runtime, max_seconds=options.get("max_seconds"))
         else:
             bound = Binder.of(prog).bind(runtime)  # every argument check, and the facts, before compiling
             prog = self.with_facts(prog, bound.facts)

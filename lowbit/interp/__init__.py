@@ -72,8 +72,11 @@ def bind_args(prog: Program, args: Mapping[str, object],
     return out
 
 
-def run(prog: Program, grid: object, args: Mapping[str, object], printer: Callable[[str], None] = print) -> None:
+def run(prog: Program, grid: object, args: Mapping[str, object], printer: Callable[[str], None] = print,
+        max_seconds: float | None = None) -> None:
     """Run ``prog`` over ``grid``; pointer arguments are numpy arrays updated in place.
+
+    ``max_seconds`` bounds the wall time (default :data:`lowbit.config.INTERP_MAX_SECONDS`; ``math.inf``: none).
 
     The update is all or nothing: the program runs on copies, written back only when every block
     finished, so an error (out of bounds, a bad loop step) leaves the caller's arrays as they were.
@@ -82,7 +85,10 @@ def run(prog: Program, grid: object, args: Mapping[str, object], printer: Callab
     if 32 * prog.num_warps > MAX_BLOCK_THREADS:
         raise LaunchError(f"kernel {prog.name}: {32 * prog.num_warps} threads per block, above the hardware limit "
                           f"{MAX_BLOCK_THREADS}")
+    if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float))
+                                    or not max_seconds > 0):  # fmt: skip
+        raise LaunchError(f"max_seconds must be a positive number (math.inf: no limit), got {max_seconds!r}")
     staged: list[tuple[np.ndarray, np.ndarray]] = []
-    run_program(prog, g, bind_args(prog, args, staged), printer)
+    run_program(prog, g, bind_args(prog, args, staged), printer, max_seconds)
     for flat, copy in staged:
         flat[:] = copy

@@ -11,12 +11,14 @@ Barriers are no-ops: a block is one logical thread of control here.
 
 from __future__ import annotations
 
-import itertools
+import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from lowbit import config
 from lowbit.errors import LowbitError
 from lowbit.ir import ops as O
 from lowbit.ir.expr import Expr, Scalar, Var, evaluate
@@ -46,6 +48,8 @@ class Block:
     groups: list[list[tuple[np.ndarray, tuple[slice, ...], np.ndarray]]] = field(default_factory=list)
     printer: Callable[[str], None] = print
     threads: int = 128
+    deadline: float = math.inf  #: time.monotonic() past which the launch is stopped (the interpreter's watchdog)
+    max_seconds: float = math.inf
 
 
 def _where(op: O.Op) -> str:
@@ -290,6 +294,9 @@ def _for(b: Block, op: O.For) -> None:
         raise InterpError(f"{where}: range step must be positive, got {step}")
     vals = [_carry(b, x) for x in op.inits]
     for i in range(start, stop, step):
+        if time.monotonic() > b.deadline:
+            _timed_out(b, f"in the loop at {op.loc or 'for'} (iteration {(i - start) // step} of "
+                          f"range({start}, {stop}, {step}))")  # fmt: skip
         _set(b, op.var, i)
         for a, v in zip(op.args, vals):
             _set(b, a, v)
@@ -379,9 +386,33 @@ def run_program(
     grid: tuple[int, int, int],
     args: Mapping[str, Slot],
     printer: Callable[[str], None] = print,
+    max_seconds: float | None = None,
 ) -> None:
-    """Run ``prog`` on every block of ``grid`` with parameter values ``args`` (already bound)."""
+    """Run ``prog`` on every block of ``grid`` with parameter values ``args`` (already bound).
+
+    ``max_seconds`` (default :data:`lowbit.config.INTERP_MAX_SECONDS`) bounds the launch's wall time: past it,
+    the next block or loop iteration raises :class:`InterpError` saying where it stopped."""
     base: dict[Var | Value, Slot] = {p.value: args[p.name] for p in prog.params}
-    for z, y, x in itertools.product(range(grid[2]), range(grid[1]), range(grid[0])):
-        block = Block(dict(base), (x, y, z), grid, printer=printer, threads=32 * prog.num_warps)
+    seconds = config.INTERP_MAX_SECONDS if max_seconds is None else max_seconds
+    deadline = time.monotonic() + seconds
+    for z, y, x in _block_ids(grid):
+        block = Block(dict(base), (x, y, z), grid, printer=printer, threads=32 * prog.num_warps,
+                      deadline=deadline, max_seconds=seconds)  # fmt: skip
+        if time.monotonic() > deadline:
+            _timed_out(block, f"before block {(x, y, z)} of the grid {grid}")
         execute(block, prog.body)
+
+
+def _block_ids(grid: tuple[int, int, int]):
+    """Block ids in launch order, generated lazily (``itertools.product`` would first materialise a
+    ``range(2**31 - 1)`` -- a legal grid -- as a tuple: 16 GiB)."""
+    for z in range(grid[2]):
+        for y in range(grid[1]):
+            for x in range(grid[0]):
+                yield z, y, x
+
+
+def _timed_out(b: Block, where: str) -> None:
+    raise InterpError(f"watchdog: the interpreter ran longer than {b.max_seconds:g} s; stopped {where}, block "
+                      f"{b.pid}; raise the budget with kernel.interpret[grid](..., max_seconds=...) "
+                      "(math.inf: no limit)")  # fmt: skip

@@ -112,6 +112,36 @@ def test_a_bad_budget_is_a_launch_error(bad: object) -> None:
         emu.launch(COUNT_PTX, "count", 1, 32, [np.zeros(1, np.uint32)], max_steps=bad)
 
 
+def test_the_interpreter_has_a_wall_time_watchdog_too() -> None:
+    """A loop of 2**31 - 1 iterations would run for hours on the interpreter; max_seconds ends it at the loop."""
+    x = np.full(128, 7.0, np.float32)
+    t0 = time.monotonic()
+    with pytest.raises(InterpError, match=rf"watchdog: the interpreter ran longer than 0\.3 s; stopped in the loop at "
+                                          rf".*test_bounds\.py:{LOOP_LINE}:\d+ \(iteration \d+ of range\(0, 2147483647, 1\)\), "
+                                          r"block \(0, 0, 0\); raise the budget with .*max_seconds="):  # fmt: skip
+        looped.interpret[(1,)](x, 2**31 - 1, 1, max_seconds=0.3)
+    assert time.monotonic() - t0 < 10
+    assert (x == 7.0).all()  # all or nothing: nothing was written back
+    looped.interpret[(1,)](x, 5, 1, max_seconds=30)  # inside its budget: runs to the end
+    assert (x == 5.0).all()
+
+
+def test_the_interpreter_watchdog_also_stops_a_huge_grid_between_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lowbit import config
+
+    monkeypatch.setattr(config, "INTERP_MAX_SECONDS", 0.3)  # the default, lowered for the test
+    x = np.full(128, 7.0, np.float32)
+    with pytest.raises(InterpError, match=r"ran longer than 0\.3 s; stopped (before block|in the loop)"):
+        looped.interpret[(2**31 - 1,)](x, 3, 1)
+    assert (x == 7.0).all()
+
+
+@pytest.mark.parametrize("bad", [0, -1.5, "soon", True])
+def test_a_bad_interpreter_budget_is_a_launch_error(bad: object) -> None:
+    with pytest.raises(LaunchError, match=r"max_seconds must be a positive number \(math.inf: no limit\)"):
+        looped.interpret[(1,)](np.zeros(128, np.float32), 3, 1, max_seconds=bad)
+
+
 def test_kernel_launches_take_the_watchdog_options() -> None:
     x = np.zeros(128, np.float32)
     with pytest.raises(EmulatorError) as info:
