@@ -482,7 +482,6 @@ class Binder:
         uses_torch = False
         tt = _torch_tensor_type()
         strided = _torch_strided() if tt is not None else None
-        seen: dict[int, tuple[object, ...]] = {}  # id -> (dtype, device, nbytes, contiguous, address)
         for i, slot, name, written, divisibility, accepted, taccepted in self._pointers:
             value = values[i]
             ok = None
@@ -490,27 +489,19 @@ class Binder:
                 fl = value.flags
                 where, dt, nbytes, contiguous, writable = HOST, value.dtype, value.nbytes, fl.c_contiguous, fl.writeable
                 address, host = value.ctypes.data, value
-            elif tt is not None and isinstance(value, tt) and (
-                    (got := seen.get(id(value))) is not None or value.is_cuda and value.layout is strided):
-                # the hot path of torch programs: attributes only (no device object, no dtype conversion), read
-                # once per tensor object even when it is passed for several parameters (dummy pointers)
-                if got is None:
-                    tdt = value.dtype
-                    # the conj bit exists only on complex tensors, which no pointer accepts (refused below as a
-                    # dtype); the neg bit can sit on a real view (the .imag of a conjugated tensor)
-                    if value.is_neg() or (tdt.is_complex and value.is_conj()):
-                        raise LaunchError(f"argument '{name}': the tensor has a lazy conj/neg bit; call "
-                                          ".resolve_conj().resolve_neg()")  # fmt: skip
-                    ordinal = value.get_device()
-                    where = _CUDA_NAMES.get(ordinal) or _cuda_name(ordinal)
-                    nbytes, contiguous, address = value.nbytes, value.is_contiguous(), value.data_ptr()
-                    seen[id(value)] = (tdt, where, nbytes, contiguous, address)
-                else:  # the same tensor object as an earlier parameter (the tuple of values keeps it alive)
-                    tdt, where, nbytes, contiguous, address = got
+            elif tt is not None and isinstance(value, tt) and value.is_cuda and value.layout is strided:
+                # torch CUDA tensors off the generated path (:meth:`_cuda_fast`): a subclass, a mixed call
+                if value.is_conj() or value.is_neg():
+                    raise LaunchError(f"argument '{name}': the tensor has a lazy conj/neg bit; call "
+                                      ".resolve_conj().resolve_neg()")  # fmt: skip
+                tdt = value.dtype
                 ok = taccepted.get(tdt)
                 if ok is None:
                     ok = taccepted[tdt] = holds(slot.dtype, torch_numpy_dtype(tdt))
-                writable, host = True, None
+                ordinal = value.get_device()
+                where = _CUDA_NAMES.get(ordinal) or _cuda_name(ordinal)
+                nbytes, contiguous, writable = value.nbytes, value.is_contiguous(), True
+                address, host = value.data_ptr(), None
                 uses_torch = True
             elif (fast := getattr(value, "__lowbit_array__", None)) is not None:
                 # lowbit.runtime.DeviceArray: (device, dtype, nbytes, address) precomputed at allocation
@@ -606,14 +597,11 @@ def _bind_scalar(name: str, var: Var, value: object) -> int | float | bool:
     try:
         x = float(value)
     except OverflowError:  # an int too large for any float
-        x = math.inf if value > 0 else -math.inf
+        x = None
+    if x is not None:
         got = convert(x, dt)
-    else:
-        got = convert(x, dt)
-        if not math.isinf(x) and not math.isnan(x) and not math.isinf(got):
+        if not math.isinf(got) or not math.isfinite(x):  # in range, or an explicit inf / NaN: the value asked for
             return got
-        if math.isinf(x) or math.isnan(x):
-            return got  # an explicit inf or NaN is the value asked for
     top = _float_max(dt)
     shown = repr(value) if len(repr(value)) <= 32 else f"{str(value)[:12]}...({len(str(value))} digits)"
     raise LaunchError(f"argument '{name}': {shown} is outside the {dt.name} range (finite values of magnitude up "

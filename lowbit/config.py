@@ -23,6 +23,7 @@ default; a launch or a call can pass its own (the table says where).
 
 from __future__ import annotations
 
+import numbers
 import os
 from pathlib import Path
 
@@ -97,6 +98,14 @@ TOOL_VERSION_TIMEOUT_S = 30.0
 
 #: One request to the LLVM worker process, its start-up included (seconds).
 LLVM_TIMEOUT_S = 600.0
+
+
+def budget_problem(name: str, value: object) -> str | None:
+    """Why ``value`` is not a watchdog budget (``max_steps``/``max_seconds``: a positive number, ``math.inf``
+    for none), or None when it is one.  The emulator and the interpreter raise it as their LaunchError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        return f"{name} must be a positive number (math.inf: no limit), got {value!r}"
+    return None
 
 
 def emu_step_budget(blocks: int, threads: int) -> int:

@@ -155,8 +155,8 @@ def build(module, func, grid, block, args, shared_bytes, max_dynamic_shared, tra
     if max_seconds is None:
         max_seconds = config.EMU_MAX_SECONDS
     for name, v in (("max_steps", max_steps), ("max_seconds", max_seconds)):
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not v > 0:
-            raise LaunchError(f"{name} must be a positive number (math.inf: no limit), got {v!r}")
+        if (why := config.budget_problem(name, v)) is not None:
+            raise LaunchError(why)
     m = Machine(module, func, grid, block, checks=checks, trace=trace, stats=stats, max_steps=max_steps,
                 max_seconds=max_seconds)
     heap = GlobalHeap()

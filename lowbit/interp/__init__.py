@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from lowbit import config
 from lowbit.arch import MAX_BLOCK_THREADS, MAX_GRID
 from lowbit.binder import Binder, require_host
 from lowbit.errors import LaunchError
@@ -85,9 +86,8 @@ def run(prog: Program, grid: object, args: Mapping[str, object], printer: Callab
     if 32 * prog.num_warps > MAX_BLOCK_THREADS:
         raise LaunchError(f"kernel {prog.name}: {32 * prog.num_warps} threads per block, above the hardware limit "
                           f"{MAX_BLOCK_THREADS}")
-    if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float))
-                                    or not max_seconds > 0):  # fmt: skip
-        raise LaunchError(f"max_seconds must be a positive number (math.inf: no limit), got {max_seconds!r}")
+    if max_seconds is not None and (why := config.budget_problem("max_seconds", max_seconds)) is not None:
+        raise LaunchError(why)
     staged: list[tuple[np.ndarray, np.ndarray]] = []
     run_program(prog, g, bind_args(prog, args, staged), printer, max_seconds)
     for flat, copy in staged:
