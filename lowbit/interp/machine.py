@@ -189,6 +189,20 @@ def _cast(b: Block, op: O.Cast) -> None:
     _set(b, op.result, V.cast(_tile(b, op.x), _ttype(op.x).dtype, _ttype(op.result).dtype))
 
 
+def _dequant(b: Block, op: O.Dequant) -> None:
+    """The f32 chain a ``dequant`` stands for, step by step (see :class:`lowbit.ir.ops.Dequant`)."""
+    f32 = _F32
+    where = _where(op)
+    v = V.cast(_tile(b, op.codes), _ttype(op.codes).dtype, f32)
+    if op.factor != 1.0:
+        v = V.binary("mul", v, np.full_like(v, op.factor), f32, where)
+    if op.zero is not None:
+        v = V.binary("sub", v, V.cast(_tile(b, op.zero), _ttype(op.zero).dtype, f32), f32, where)
+    if op.scale is not None:
+        v = V.binary("mul", v, V.cast(_tile(b, op.scale), _ttype(op.scale).dtype, f32), f32, where)
+    _set(b, op.result, V.cast(v, f32, _ttype(op.result).dtype))
+
+
 def _view(b: Block, op: O.View) -> None:
     x = _ttype(op.x)
     _set(b, op.result, V.view_bits(_tile(b, op.x), x.dtype, _ttype(op.result).dtype, op.axis % len(x.shape)))
@@ -350,6 +364,7 @@ HANDLERS: dict[type[O.Op], Callable[[Block, O.Op], None]] = {
     O.Arange: _arange,
     O.Cast: _cast,
     O.View: _view,
+    O.Dequant: _dequant,
     O.ElementwiseUnary: _unary,
     O.ElementwiseBinary: _binary,
     O.Where: _where_op,

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from lowbit.ir.op_base import Carried, CarriedIn, Effect, Loc, Op, OpSpec, Region, check_spec
 from lowbit.ir.ops_compute import (
-    ARITH_UNARY, BINARY_TILE_OPS, DOT_FP8, REDUCE_KINDS, THREAD_INDEX_KINDS, Arange, Broadcast, Cast, ConvertLayout, Dot,
+    ARITH_UNARY, BINARY_TILE_OPS, DOT_FP8, REDUCE_KINDS, THREAD_INDEX_KINDS, Arange, Broadcast, Cast, ConvertLayout, Dequant,
+    Dot,
     ElementwiseBinary, ElementwiseUnary, Fma, Full, Lookup, Permute, Reduce, Reshape, Slice, ThreadIndex, View,
     Where, view_shape,
 )  # fmt: skip
@@ -38,7 +39,7 @@ __all__ = [
     "ARITH_UNARY", "ATOMIC_DTYPES", "ATOMIC_KINDS", "BINARY_TILE_OPS", "DOT_FP8", "L1_EVICTION", "L2_EVICTION",
     "LOAD_SHARED_VIA", "OP_CLASSES", "PREFETCH_SIZES", "REDUCE_KINDS", "THREAD_INDEX_KINDS", "AllocShared", "Atomic",
     "Arange", "Barrier", "Broadcast", "Carried", "CarriedIn", "Cast", "CommitGroup",
-    "ConvertLayout", "CopyAsync", "Dot", "Effect", "ElementwiseBinary", "ElementwiseUnary", "Fma", "For",
+    "ConvertLayout", "CopyAsync", "Dequant", "Dot", "Effect", "ElementwiseBinary", "ElementwiseUnary", "Fma", "For",
     "FreeShared", "Full", "GlobalView", "If", "LoadGlobal", "LoadShared", "Loc", "Lookup", "NumPrograms", "Op",
     "OpSpec", "Permute", "Print", "ProgramId", "Reduce", "Region", "Reshape", "SharedView", "Slice", "StoreGlobal", "StoreShared",
     "ThreadIndex", "View", "WaitGroup", "Where", "by_mnemonic", "view_shape",
@@ -50,7 +51,7 @@ OP_CLASSES: tuple[type[Op], ...] = (
     ProgramId, NumPrograms, GlobalView, AllocShared, FreeShared, LoadGlobal, StoreGlobal,
     LoadShared, StoreShared, CopyAsync, CommitGroup, WaitGroup, Barrier, Full, Arange, Cast,
     View, ElementwiseUnary, ElementwiseBinary, Where, Fma, Dot, Reduce, Lookup, Broadcast,
-    Reshape, ConvertLayout, Permute, Slice, ThreadIndex, For, If, Print, SharedView, Atomic,
+    Reshape, ConvertLayout, Permute, Slice, ThreadIndex, For, If, Print, SharedView, Atomic, Dequant,
 )  # fmt: skip
 
 for _cls in OP_CLASSES:

@@ -7,6 +7,7 @@ Re-exported by :mod:`lowbit.ir.ops`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from lowbit.dtypes import DType
@@ -206,6 +207,54 @@ class Fma(Op):
         if len({(t.dtype, t.shape) for t in ts}) != 1 or not ts[0].dtype.is_float or not is_arith(ts[0].dtype):
             raise self.fail(f"operands must be float tiles of one type, got {', '.join(map(str, ts))}")
         self.check_result(self.result, TileType(ts[0].dtype, ts[0].shape))
+
+
+#: The result dtypes of a ``dequant``: the 16-bit floats tensor cores take.
+DEQUANT_RESULTS = ("f16", "bf16")
+
+
+@dataclass(frozen=True, eq=False)
+class Dequant(Op):
+    """Weight codes to f16/bf16: ``cast(((f32(codes) * factor) - f32(zero)) * f32(scale), result)``.
+
+    Every step is the f32 operation it names (the interpreter computes exactly
+    that), so a ``dequant`` means what the chain of casts, ``mul``, ``sub`` and
+    ``mul`` it replaces means.  ``select_instructions`` creates it from that
+    chain; the lowering is free to compute it any way that gives the same
+    bits -- two or more codes per instruction, magic-exponent tricks -- and
+    falls back to the f32 chain where no exact packed form exists.
+    ``zero`` and ``scale`` are optional and have the codes' shape (a
+    broadcast stays a separate op); ``factor`` is a power of two
+    (1.0: none).
+    """
+
+    result: Value
+    codes: Value
+    zero: Value | None = None
+    scale: Value | None = None
+    factor: float = 1.0
+    opname = "dequant"
+    spec = OpSpec(results=("result",), operands=("codes",), optional=("zero", "scale"), attrs=("factor",))
+
+    def __post_init__(self) -> None:
+        t = self.tile(self.codes, "codes")
+        if is_bool(t.dtype) or t.dtype.bits > 8:
+            raise self.fail(f"codes must be a tile of a format of at most 8 bits, got {t}")
+        for v, what in ((self.zero, "zero"), (self.scale, "scale")):
+            if v is not None:
+                tv = self.tile(v, what)
+                if tv.shape != t.shape or is_bool(tv.dtype) or tv.dtype.bits > 32:
+                    raise self.fail(f"{what} must be a tile of the codes' shape {list(t.shape)} with at most "
+                                    f"32-bit elements, got {tv}")  # fmt: skip
+        if self.scale is not None and not self.scale.type.dtype.is_float:  # type: ignore[union-attr]
+            raise self.fail(f"scale must be a float tile, got {self.scale.type}")
+        f = float(self.factor)
+        if not (f > 0 and f == 2.0 ** round(math.log2(f))):
+            raise self.fail(f"factor must be a power of two, got {self.factor!r}")
+        r = self.tile(self.result, "result")
+        if r.dtype.name not in DEQUANT_RESULTS:
+            raise self.fail(f"result must be f16 or bf16, got {r}")
+        self.check_result(self.result, TileType(r.dtype, t.shape))
 
 
 #: Storage formats a dot takes directly (tensor cores read them): their products are exact in f32.

@@ -469,7 +469,7 @@ class Dot(Tied):
 
 SAME = Tied()
 RULES: dict[type[O.Op], Rule] = {
-    O.Cast: SAME, O.ElementwiseUnary: SAME, O.ElementwiseBinary: SAME, O.Where: SAME, O.Fma: SAME,
+    O.Cast: SAME, O.Dequant: SAME, O.ElementwiseUnary: SAME, O.ElementwiseBinary: SAME, O.Where: SAME, O.Fma: SAME,
     O.Broadcast: Broadcast(), O.Reduce: Reduce(), O.View: View(), O.Reshape: Reshape(), O.Permute: Permute(),
     O.Lookup: Lookup(), O.LoadGlobal: Load(), O.LoadShared: Load(), O.StoreGlobal: Store(),
     O.StoreShared: Store(), O.CopyAsync: CopyAsync(), O.Dot: Dot(),

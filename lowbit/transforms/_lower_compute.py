@@ -161,9 +161,9 @@ def _fma(ctx: Ctx, op: V.Fma) -> None:
 def _cast(ctx: Ctx, op: V.Cast) -> None:
     x = ctx.tile(op.x, op)
     dst = op.result.type.dtype  # type: ignore[union-attr]
-    from lowbit.transforms._lower_dequant import fast_codes_to_f16  # noqa: PLC0415
+    from lowbit.transforms._lower_dequant import fast_cast  # noqa: PLC0415
 
-    fast = fast_codes_to_f16(ctx, x, dst)
+    fast = fast_cast(ctx, x, dst)
     if fast is not None:
         put_tile(ctx, op.result, wrds=fast)
         return
@@ -185,6 +185,12 @@ def _cast(ctx: Ctx, op: V.Cast) -> None:
             memo[id(r)] = vals.convert(ctx.b, r, x.dtype, dst)
         regs.append(memo[id(r)])
     put_tile(ctx, op.result, scal=regs)
+
+
+def _dequant(ctx: Ctx, op: V.Dequant) -> None:
+    from lowbit.transforms._lower_dequant import lower_dequant  # noqa: PLC0415
+
+    put_tile(ctx, op.result, wrds=lower_dequant(ctx, op))
 
 
 # ----------------------------------------------------------------------------------- re-labelling
@@ -478,6 +484,7 @@ HANDLERS = {
     V.ConvertLayout: _convert_layout,
     V.Reduce: _reduce,
     V.Lookup: _lookup,
+    V.Dequant: _dequant,
     V.Dot: _dot,
 }
 

@@ -1,44 +1,66 @@
-"""Integer codes to f16 two at a time: byte permutes and magic exponents instead of one conversion per code.
+"""Weight codes to f16/bf16 two at a time: byte permutes, magic exponents and packed arithmetic.
 
-A code ``c`` of at most 8 bits placed in the low mantissa bits of an f16
-whose exponent says 1024 (bits ``0x6400 | c << q``) *is* the value
-``1024 + c * 2**q``, exactly; one ``fma.rn.f16x2`` with per-half constants
-``(2**-q, -(1024 * 2**-q + o))`` then leaves ``c - o`` in each half --
-exact too, since every step is a power-of-two scaling or a difference of
-integers below 2048 (``o`` is the code offset: 0 for unsigned codes,
-``2**(B-1)`` for signed ones, whose sign bit is flipped on the way in).
+One generator serves every integer format of 1-8 bits and every float
+format of at most 8 bits, for a ``dequant`` (codes, optional zero and scale,
+see :class:`lowbit.ir.ops.Dequant`) and for a plain ``cast`` of codes.  It
+works on *pairs* of result slots: the two halves of one f16x2/bf16x2
+register, whose codes the layout put in the thread's words at known bit
+positions (the same in every thread, or a per-thread byte with the same
+bit offset inside it: a gathering view's B fragments).
 
-The lowering of a ``cast`` from a B-bit integer (B in 1, 2, 4, 8) to f16
-uses it for every pair of result slots whose two codes lie in one byte of
-one source word -- which is every pair of a tile viewed from words in
-``lowbit.pack`` order, and of a gathering view's B fragments (the byte then
-depends on the thread: the ``prmt`` selector is computed once per thread):
+**Getting a pair into one register.**  Each code needs its own byte at its
+own place: ``prmt`` assembles the two halves from the bytes of at most two
+source registers, each the code's word shifted (once per word and shift,
+shared by every pair that needs it) so that the code lands where the next
+step wants it inside its byte.
 
-* B = 8: ``prmt`` picks the two code bytes and the magic byte 0x64 above each
-  (``[c0, 0x64, c1, 0x64]``), one ``sub.f16x2`` (``fma``) removes 1024;
-* B < 8: ``prmt`` copies the byte into both halves under the magic byte,
-  one ``lop3`` keeps each half's code bits (and flips the sign bits of
-  signed codes in the same instruction), one ``fma.f16x2`` scales and
-  removes the offsets.
+**Integers** (code ``c``, ``B`` bits; ``o = 2**(B-1)`` for signed codes,
+whose sign bit is flipped on the way in, else 0).  ``lop3`` keeps each
+half's code bits and ORs in the magic exponent: the half *is* the value
+``M + (c + o) * 2**q`` exactly (f16: ``M = 1024``, bits ``0x6400``, codes of
+up to 10 bits fit; bf16: ``M = 128``, ``0x4300``, up to 7 bits).  One
+``fma`` with per-half constants ``2**-q`` and ``-(M * 2**-q + o + z)``
+leaves ``c - z``: exact, since every operand and the result are integers
+below ``2 M`` (or power-of-two multiples of them).  The zero's constant is
+made once per zero register: ``M + z + o`` is again a magic number, built
+with integer instructions (no conversion), then subtracted from a
+constant.  One ``mul`` by the scale pair rounds ``(c - z) * s`` once:
+bit-identical to the f32 chain, whose product is exact in f32.  8-bit
+codes into f16 take the magic byte straight from ``prmt``.
 
-Three instructions per two codes instead of an extract, a shift and a
-``cvt`` per code.  Bit-identical to the VM's cast (the differential tests
-compare every code).
+**Floats** ``eXmY``.  The code's exponent and mantissa bits are moved into
+the f16/bf16 exponent and mantissa fields (the mantissa's top aligned) and
+its sign to bit 15: that pattern is the code's value times ``2**k`` (``k``
+the difference of the biases) for every code -- subnormal codes become
+subnormal halves with the same ratio.  Whether that holds for *every* code
+of a format (NaN and infinity codes included) is checked on the format's
+table, not assumed; one ``mul`` by ``2**-k`` (times the element factor)
+restores the value exactly, one ``mul`` by the scale rounds once.
+
+Everything else -- widths that straddle words, codebooks, formats whose
+codes do not map, zeros or scales of another dtype -- computes the f32
+chain slot by slot, which is what the op means.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from lowbit.dtypes import DType, IntType
+from lowbit.dtypes import DType, FloatType, IntType, dtype
 from lowbit.ir.simt import Const, Operand
 from lowbit.ir.simt import ops as S
-from lowbit.ir.simt.types import F16, I32, VectorType
+from lowbit.ir.simt.types import BF16, F16, F32, I32, VectorType
+from lowbit.transforms import _values as vals
+from lowbit.transforms._tiles import scalars
 
-__all__ = ["Gathered", "fast_codes_to_f16"]
+__all__ = ["Gathered", "fast_cast", "lower_dequant"]
 
-_H2 = VectorType(F16, 2)
-MAGIC_BYTE = 0x64  # the high byte of 0x6400: f16 exponent field 25 -> 2**10 = 1024
+_F32 = dtype("f32")
+_H2 = {"f16": VectorType(F16, 2), "bf16": VectorType(BF16, 2)}
+#: (magic exponent bits of the value M, M, mantissa bits) per target
+_MAGIC = {"f16": (0x6400, 1024.0, 10), "bf16": (0x4300, 128.0, 7)}
 
 
 class Gathered:
@@ -50,7 +72,7 @@ class Gathered:
         self.slots = slots
 
 
-def _static_positions(ctx, tile) -> Gathered | None:  # noqa: ANN001
+def _static_positions(tile) -> Gathered | None:  # noqa: ANN001
     """The positions of a words-form tile's slots (the same in every thread)."""
     if tile.wrds is None:
         return None
@@ -64,82 +86,396 @@ def _static_positions(ctx, tile) -> Gathered | None:  # noqa: ANN001
     return Gathered(out)
 
 
-def _selector(ctx, shift: Operand, lo_byte: int, hi_byte_delta: int) -> Operand:  # noqa: ANN001
-    """``prmt`` selector ``[j, 4, j + d, 4]`` for the byte ``j = shift / 8 + lo_byte`` (4: the magic byte of b)."""
+# ----------------------------------------------------------------------------------------------- helpers
+
+
+def _native(ctx, dst: str) -> bool:  # noqa: ANN001
+    from lowbit.arch import target  # noqa: PLC0415
+
+    return dst == "f16" or target(ctx.arch).supports("bf16x2.arith")
+
+
+def _pair_const(ctx, lo: float, hi: float, dst: str) -> Operand:  # noqa: ANN001
+    key = ("h2const", lo, hi, dst)
+    got = ctx.find(key)
+    if got is None:
+        vt = _H2[dst]
+        got = ctx.b.op(S.Pack, vt, (Const(lo, vt.elem), Const(hi, vt.elem)), hint="k2")
+        ctx.put(key, got)
+    return got  # type: ignore[return-value]
+
+
+def _h2(ctx, w: Operand, dst: str) -> Operand:  # noqa: ANN001
+    return ctx.b.cast("bitcast", w, _H2[dst], "dq") if w.type == I32 else w
+
+
+def _i32(ctx, h: Operand) -> Operand:  # noqa: ANN001
+    return ctx.b.cast("bitcast", h, I32, "w") if h.type != I32 else h
+
+
+def _mul(ctx, a: Operand, b: Operand, dst: str) -> Operand:  # noqa: ANN001
+    """``a * b`` on pairs, rounded once (bf16x2 below sm_90: ``fma(a, b, -0)``)."""
+    if _native(ctx, dst):
+        return ctx.b.binary("fmul", _h2(ctx, a, dst), _h2(ctx, b, dst), "dq")
+    return ctx.b.fma(_h2(ctx, a, dst), _h2(ctx, b, dst), _pair_const(ctx, -0.0, -0.0, dst), "dq")
+
+
+def _shifted(ctx, w: Operand, s: int) -> Operand:  # noqa: ANN001
+    """``w >> s`` (``s > 0``) or ``w << -s``, once per word and shift."""
+    if s == 0:
+        return w
+    key = ("dq_shift", id(w), s)
+    got = ctx.find(key)
+    if got is None:
+        got = ctx.b.binary("lshr" if s > 0 else "shl", w, Const(abs(s), I32), "dqs")
+        ctx.put(key, got)
+    return got  # type: ignore[return-value]
+
+
+def _byte_index(ctx, sh: Operand, delta: int) -> Operand | int:  # noqa: ANN001
+    """The byte ``(sh + delta) / 8`` of a code at bit ``sh`` after its word moved by ``delta`` bits."""
+    if isinstance(sh, Const):
+        return (int(sh.value) + delta) // 8
+    key = ("dq_byte", id(sh), delta)
+    got = ctx.find(key)
+    if got is None:
+        b = ctx.b
+        x = b.binary("add", sh, Const(delta, I32), "pj") if delta else sh
+        got = b.binary("lshr", x, Const(3, I32), "pj")
+        ctx.put(key, got)
+    return got  # type: ignore[return-value]
+
+
+def _selector(ctx, nibbles: list[tuple[Operand | int, int]]) -> Operand:  # noqa: ANN001
+    """A ``prmt`` selector from four (byte index, added constant) nibbles, computed once per thread if needed."""
+    if all(isinstance(j, int) for j, _ in nibbles):
+        return Const(sum(((j + c) & 0xF) << (4 * i) for i, (j, c) in enumerate(nibbles)), I32)  # type: ignore[operator]
+    key = ("dq_sel", tuple((id(j) if not isinstance(j, int) else j, c) for j, c in nibbles))
+    got = ctx.find(key)
+    if got is None:
+        b = ctx.b
+        const = 0
+        acc: Operand | None = None
+        for i, (j, c) in enumerate(nibbles):
+            if isinstance(j, int):
+                const += ((j + c) & 0xF) << (4 * i)
+                continue
+            const += (c & 0xF) << (4 * i)
+            term = b.binary("shl", j, Const(4 * i, I32), "ps") if i else j
+            acc = term if acc is None else b.binary("or", acc, term, "ps")
+        got = b.binary("add", acc, Const(const, I32), "psel") if const else acc
+        ctx.put(key, got)
+    return got  # type: ignore[return-value]
+
+
+def _place_pair(ctx, pos: Gathered, m: int, B: int, target: callable, high: bool,
+                second: Operand | None = None):  # noqa: ANN001,ANN202
+    """One ``prmt`` putting slot ``m``'s and ``m + 1``'s codes each into the low (``high=False``) or high byte of
+    its half, at the bit offset ``target(q)`` inside that byte (q: its offset in its word's byte).
+
+    Returns ``(register, (q0, q1))`` -- the codes' bit offsets inside their halves -- or None when the
+    positions do not allow it.  With ``second`` (a register) the other byte of each half comes from it.
+    """
+    n = len(pos.slots)
+    picks = []
+    for i in (m, m + 1 if m + 1 < n else m):
+        w, sh, p = pos.slots[i]
+        q = np.unique(np.asarray(p) % 8)
+        if len(q) != 1:
+            return None
+        q = int(q[0])
+        want = target(q)
+        if want is None:
+            return None
+        d = want - q  # move the word left by d bits (right when negative)
+        if np.any(np.asarray(p) + d < 0) or np.any(np.asarray(p) + d + B > 32):
+            return None
+        picks.append((_shifted(ctx, w, -d), _byte_index(ctx, sh, d), want))
+    (a, j0, q0), (c, j1, q1) = picks
+    if a is c or (isinstance(a, Const) and isinstance(c, Const) and a.value == c.value):
+        src_b = second if second is not None else a
+        base1 = 0
+    elif second is None:
+        src_b, base1 = c, 4
+    else:
+        return None  # two words and a filler: three sources
+    fill = (4, 0) if second is not None else None
+    if high:
+        nib = [fill or (j0, 0), (j0, 0), fill or (j1, base1), (j1, base1)]
+    else:
+        nib = [(j0, 0), fill or (j0, 0), (j1, base1), fill or (j1, base1)]
+    x = ctx.b.op(S.Prmt, I32, a, src_b, _selector(ctx, nib), hint="dq")
+    return x, (q0 + (8 if high else 0), q1 + (8 if high else 0))
+
+
+# ----------------------------------------------------------------------------------------------- integers
+
+
+def _int_ok(src: DType, dst: str, zero_dt: DType | None) -> bool:
+    if not isinstance(src, IntType) or src.name.startswith("bipolar") or src.bits > 8:
+        return False
+    B = src.bits
+    _, M, room = _MAGIC[dst]
+    if B > room:
+        return False
+    if zero_dt is not None:
+        if not isinstance(zero_dt, IntType) or zero_dt.name.startswith("bipolar") or zero_dt.bits > 8:
+            return False
+        o = (1 << (B - 1)) if src.is_signed else 0
+        if int(zero_dt.min) + o < 0 or int(zero_dt.max) + o >= M:
+            return False  # M + z + o must be a magic number of the target
+    return True
+
+
+def _zero_const(ctx, z_lo: Operand, z_hi: Operand, q: tuple[int, int], o: int, dst: str) -> Operand:  # noqa: ANN001
+    """``(-(M 2**-q0 + o + z_lo), -(M 2**-q1 + o + z_hi))`` as one pair, from the zero registers' values."""
+    key = ("dq_zero", id(z_lo), id(z_hi), q, o, dst)
+    got = ctx.find(key)
+    if got is not None:
+        return got  # type: ignore[return-value]
     b = ctx.b
-    if isinstance(shift, Const):
-        j = shift.value // 8 + lo_byte
-        return Const(j | 4 << 4 | (j + hi_byte_delta) << 8 | 4 << 12, I32)
-    key = ("prmt_sel", id(shift), lo_byte, hi_byte_delta)
-    got = ctx.find(key)
-    if got is None:
-        j = b.binary("lshr", shift, Const(3, I32), "pj")
-        if lo_byte:
-            j = b.binary("add", j, Const(lo_byte, I32), "pj")
-        got = b.binary("or", b.binary("or", j, b.binary("shl", j, Const(8, I32), "pj"), "pj"),
-                       Const(4 << 4 | hi_byte_delta << 8 | 4 << 12, I32), "psel")  # fmt: skip
-        ctx.put(key, got)
+    bits, M, _ = _MAGIC[dst]
+    tkey = ("dq_zmagic", id(z_lo), id(z_hi), o, dst)
+    t = ctx.find(tkey)
+    if t is None:  # M + z + o per half: its bits are the magic plus the integer z + o (0 <= z + o < M)
+        lo = b.binary("add", ctx.i32(z_lo), Const(bits + o, I32), "dz")
+        if z_hi is z_lo:
+            t = b.binary("mul", lo, Const(0x10001, I32), "dz")
+        else:
+            hi = b.binary("add", ctx.i32(z_hi), Const(bits + o, I32), "dz")
+            t = b.binary("or", lo, b.binary("shl", hi, Const(16, I32), "dz"), "dz")
+        ctx.put(tkey, t)
+    if q == (0, 0):
+        got = b.binary("xor", t, Const(0x80008000, I32), "dz")  # -(M + z + o): flip both signs
+    else:  # (M - M 2**-q) - (M + z + o), exact: integers (or 2**-q multiples) below 2 M
+        k = _pair_const(ctx, M - M * 2.0 ** -q[0], M - M * 2.0 ** -q[1], dst)
+        if _native(ctx, dst):
+            got = b.binary("fsub", k, _h2(ctx, t, dst), "dz")
+        else:
+            got = b.fma(_h2(ctx, t, dst), _pair_const(ctx, -1.0, -1.0, dst), k, "dz")
+    ctx.put(key, got)
     return got  # type: ignore[return-value]
 
 
-def _pair_const(ctx, lo: float, hi: float) -> Operand:  # noqa: ANN001
-    key = ("h2const", lo, hi)
-    got = ctx.find(key)
-    if got is None:
-        got = ctx.b.op(S.Pack, _H2, (Const(lo, F16), Const(hi, F16)), hint="k2")
-        ctx.put(key, got)
-    return got  # type: ignore[return-value]
-
-
-def fast_codes_to_f16(ctx, tile, dst: DType) -> list[Operand] | None:  # noqa: ANN001
-    """The f16 result's words for a cast of integer codes, or None when the fast form does not apply."""
-    src = tile.dtype
-    if dst.name != "f16" or not isinstance(src, IntType) or src.bits not in (1, 2, 4, 8) or tile.slots < 2:
-        return None  # bipolar codes (is_int, but code c means 2c - (2**B - 1)) take the general path
-    pos = getattr(tile, "gath", None) or _static_positions(ctx, tile)
-    if pos is None:
-        return None
-    B, n = src.bits, tile.slots
+def _int_pairs(ctx, codes, pos: Gathered, dst: str, zs: list[Operand] | None, factor: float) -> list[Operand] | None:  # noqa: ANN001
+    src: IntType = codes.dtype
+    B, n = src.bits, codes.slots
     signed = src.is_signed
-    offset = (1 << (B - 1)) if signed else 0
+    o = (1 << (B - 1)) if signed else 0
+    magic, M, room = _MAGIC[dst]
     b = ctx.b
-    magic_word = Const(0x64646464, I32)
     out = []
     for m in range(0, n, 2):
-        (w0, sh0, p0), (w1, sh1, p1) = pos.slots[m], pos.slots[m + 1] if m + 1 < n else pos.slots[m]
-        if w0 is not w1 and not (isinstance(w0, Const) and isinstance(w1, Const) and w0.value == w1.value):
-            return None
-        if m + 1 >= n:
-            p1 = p0 + B  # a lone last code: its partner lane is don't-care; take the next bits
-        d = np.unique(np.asarray(p1) - np.asarray(p0))
-        q0 = np.unique(np.asarray(p0) % 8)
-        if len(d) != 1 or len(q0) != 1:
-            return None
-        q0, d = int(q0[0]), int(d[0])
-        if B == 8:
-            if d != 8 or q0 != 0 or np.any(np.asarray(p0) % 32 > 16):
-                return None  # two consecutive bytes of one word
-            sel = _selector(ctx, sh0, 0, 1)
-            x = b.op(S.Prmt, I32, w0, magic_word, sel, hint="dq")
-            if signed:  # flip the sign bits: c ^ 0x80 = v + 128
-                x = b.binary("xor", x, Const(0x00800080, I32), "dq")
-            r = b.binary("fsub", b.cast("bitcast", x, _H2, "dq"), _pair_const(ctx, 1024.0 + offset, 1024.0 + offset), "dq")
-        else:
-            q1 = q0 + d
-            if not (0 <= q1 and q1 + B <= 8):
-                return None  # the pair is not inside one byte
-            sel = _selector(ctx, sh0, 0, 0)
-            x = b.op(S.Prmt, I32, w0, magic_word, sel, hint="dq")
-            mask = ((1 << B) - 1) << q0 | (((1 << B) - 1) << q1) << 16
-            keep = mask | 0xFF00FF00
+        if B == 8 and dst == "f16":  # the code is the whole low byte: prmt brings the magic byte 0x64 too
+            got = _place_pair(ctx, pos, m, B, lambda q: q if q == 0 else None, False, second=Const(0x64646464, I32))
+            if got is None:
+                return None
+            x, q = got
             if signed:
-                flip = (1 << (q0 + B - 1)) | (1 << (q1 + B - 1)) << 16
-                # lop3(x, keep, flip) = (x & keep) ^ flip: f(a, b, c) = (a & b) ^ c, lut (0xF0 & 0xCC) ^ 0xAA = 0x6A
-                x = b.lop3(x, Const(keep, I32), Const(flip, I32), 0x6A, hint="dq")
-            else:
-                x = b.binary("and", x, Const(keep, I32), "dq")
-            s0, s1 = 2.0 ** -q0, 2.0 ** -q1
-            r = b.fma(b.cast("bitcast", x, _H2, "dq"), _pair_const(ctx, s0, s1),
-                      _pair_const(ctx, -(1024.0 * s0 + offset), -(1024.0 * s1 + offset)), "dq")  # fmt: skip
-        out.append(b.cast("bitcast", r, I32, "w"))
+                x = b.binary("xor", x, Const(0x00800080, I32), "dq")
+        else:
+            lim = min(room, 8)  # inside one byte, and inside the target's mantissa
+            got = _place_pair(ctx, pos, m, B, lambda q: q if q + B <= lim else lim - B, False)
+            if got is None:
+                return None
+            x, q = got
+            keep = ((1 << B) - 1) << q[0] | (((1 << B) - 1) << q[1]) << 16
+            mag = magic | magic << 16
+            flip = ((1 << (q[0] + B - 1)) | (1 << (q[1] + B - 1)) << 16) if signed else 0
+            # (x & keep) ^ (magic | flip): lop3 f(a, b, c) = (a & b) ^ c, lut (0xF0 & 0xCC) ^ 0xAA = 0x6A
+            x = b.lop3(x, Const(keep, I32), Const(mag | flip, I32), 0x6A, hint="dq")
+        s0, s1 = 2.0 ** -q[0], 2.0 ** -q[1]
+        if zs is None:
+            c = _pair_const(ctx, -(M * s0 + o) * factor, -(M * s1 + o) * factor, dst)
+            r = b.fma(_h2(ctx, x, dst), _pair_const(ctx, s0 * factor, s1 * factor, dst), c, "dq")
+        else:
+            z_lo, z_hi = zs[m], zs[m + 1] if m + 1 < n else zs[m]
+            r = b.fma(_h2(ctx, x, dst), _pair_const(ctx, s0, s1, dst), _h2(ctx, _zero_const(ctx, z_lo, z_hi, q, o, dst), dst), "dq")
+        out.append(r)
     return out
+
+
+def _factor_exact(src: IntType, dst: str, factor: float) -> bool:
+    """Whether ``c * factor`` and the fma constants ``(M 2**-q + o) * factor`` are exact in ``dst`` for every code."""
+    import ml_dtypes  # noqa: PLC0415
+
+    np_dt = np.float16 if dst == "f16" else ml_dtypes.bfloat16
+    _, M, _ = _MAGIC[dst]
+    o = (1 << (src.bits - 1)) if src.is_signed else 0
+    vals_ = [float(c) * factor for c in range(int(src.min), int(src.max) + 1)]
+    vals_ += [-(M * 2.0**-q + o) * factor for q in range(8)] + [2.0**-q * factor for q in range(8)]
+    with np.errstate(all="ignore"):
+        return all(float(np.asarray(v, dtype=np_dt)) == v for v in vals_)
+
+
+# ----------------------------------------------------------------------------------------------- floats
+
+
+@functools.lru_cache(maxsize=None)
+def float_map(src: DType, dst: str, factor: float) -> float | None:
+    """The factor ``2**-k`` that turns every code's field pattern in ``dst`` into its value times ``factor``, exactly.
+
+    The pattern puts the code's sign at bit 15 and its exponent and mantissa fields into the target's with
+    the mantissa's top aligned.  None when some code (NaN and infinity codes included) does not map, or
+    the product is not exact in ``dst``.
+    """
+    import ml_dtypes  # noqa: PLC0415
+
+    if not isinstance(src, FloatType) or src.bits > 8 or getattr(src, "table", None) is not None:
+        return None
+    _, _, tm = _MAGIC[dst]
+    X, Y = src.exponent, src.mantissa
+    te = 5 if dst == "f16" else 8
+    if X > te or Y > tm:
+        return None
+    codes = np.arange(1 << src.bits, dtype=np.uint64)
+    values = np.asarray(src.decode(codes), dtype=np.float64)
+    em = codes & ((1 << (X + Y)) - 1)
+    sign = (codes >> (X + Y)) & 1 if src.signed else np.zeros_like(codes)
+    pat = (sign << 15 | em << (tm - Y)).astype(np.uint16)
+    np_dt = np.float16 if dst == "f16" else ml_dtypes.bfloat16
+    pv = pat.view(np_dt).astype(np.float64)
+    tb = 15 if dst == "f16" else 127
+    k = (tb - src.bias)  # pattern = value * 2**(bias - tb)
+    mult = 2.0**k * factor
+    with np.errstate(all="ignore"):
+        got = (pv.astype(np_dt) * np.asarray(mult, np_dt)).astype(np.float64) if mult != 1.0 else pv
+        want = values * factor
+    same = (got == want) & (np.signbit(got) == np.signbit(want)) | (np.isnan(got) & np.isnan(want))
+    if not same.all():
+        return None
+    m16 = np.asarray(mult, dtype=np_dt).astype(np.float64)
+    if m16 != mult:
+        return None
+    return mult
+
+
+def _float_pairs(ctx, codes, pos: Gathered, dst: str, mult: float) -> list[Operand] | None:  # noqa: ANN001
+    src: FloatType = codes.dtype
+    B, n = src.bits, codes.slots
+    X, Y = src.exponent, src.mantissa
+    _, _, tm = _MAGIC[dst]
+    top = tm + X  # the exponent field's top bit + 1 in the target half
+    b = ctx.b
+    out = []
+    for m in range(0, n, 2):
+        # each code to the top of its byte (its sign, or an unsigned format's exponent top, at bit 7), that byte
+        # the high byte of its half
+        sgn = src.signed
+        got = _place_pair(ctx, pos, m, B, lambda q: 8 - B if q <= 8 - B else None, True)
+        if got is None:
+            return None
+        t, _ = got
+        em_mask = ((1 << (X + Y)) - 1) << (tm - Y)
+        em2 = em_mask | em_mask << 16
+        if sgn and top == 15:  # the fields are where the target wants them (e5m2 -> f16): keep them and the sign
+            x = b.binary("and", t, Const(em2 | 0x80008000, I32), "dq")
+        elif sgn:
+            shift = 15 - top  # the fields now end at bit 15 (below the sign): move them down to the target's
+            e = b.binary("lshr", t, Const(shift, I32), "dq") if shift else t
+            sg = b.binary("and", t, Const(0x80008000, I32), "dq")
+            x = b.lop3(e, Const(em2, I32), sg, 0xEA, hint="dq")  # (a & b) | c
+        else:
+            shift = 16 - top
+            e = b.binary("lshr", t, Const(shift, I32), "dq") if shift else t
+            x = b.binary("and", e, Const(em2, I32), "dq")
+        r = _h2(ctx, x, dst)
+        if mult != 1.0:
+            r = _mul(ctx, r, _pair_const(ctx, mult, mult, dst), dst)
+        out.append(r)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- entry points
+
+
+def _scale_pairs(ctx, st, dst: str) -> list[Operand]:  # noqa: ANN001
+    ss = scalars(ctx, st)
+    out = []
+    for m in range(0, len(ss), 2):
+        lo, hi = ss[m], ss[m + 1] if m + 1 < len(ss) else ss[m]
+        key = ("dq_scale", id(lo), id(hi))
+        got = ctx.find(key)
+        if got is None:
+            got = ctx.b.op(S.Pack, _H2[dst], (lo, hi), hint="s2")
+            ctx.put(key, got)
+        out.append(got)
+    return out
+
+
+def _fast(ctx, codes, zero, scale, dst: str, factor: float) -> list[Operand] | None:  # noqa: ANN001
+    if codes.slots < 2:
+        return None
+    pos = getattr(codes, "gath", None) or _static_positions(codes)
+    if pos is None:
+        return None
+    if scale is not None and scale.dtype.name != dst:
+        return None
+    src = codes.dtype
+    if _int_ok(src, dst, zero.dtype if zero is not None else None):
+        if zero is not None and factor != 1.0:
+            return None
+        if factor != 1.0 and not _factor_exact(src, dst, factor):
+            return None
+        pairs = _int_pairs(ctx, codes, pos, dst, scalars(ctx, zero) if zero is not None else None, factor)
+    elif zero is None and (mult := float_map(src, dst, float(factor))) is not None:
+        pairs = _float_pairs(ctx, codes, pos, dst, mult)
+    else:
+        return None
+    if pairs is None:
+        return None
+    if scale is not None:
+        pairs = [_mul(ctx, r, s, dst) for r, s in zip(pairs, _scale_pairs(ctx, scale, dst))]
+    return [_i32(ctx, r) for r in pairs]
+
+
+def fast_cast(ctx, tile, dst: DType) -> list[Operand] | None:  # noqa: ANN001
+    """The result words of ``cast(codes, dst)`` for f16/bf16, two codes per instruction; None when no fast form."""
+    if dst.name not in _H2:
+        return None
+    return _fast(ctx, tile, None, None, dst.name, 1.0)
+
+
+def _general(ctx, op, codes, zero, scale, dst: DType) -> list[Operand]:  # noqa: ANN001
+    """The f32 chain, slot by slot (what the op means), rounded in pairs to the result dtype."""
+    b = ctx.b
+    memo: dict[tuple[int, str], Operand] = {}
+
+    def f32(r: Operand, dt: DType, tag: str) -> Operand:
+        key = (id(r), tag)
+        if key not in memo:
+            memo[key] = vals.convert(b, r, dt, _F32)
+        return memo[key]
+
+    cs = scalars(ctx, codes)
+    zs = scalars(ctx, zero) if zero is not None else None
+    ss = scalars(ctx, scale) if scale is not None else None
+    res = []
+    for i, c in enumerate(cs):
+        v = f32(c, codes.dtype, "c")
+        if op.factor != 1.0:
+            v = vals.binary(b, "mul", v, Const(float(op.factor), F32), _F32)
+        if zs is not None:
+            v = vals.binary(b, "sub", v, f32(zs[i], zero.dtype, "z"), _F32)
+        if ss is not None:
+            v = vals.binary(b, "mul", v, f32(ss[i], scale.dtype, "s"), _F32)
+        res.append(v)
+    kind = "f16x2.rn" if dst.name == "f16" else "bf16x2.rn"
+    vt = _H2[dst.name]
+    out = []
+    for i in range(0, len(res), 2):
+        hi = res[i + 1] if i + 1 < len(res) else Const(0.0, F32)
+        out.append(b.cast("bitcast", b.op(S.CvtPack, vt, kind, res[i], hi, hint="cv"), I32, "w"))
+    return out
+
+
+def lower_dequant(ctx, op) -> list[Operand]:  # noqa: ANN001
+    """The result words of a ``dequant``: the packed forms where they apply, else the f32 chain."""
+    codes = ctx.tile(op.codes, op)
+    zero = ctx.tile(op.zero, op) if op.zero is not None else None
+    scale = ctx.tile(op.scale, op) if op.scale is not None else None
+    dst = op.result.type.dtype
+    fast = _fast(ctx, codes, zero, scale, dst.name, float(op.factor))
+    return fast if fast is not None else _general(ctx, op, codes, zero, scale, dst)
+
+

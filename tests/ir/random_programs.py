@@ -249,6 +249,13 @@ class Gen:
         idx = self.tile(U4, (4, 8))  # codes of a 16-entry table: always in range
         self.add(O.Lookup(result=self.new_tile(table.type.dtype, (4, 8)), table=table, index=idx))
 
+    def m_dequant(self) -> None:
+        codes = self.tile(self.r.choice([U4, I8, U8, dtype("e4m3fn")]), (4, 8))
+        zero = self.tile(codes.type.dtype, (4, 8)) if self.r.random() < 0.5 else None
+        scale = self.tile(self.r.choice([F16, dtype("bf16")]), (4, 8)) if self.r.random() < 0.7 else None
+        self.add(O.Dequant(result=self.new_tile(self.r.choice([F16, dtype("bf16")]), (4, 8)), codes=codes,
+                           zero=zero, scale=scale, factor=self.r.choice([1.0, 0.25, 4.0])))
+
     def m_broadcast(self) -> None:
         x = self.tile(None, (1, 8))
         self.add(O.Broadcast(result=self.new_tile(x.type.dtype, (4, 8)), x=x))

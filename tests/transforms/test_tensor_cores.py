@@ -87,12 +87,13 @@ def test_w4a16_on_tensor_cores_with_weights_from_registers(tmp_path: Path) -> No
     sel = lower_vm(prog, Options())
     dot = next(op for op in walk(sel.body) if isinstance(op, O.Dot))
     assert dot.inst == "mma.m16n8k16.f32.f16"
-    # the B operand is the dequantisation itself (mul of sub of cast of the gathering view), in registers; the
+    # the B operand is the dequantisation itself (the dequant rule's one op over the gathering view), in registers; the
     # dot interleaves N, so each thread's words of a row are adjacent and load 16 bytes at a time straight into
     # the registers the view reads: only A (f16) passes through shared memory, and C stores from the accumulator
     assert dot.interleave
-    mul = next(op for op in walk(sel.body) if getattr(op, "result", None) is dot.b)
-    assert isinstance(mul, O.ElementwiseBinary) and mul.op == "mul"
+    dq = next(op for op in walk(sel.body) if getattr(op, "result", None) is dot.b)
+    assert isinstance(dq, O.Dequant) and dq.zero is not None and dq.scale is not None
+    assert dq.codes.type.dtype.name == "uint4" and dq.zero.type.dtype.name == "uint8"
     loop = next(op for op in sel.body if isinstance(op, O.For))
     shared_tiles = sorted((v.type.dtype.name, v.type.shape) for v in
                           (op.value for op in walk(loop.body) if isinstance(op, O.StoreShared)))  # fmt: skip
@@ -105,7 +106,7 @@ def test_w4a16_on_tensor_cores_with_weights_from_registers(tmp_path: Path) -> No
     # A: 32 bytes a thread (to shared); the words: 64 a thread, with their L2 evict_first hint
     assert m["ld.global.v4.b32"] == 2 and m["ld.global.L2::cache_hint.v4.u32"] == 16
     assert m["mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"] == 32  # per warp; x 4 warps = 128 per K step
-    assert m["sub.rn.f16x2"] == 64 and m["mul.rn.f16x2"] == 64  # in the B-fragment pairs
+    assert m["fma.rn.f16x2"] == 64 and m["mul.rn.f16x2"] == 64  # in the B-fragment pairs (magic - (1024 + z), * s)
     sass = _sass(ck.cubin, tmp_path, 128, 128 * 128)
     assert sass["inner_loops"] == 0 and sass["loop_ops"]["HMMA"] == 32
     assert ck.resources.spill_stores == 0
