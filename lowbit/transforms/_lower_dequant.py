@@ -168,6 +168,37 @@ def _selector(ctx, nibbles: list[tuple[Operand | int, int]]) -> Operand:  # noqa
     return got  # type: ignore[return-value]
 
 
+def _aligned_entries(ctx, entries: list[tuple[Operand, Operand, np.ndarray]]) -> list:  # noqa: ANN001
+    """The pair's (word, bit, per-thread bits) with the first code's bit inside its byte the same in every thread.
+
+    When it differs from thread to thread (1- and 2-bit codes of a B fragment: thread t's pair starts at bit
+    2t or 4t of a word), both words move right by that offset -- one shift per word and thread pattern,
+    shared by every pair with the same pattern -- and the positions follow.
+    """
+    p0 = np.asarray(entries[0][2])
+    if len(np.unique(p0 % 8)) == 1 or isinstance(entries[0][1], Const):
+        return entries
+    b = ctx.b
+    pattern = tuple(int(x) for x in p0 % 8)
+    vkey = ("dq_vshift", pattern)
+    v = ctx.find(vkey)
+    if v is None:
+        v = b.binary("and", entries[0][1], Const(7, I32), "dqv")
+        ctx.put(vkey, v)
+    out = []
+    for w, sh, p in entries:
+        u = ctx.find(("dq_vword", id(w), pattern))
+        if u is None:
+            u = b.binary("lshr", w, v, "dqv")
+            ctx.put(("dq_vword", id(w), pattern), u)
+        sh2 = ctx.find(("dq_vbit", id(sh), pattern))
+        if sh2 is None:
+            sh2 = b.binary("sub", sh, v, "dqv")
+            ctx.put(("dq_vbit", id(sh), pattern), sh2)
+        out.append((u, sh2, np.asarray(p) - p0 % 8))
+    return out
+
+
 def _place_pair(ctx, pos: Gathered, m: int, B: int, target: callable, high: bool,
                 second: Operand | None = None):  # noqa: ANN001,ANN202
     """One ``prmt`` putting slot ``m``'s and ``m + 1``'s codes each into the low (``high=False``) or high byte of
@@ -178,8 +209,7 @@ def _place_pair(ctx, pos: Gathered, m: int, B: int, target: callable, high: bool
     """
     n = len(pos.slots)
     picks = []
-    for i in (m, m + 1 if m + 1 < n else m):
-        w, sh, p = pos.slots[i]
+    for w, sh, p in _aligned_entries(ctx, [pos.slots[m], pos.slots[m + 1 if m + 1 < n else m]]):
         q = np.unique(np.asarray(p) % 8)
         if len(q) != 1:
             return None
