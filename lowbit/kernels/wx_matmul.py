@@ -141,6 +141,9 @@ def wx_matmul(
             if ZERO != "none":
                 z = lowbit.cast(lowbit.load(zv, (g, n0), (ng, BN)), lowbit.f32)
                 z = lowbit.reshape(lowbit.broadcast(lowbit.reshape(z, (ng, 1, BN)), (ng, GROUP, BN)), (BK, BN))
+        if S.bits % 8 != 0:  # ue4m3 (NVFP4): 4 significant bits, exponents -9..8 -- every value is exactly an f16 and a
+            s = lowbit.cast(lowbit.cast(s, A), lowbit.f32)  # bf16, so this changes no value; the dequant rule then
+            # multiplies by an A-typed scale, converted once per group instead of each weight going through f32
         if ELEM_EXP != 0:
             v = v * ((1 << ELEM_EXP) if ELEM_EXP > 0 else 1.0 / (1 << -ELEM_EXP))  # a power of two: exact
         if ZERO == "int":

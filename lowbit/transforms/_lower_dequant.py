@@ -342,8 +342,9 @@ def _factor_exact(src: IntType, dst: str, factor: float) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def float_map(src: DType, dst: str, factor: float) -> float | None:
-    """The factor ``2**-k`` that turns every code's field pattern in ``dst`` into its value times ``factor``, exactly.
+def float_map(src: DType, dst: str, factor: float) -> tuple[float, bool] | None:
+    """``(m, nan_fix)``: the factor ``m`` that turns every code's field pattern in ``dst`` into its value times
+    ``factor``, exactly, and whether the NaN codes (all-ones fields) need the fix-up.
 
     The pattern puts the code's sign at bit 15 and its exponent and mantissa fields into the target's with
     the mantissa's top aligned.  None when some code (NaN and infinity codes included) does not map, or
@@ -372,15 +373,21 @@ def float_map(src: DType, dst: str, factor: float) -> float | None:
         got = (pv.astype(np_dt) * np.asarray(mult, np_dt)).astype(np.float64) if mult != 1.0 else pv
         want = values * factor
     same = (got == want) & (np.signbit(got) == np.signbit(want)) | (np.isnan(got) & np.isnan(want))
+    nan_fix = False
     if not same.all():
-        return None
+        # the "fn" convention: NaN is the code whose exponent and mantissa bits are all ones, which the field
+        # pattern makes a finite number -- fixable with a carry test; any other mismatch is not
+        full = em == (1 << (X + Y)) - 1
+        if not (src.signed and np.array_equal(~same, full) and np.isnan(values[full]).all()):
+            return None
+        nan_fix = True
     m16 = np.asarray(mult, dtype=np_dt).astype(np.float64)
     if m16 != mult:
         return None
-    return mult
+    return mult, nan_fix
 
 
-def _float_pairs(ctx, codes, pos: Gathered, dst: str, mult: float) -> list[Operand] | None:  # noqa: ANN001
+def _float_pairs(ctx, codes, pos: Gathered, dst: str, mult: float, nan_fix: bool) -> list[Operand] | None:  # noqa: ANN001
     src: FloatType = codes.dtype
     B, n = src.bits, codes.slots
     X, Y = src.exponent, src.mantissa
@@ -403,7 +410,15 @@ def _float_pairs(ctx, codes, pos: Gathered, dst: str, mult: float) -> list[Opera
         elif sgn:
             shift = 15 - top  # the fields now end at bit 15 (below the sign): move them down to the target's
             e = b.binary("lshr", t, Const(shift, I32), "dq") if shift else t
-            sg = b.binary("and", t, Const(0x80008000, I32), "dq")
+            if nan_fix:  # all-ones fields carry into bit 15 of y; prmt spreads that bit over the half's high byte
+                src_em = ((1 << (X + Y)) - 1) << (16 - B)
+                y = b.binary("add", b.binary("and", t, Const(src_em | src_em << 16, I32), "dqn"),
+                             Const((1 << (16 - B)) * 0x10001, I32), "dqn")  # fmt: skip
+                nanm = b.op(S.Prmt, I32, y, Const(0, I32), Const(0xB494, I32), hint="dqn")  # [0, sign(y1), 0, sign(y3)]
+                # (t & 0x8000) | (nanm & ~0x8000): the sign, and ones over the exponent of a NaN code
+                sg = b.lop3(t, nanm, Const(0x80008000, I32), 0xE4, hint="dq")
+            else:
+                sg = b.binary("and", t, Const(0x80008000, I32), "dq")
             x = b.lop3(e, Const(em2, I32), sg, 0xEA, hint="dq")  # (a & b) | c
         else:
             shift = 16 - top
@@ -448,8 +463,8 @@ def _fast(ctx, codes, zero, scale, dst: str, factor: float) -> list[Operand] | N
         if factor != 1.0 and not _factor_exact(src, dst, factor):
             return None
         pairs = _int_pairs(ctx, codes, pos, dst, scalars(ctx, zero) if zero is not None else None, factor)
-    elif zero is None and (mult := float_map(src, dst, float(factor))) is not None:
-        pairs = _float_pairs(ctx, codes, pos, dst, mult)
+    elif zero is None and (fm := float_map(src, dst, float(factor))) is not None:
+        pairs = _float_pairs(ctx, codes, pos, dst, *fm)
     else:
         return None
     if pairs is None:

@@ -29,8 +29,8 @@ from tests.transforms.ptx_loops import main_loop, mix
 
 SCALES = (2.0**-14, 1.0, 8.0, 60000.0)
 INTS = ("uint1", "uint2", "int2", "uint4", "int4", "uint8", "int8")
-FLOATS = ("e2m1", "e5m2")
-DEFAULT = [(f, "f16") for f in ("uint1", "uint2", "uint4", "int4", "uint8", "e2m1", "e5m2")] + [
+FLOATS = ("e2m1", "e4m3", "e5m2")
+DEFAULT = [(f, "f16") for f in ("uint1", "uint2", "uint4", "int4", "uint8", "e2m1", "e4m3", "e5m2")] + [
     (f, "bf16") for f in ("uint4", "int4", "e2m1")
 ]
 FULL = [(f, a) for f in INTS + FLOATS for a in ("f16", "bf16") if (f, a) not in DEFAULT]
