@@ -22,6 +22,12 @@ constexpr          meaning
                    block-scale codes
 ``A``              activation and output dtype: f16 or bf16
 ``ELEM_EXP``       a power of two applied to every element (MXINT8: -6)
+``FOLD``           float formats only: fold the exponent-bias correction into the
+                   scales (``s * 2**F`` rounded to A, ``v * 2**-F``, F = A's bias -
+                   W's) -- exact, and then the same result, only when every
+                   ``s * 2**F`` is an A value (the packer checks:
+                   :meth:`lowbit.ops.QuantizedWeight.fold_ok`); it saves one
+                   multiply per weight pair in the packed dequantisation
 ``TENSOR_SCALE``   multiply by NVFP4's per-tensor f32 scale (read from memory)
 ``HAS_BIAS``       add ``bias`` (N,) of dtype A
 ``LAYOUT``         layout version of the packed codes (1: ``lowbit.pack``'s
@@ -104,6 +110,7 @@ def wx_matmul(
     S: lowbit.constexpr = lowbit.f16,
     A: lowbit.constexpr = lowbit.f16,
     ELEM_EXP: lowbit.constexpr = 0,
+    FOLD: lowbit.constexpr = False,
     TENSOR_SCALE: lowbit.constexpr = False,
     HAS_BIAS: lowbit.constexpr = False,
     LAYOUT: lowbit.constexpr = 1,
@@ -115,6 +122,7 @@ def wx_matmul(
     lowbit.static_assert(A == lowbit.f16 or A == lowbit.bf16, "activations must be f16 or bf16")
     lowbit.static_assert(ZERO == "none" or ZERO == "int" or ZERO == "float", "ZERO is 'none', 'int' or 'float'")
     lowbit.static_assert(W.bits <= 8, "weight codes have at most 8 bits")
+    lowbit.static_assert(not FOLD or W.is_float, "FOLD applies to float element formats only")
     lowbit.static_assert(BK * W.bits % 32 == 0, "a K step must cover whole uint32 words of codes")
     lowbit.static_assert(GROUP == -1 or GROUP % BK == 0 or BK % GROUP == 0, "BK and GROUP must nest")
     m0 = lowbit.program_id(0) * BM
@@ -144,8 +152,13 @@ def wx_matmul(
         if S.bits % 8 != 0:  # ue4m3 (NVFP4): 4 significant bits, exponents -9..8 -- every value is exactly an f16 and a
             s = lowbit.cast(lowbit.cast(s, A), lowbit.f32)  # bf16, so this changes no value; the dequant rule then
             # multiplies by an A-typed scale, converted once per group instead of each weight going through f32
-        if ELEM_EXP != 0:
-            v = v * ((1 << ELEM_EXP) if ELEM_EXP > 0 else 1.0 / (1 << -ELEM_EXP))  # a power of two: exact
+        EXP = ELEM_EXP
+        if FOLD:  # the scale takes 2**F once per group (A-rounded: exact when the packer said so), the codes 2**-F
+            F = (15 if A == lowbit.f16 else 127) - W.bias
+            s = lowbit.cast(lowbit.cast(s * ((1 << F) if F > 0 else 1.0 / (1 << -F)), A), lowbit.f32)
+            EXP = ELEM_EXP - F
+        if EXP != 0:
+            v = v * ((1 << EXP) if EXP > 0 else 1.0 / (1 << -EXP))  # a power of two: exact
         if ZERO == "int":
             wt = (v - z) * s
         elif ZERO == "float":
