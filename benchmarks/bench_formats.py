@@ -204,10 +204,10 @@ def build(qw: object, m: int, act: str, tile: tuple[int, int, int], activations:
     return Build(p, cx, args, facts, compiled, out)
 
 
-def static_figures(b: Build, tool: Path | None) -> dict:
+def static_figures(b: Build, tool: Path | None, shape: tuple[int, int, int] = SHAPE) -> dict:
     """sass_loop_stats.py on the cubin (through bench_decode's helper): main-loop SASS per weight."""
     cx = b.constexprs
-    meas = SimpleNamespace(side="lowbit", shape=list(SHAPE), config=(cx["BM"], cx["BN"], cx["BK"], NUM_WARPS),
+    meas = SimpleNamespace(side="lowbit", shape=list(shape), config=(cx["BM"], cx["BN"], cx["BK"], NUM_WARPS),
                            path="", error="" if b.compiled.cubin else "no cubin (run `lowbit install-tools`)",
                            cubin=b.compiled.cubin)  # fmt: skip
     row = report.static_row(meas, tool)
@@ -222,13 +222,26 @@ def resources(b: Build) -> dict:
             "stack": r.stack_frame, "shared": b.compiled.shared_bytes}  # fmt: skip
 
 
-def emulate(name: str, act: str, tile: tuple[int, int, int], emu_k: int, blocks: int, seed: int,
-            checks: bool = True, static_facts: dict | None = None) -> dict:  # fmt: skip
-    """Emulate the first ``blocks`` columns of blocks of (16, 4096, emu_k); per-weight Stats and the float64 check."""
-    from lowbit.compiler import run_on_emulator
+def columns_match(c: np.ndarray, a: np.ndarray, qw: object, ncols: int) -> tuple[bool, float]:
+    """Whether C's first ``ncols`` columns equal a float64 dequantise-then-matmul within the kernel's bound
+    (tests/ops/reference.py: an independent dequantisation and the bound derived from the roundings);
+    also the worst |error| / bound."""
     from tests.ops.reference import dequantize_reference, gemm_bound
 
-    m, n = SHAPE[0], SHAPE[1]
+    ref, bound = gemm_bound(a, dequantize_reference(qw)[:, :ncols], None)
+    got = np.asarray(c)[:, :ncols].astype(np.float64)
+    if not np.isfinite(got).all():
+        return False, float("inf")
+    ratio = np.abs(got - ref) / bound
+    return bool((ratio <= 1).all()), float(ratio.max())
+
+
+def emulate(name: str, act: str, tile: tuple[int, int, int], emu_k: int, blocks: int, seed: int,
+            checks: bool = True, static_facts: dict | None = None, mn: tuple[int, int] = SHAPE[:2]) -> dict:  # fmt: skip
+    """Emulate the first ``blocks`` columns of blocks of (M, N, emu_k); per-weight Stats and the float64 check."""
+    from lowbit.compiler import run_on_emulator
+
+    m, n = mn
     qw = quantize(name, emu_k, n, seed)
     rng = np.random.default_rng(seed + 1)
     b = build(qw, m, act, tile, rng.standard_normal((m, emu_k)))
@@ -242,31 +255,29 @@ def emulate(name: str, act: str, tile: tuple[int, int, int], emu_k: int, blocks:
     seconds = time.perf_counter() - t0
     ncols = grid[1] * bn
     weights = emu_k * ncols  # as bench_decode: per weight element of the problem (every row of blocks reads it)
-    ref, bound = gemm_bound(b.args["a_ptr"], dequantize_reference(qw)[:, :ncols], None)
-    got = b.out[:, :ncols].astype(np.float64)
-    err = np.abs(got - ref)
-    ok = bool(np.isfinite(got).all() and (err <= bound).all())
+    ok, worst = columns_match(b.out, b.args["a_ptr"], qw, ncols)
     return {
         "shape": [m, n, emu_k], "grid": list(grid), "weights": weights, "seconds": round(seconds, 2),
         "issue_slots_per_weight": st.issue_slots / weights,
         "thread_instr_per_weight": st.thread_instructions / weights,
         "mma_per_weight": st.mma / weights, "checks": st.checks, "correct": ok,
-        "max_err_over_bound": float(np.max(err / bound)) if np.isfinite(got).all() else float("inf"),
+        "max_err_over_bound": worst,
         "same_facts_as_static": static_facts is None or b.facts == static_facts,
     }  # fmt: skip
 
 
 def measure(name: str, act: str = "f16", tile: tuple[int, int, int] = DEFAULT_TILE, emu_k: int = 512,
             blocks: int = 1, seed: int = 0, static: bool = True, emulated: bool = True,
-            sass_tool: Path | None = None, checks: bool = True) -> FormatResult:  # fmt: skip
-    """One format's row: build at the full shape for (a), (c), (d); emulate at ``emu_k`` for (b)."""
+            sass_tool: Path | None = None, checks: bool = True,
+            shape: tuple[int, int, int] = SHAPE) -> FormatResult:  # fmt: skip
+    """One format's row: build at ``shape`` for (a), (c), (d); emulate (M, N, ``emu_k``) for (b)."""
     from lowbit.errors import LowbitError
 
     t0 = time.perf_counter()
     res = FormatResult(name)
     fmt = weight_format(name)
     res.bits, res.zero = element_bits(fmt), zero_convention(fmt)
-    m, n, k = SHAPE
+    m, n, k = shape
     try:
         qw = quantize(name, k, n, seed)
         res.group = qw.group_size
@@ -279,27 +290,28 @@ def measure(name: str, act: str = "f16", tile: tuple[int, int, int] = DEFAULT_TI
         res.ptx = ptx_facts(b.compiled.ptx)
         res.ptx["has_mma"] = "mma.sync" in b.compiled.ptx
         if static:
-            res.static = static_figures(b, sass_tool)
+            res.static = static_figures(b, sass_tool, shape)
     except LowbitError as exc:
         res.errors.append(f"build: {type(exc).__name__}: {str(exc).splitlines()[0]}")
     if emulated and not res.errors:
         try:
-            res.emu = emulate(name, act, tile, emu_k, blocks, seed + 17, checks, res.facts or None)
+            res.emu = emulate(name, act, tile, emu_k, blocks, seed + 17, checks, res.facts or None, (m, n))
         except LowbitError as exc:
             res.errors.append(f"emulator: {type(exc).__name__}: {str(exc).splitlines()[0]}")
     res.seconds = round(time.perf_counter() - t0, 1)
     return res
 
 
-def triton_uint4(emu_k: int, blocks: int, checks: bool = True, configs: list | None = None) -> dict:
-    """The Triton W4A16 baseline on the emulator at (16, 4096, emu_k): the best of bench_decode's configurations."""
+def triton_uint4(emu_k: int, blocks: int, checks: bool = True, configs: list | None = None,
+                 mn: tuple[int, int] = SHAPE[:2]) -> dict:  # fmt: skip
+    """The Triton W4A16 baseline on the emulator at (M, N, emu_k): the best of bench_decode's configurations."""
     from benchmarks import bench_decode as bd
     from benchmarks.decode_problem import make_problem
 
-    prob = make_problem(SHAPE[0], SHAPE[1], emu_k, seed=emu_k)
+    prob = make_problem(mn[0], mn[1], emu_k, seed=emu_k)
     facts = bd.lowbit_facts(prob)
     tried = []
-    for cfg in configs or [c for c in bd.CONFIGS if c[0] <= SHAPE[0] and emu_k % c[2] == 0]:
+    for cfg in configs or [c for c in bd.CONFIGS if c[0] <= mn[0] and mn[1] % c[1] == 0 and emu_k % c[2] == 0]:
         meas = bd.run_triton(prob, cfg, blocks, facts, checks=checks)
         row = {"config": list(cfg), "error": meas.error, "correct": meas.correct, "seconds": round(meas.seconds, 1)}
         if meas.ok:
@@ -308,7 +320,7 @@ def triton_uint4(emu_k: int, blocks: int, checks: bool = True, configs: list | N
         tried.append(row)
     ok = [r for r in tried if r.get("correct") and "issue_slots_per_weight" in r]
     best = min(ok, key=lambda r: r["issue_slots_per_weight"]) if ok else None
-    return {"shape": [SHAPE[0], SHAPE[1], emu_k], "best": best, "tried": tried}
+    return {"shape": [mn[0], mn[1], emu_k], "best": best, "tried": tried}
 
 
 # -- report ----------------------------------------------------------------------------------------
