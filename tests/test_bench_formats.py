@@ -132,3 +132,14 @@ def test_markdown_has_a_row_per_format_and_the_convention(results) -> None:
     assert "| uint4 | 4 | int | 128 | 128 |" in text and "| e2m1 | 4 | none | 128 | 128 |" in text
     assert 'zero="int"' in text and 'zero="none"' in text and "git " in text
     assert "<= 4.1" in text and "<= 5.0" in text
+
+
+def test_the_f32_exceptions_are_never_counted_as_met(results) -> None:
+    import dataclasses
+
+    bf, rows = results
+    r = dataclasses.replace(rows["e2m1"], name="mxfp4", ptx={"int_to_float_cvt": {}, "f32_arith": {"mul.rn.f32": 3}})
+    assert bf.verdicts(r, "f16", None)["no_f32"] is None  # e8m0 -> f16 may use f32, the rest of the path not
+    assert bf.verdicts(dataclasses.replace(r, name="e2m1"), "f16", None)["no_f32"] is False
+    assert bf.verdicts(dataclasses.replace(r, ptx={"int_to_float_cvt": {}, "f32_arith": {}}), "f16", None)["no_f32"]
+    assert bf.allowed_f32("uint8", "bf16") and not bf.allowed_f32("uint8", "f16") and not bf.allowed_f32("e4m3", "bf16")
