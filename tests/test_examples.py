@@ -28,6 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("[0-9][0-9]_*.py"))
 GOLDEN = Path(__file__).resolve().parent / "golden"
 M, N, K = 37, 100, 136
+#: command-line arguments of the default-tier run: 05's default list has five formats, two keep the tier fast
+#: (every format runs under ``-m full`` below)
+ARGS = {"05_wx_matmul": ["uint4,e2m1"]}
 
 
 def load(name: str) -> ModuleType:
@@ -60,7 +63,8 @@ def test_golden_lbir(path: Path) -> None:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_example_runs_from_the_command_line(path: Path) -> None:
-    proc = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    proc = subprocess.run([sys.executable, str(path), *ARGS.get(path.stem, [])], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip().endswith("True")
 
@@ -170,6 +174,47 @@ def test_matmul_f16_large_shape() -> None:
     kern.interpret[(-(-m // 32), -(-n // 32))](a, b, c, m, n, k)
     bound = k * 2.0**-24 * _matmul64(np.abs(a), np.abs(b))
     assert np.all(np.abs(c - _matmul64(a, b)) <= bound)
+
+
+WX_FORMATS = ("uint1", "uint2", "uint3", "uint4", "int4", "uint5", "uint6", "uint7", "uint8", "e2m1", "e3m2",
+              "e2m3", "e4m3", "e5m2", "f5e2m2", "nf4", "mxfp4", "nvfp4")  # fmt: skip
+
+
+def _wx_case(fmt: str, seed: int):
+    """Example 05's operation on its odd shape, checked here with tests/ops/reference.py's independent
+    dequantisation and bound (not the example's own)."""
+    import lowbit.ops as ops
+    from tests.ops.reference import dequantize_reference, gemm_bound
+
+    mod = load("05_wx_matmul")
+    rng = np.random.default_rng(seed)
+    qw = ops.quantize_weight(rng.standard_normal((mod.K, mod.N)) * 0.5, fmt)
+    a = rng.standard_normal((mod.M, mod.K)).astype(np.float16)
+    w = dequantize_reference(qw)
+    np.testing.assert_array_equal(mod.dequantize64(qw), w)  # the example's float64 weight is the exact one
+    ref, bound = gemm_bound(a, w, None)
+    c = ops.matmul(a, qw, backend="emulator")
+    assert c.shape == (mod.M, mod.N) and c.dtype == np.float16
+    assert np.all(np.abs(c.astype(np.float64) - ref) <= bound), fmt
+    return mod, qw, a, w
+
+
+@pytest.mark.parametrize("fmt", ["uint4", "e2m1"])
+def test_wx_matmul_example_matches_float64(fmt: str) -> None:
+    mod, qw, a, w = _wx_case(fmt, seed=21)
+    assert mod.run(fmt) and mod.run(fmt, "reference")
+    # teeth: the example's bound rejects C computed with the first group's weights off by a tenth of their size
+    ref, tol = mod.bound(a, w)
+    w_bad = w.copy()
+    w_bad[:128] *= 1.1
+    assert not np.all(np.abs(a.astype(np.float64) @ w_bad - ref) <= tol)
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("fmt", WX_FORMATS)
+def test_wx_matmul_example_every_format(fmt: str) -> None:
+    mod, *_ = _wx_case(fmt, seed=22)
+    assert mod.run(fmt, "emulator", seed=23) and mod.run(fmt, "reference", seed=23)
 
 
 def _write_goldens() -> None:
