@@ -24,6 +24,12 @@ subclass with its own ``pack``/``unpack``, registered under a name in
 :data:`PACKINGS`; :func:`pack` and :func:`unpack` take ``layout=`` so callers
 already name the layout they want.  Only ``"lsb"`` exists now.
 
+Bit planes (:func:`plane_widths`, :func:`split_planes`, :func:`join_planes`)
+are the other host-side tool: a ``bits``-wide code cut into planes whose
+widths are powers of two (FP6-LLM's split of a 6-bit weight into a 4-bit and
+a 2-bit plane), so that each plane packed on its own never straddles a word.
+``QuantizedWeight`` layout version 2 (:mod:`lowbit.ops.layouts`) stores them.
+
 Both directions are vectorised: codes are processed in periods of
 ``32 / gcd(bits, 32)`` codes, which fill exactly ``bits / gcd(bits, 32)``
 words, so the Python loop runs at most 32 times whatever the array size and
@@ -40,7 +46,10 @@ import numpy as np
 
 from lowbit.errors import PackError
 
-__all__ = ["LSB", "PACKINGS", "Packing", "LsbPacking", "get_packing", "num_words", "pack", "unpack"]
+__all__ = [
+    "LSB", "PACKINGS", "Packing", "LsbPacking", "get_packing", "join_planes", "num_words", "pack", "plane_widths",
+    "split_planes", "unpack",
+]  # fmt: skip
 
 WORD_BITS = 32
 _MAX_BITS = 8
@@ -184,6 +193,66 @@ def unpack(
 ) -> np.ndarray:
     """Inverse of :func:`pack`: ``count`` ``uint8`` codes along ``axis``."""
     return get_packing(layout).unpack(words, bits, count, axis)
+
+
+# -- bit planes -----------------------------------------------------------------
+
+
+def plane_widths(bits: int) -> tuple[int, ...]:
+    """The bit-plane widths of a ``bits``-bit code: the powers of two of ``bits``' binary form, widest first.
+
+    3 -> (2, 1), 5 -> (4, 1), 6 -> (4, 2), 7 -> (4, 2, 1); a power of two is
+    one plane: 1 -> (1,), 2 -> (2,), 4 -> (4,), 8 -> (8,).  Law:
+    ``sum(plane_widths(b)) == b`` and every width divides 32, so a plane packed
+    LSB-first never straddles a word.  Plane ``p`` holds bits ``[o_p, o_p + w_p)``
+    of the code, ``o_p = sum(plane_widths(b)[:p])``: the widest plane holds
+    the low bits (for 3 bits: bits 0-1 in the 2-bit plane, bit 2 in the 1-bit plane).
+    """
+    _check_bits(bits)
+    return tuple(w for w in (8, 4, 2, 1) if bits & w)
+
+
+def split_planes(codes: np.ndarray, bits: int) -> tuple[np.ndarray, ...]:
+    """``bits``-bit ``codes`` -> one ``uint8`` array per plane of :func:`plane_widths` (same shape).
+
+    Plane ``p`` is ``(codes >> o_p) & (2**w_p - 1)``.  Raises :class:`PackError`
+    for a code outside ``[0, 2**bits)`` (naming its index), as :func:`pack` does.
+    Inverse: :func:`join_planes`.
+    """
+    _check_bits(bits)
+    arr = _as_integer_array(codes, "codes")
+    _check_range(arr, bits)
+    c = arr.astype(np.uint8)
+    out, shift = [], 0
+    for w in plane_widths(bits):
+        out.append(np.ascontiguousarray((c >> np.uint8(shift)) & np.uint8((1 << w) - 1)))
+        shift += w
+    return tuple(out)
+
+
+def join_planes(planes: tuple[np.ndarray, ...] | list[np.ndarray], bits: int) -> np.ndarray:
+    """Inverse of :func:`split_planes`: ``sum(plane_p << o_p)`` as ``uint8`` codes.
+
+    ``planes`` must hold one array per width of ``plane_widths(bits)``, all of
+    one shape, plane ``p``'s values in ``[0, 2**w_p)``; otherwise :class:`PackError`.
+    """
+    widths = plane_widths(bits)
+    if not isinstance(planes, (tuple, list)) or len(planes) != len(widths):
+        got = len(planes) if isinstance(planes, (tuple, list)) else type(planes).__name__
+        raise PackError(f"join_planes: {bits}-bit codes have {len(widths)} planes of widths {widths}, got {got}")
+    arrs = [_as_integer_array(p, f"plane {i}") for i, p in enumerate(planes)]
+    if len({a.shape for a in arrs}) > 1:
+        raise PackError(f"join_planes: the planes have different shapes {[a.shape for a in arrs]}")
+    out = np.zeros(arrs[0].shape, dtype=np.uint8)
+    shift = 0
+    for i, (a, w) in enumerate(zip(arrs, widths, strict=True)):
+        try:
+            _check_range(a, w)
+        except PackError as exc:
+            raise PackError(f"join_planes: plane {i} ({w} bits): {exc}") from None
+        out |= a.astype(np.uint8) << np.uint8(shift)
+        shift += w
+    return out
 
 
 # -- validation -----------------------------------------------------------------

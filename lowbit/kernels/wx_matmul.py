@@ -31,12 +31,20 @@ constexpr          meaning
 ``TENSOR_SCALE``   multiply by NVFP4's per-tensor f32 scale (read from memory)
 ``HAS_BIAS``       add ``bias`` (N,) of dtype A
 ``LAYOUT``         layout version of the packed codes (1: ``lowbit.pack``'s
-                   LSB-first order along K); later versions are new branches
+                   LSB-first order along K; 2: bit planes, below); later
+                   versions are new branches
 ``BM, BN, BK``     the block tile; :func:`tile_config` picks them
 =================  ==========================================================
 
 Memory (all C-contiguous): ``w`` is ``ceil(K*bits/32)`` x N uint32 words,
-code ``(k, n)`` at bit ``k*bits`` of column n's word stream; ``s`` is
+code ``(k, n)`` at bit ``k*bits`` of column n's word stream (layout 1), or
+(layout 2, :mod:`lowbit.ops.layouts`) the code's bit planes of widths
+``w_p`` in ``lowbit.packing.plane_widths(bits)`` (3 -> 2+1, 5 -> 4+1,
+6 -> 4+2, 7 -> 4+2+1; the widest holds the low bits) stacked along the rows,
+plane p a ``ceil(K*w_p/32)`` x N layout-1 packing of its ``w_p``-bit codes
+starting at row ``sum(ceil(K*w_q/32) for q < p)``: a K step reads each
+plane's whole words, none straddles, and the code is
+``plane_0 | plane_1 << w_0 | ...``, then decoded as layout 1 decodes it; ``s`` is
 ``(G, N)``, G = ``ceil(K/GROUP)`` (1 per channel); int zeros are one dense
 LSB-first stream of G*N codes of ``W`` bits, row-major ``(g, n)``, in
 uint32 words (GPTQ's ``qzeros`` layout once its off-by-one is undone);
@@ -63,10 +71,34 @@ import math
 
 import lowbit
 
-__all__ = ["LAYOUT_LSB", "scale_to_f32", "tile_config", "wx_matmul"]
+__all__ = ["LAYOUTS", "LAYOUT_LSB", "LAYOUT_PLANES", "plane_code", "scale_to_f32", "tile_config", "wx_matmul"]
 
 #: Layout version 1: codes packed by ``lowbit.pack(codes, bits, axis=0)`` (LSB-first along K).
 LAYOUT_LSB = 1
+#: Layout version 2: power-of-two bit planes, each packed as version 1, stacked widest first.
+LAYOUT_PLANES = 2
+#: The layout versions the kernel reads.
+LAYOUTS = (LAYOUT_LSB, LAYOUT_PLANES)
+#: The unsigned integer of each width 1..8 (index bits - 1): a code's bits, to view as the weight format.
+_UINTS = (lowbit.uint1, lowbit.uint2, lowbit.uint3, lowbit.uint4, lowbit.uint5, lowbit.uint6, lowbit.uint7, lowbit.uint8)
+
+
+@lowbit.func
+def plane_code(w, r0, rows, k, n0, WP, BK, BN):
+    """The [BK, BN] int32 codes of one bit plane (``WP`` bits) for the K step at row ``k``.
+
+    The plane is ``rows`` rows of words from row ``r0`` of the view ``w``;
+    the K step's words are rows ``r0 + k*WP/32`` on, ``BK*WP/32`` of them:
+    whole words, because ``BK*bits % 32 == 0`` (asserted) means BK is a
+    multiple of ``32 / lowest set bit of bits``, and every plane width is a
+    multiple of that bit.  Rows past the plane's end (the
+    last K step of a K that is not a multiple of the step) belong to the
+    next plane and are masked to zero codes, as layout 1's rows past its end read zero.
+    """
+    r = r0 + k * WP // 32
+    inside = (lowbit.arange(0, BK * WP // 32) + r < r0 + rows)[:, None]
+    words = lowbit.load(w, (r, n0), (BK * WP // 32, BN), mask=inside)
+    return lowbit.cast(lowbit.view(words, _UINTS[WP - 1], axis=0), lowbit.int32)
 
 
 @lowbit.func
@@ -118,7 +150,7 @@ def wx_matmul(
     BN: lowbit.constexpr = 32,
     BK: lowbit.constexpr = 32,
 ):
-    lowbit.static_assert(LAYOUT == 1, "wx_matmul reads layout version 1 (lowbit.pack order along K) only")
+    lowbit.static_assert(LAYOUT == 1 or LAYOUT == 2, "wx_matmul reads layout versions 1 (lsb) and 2 (planes)")
     lowbit.static_assert(A == lowbit.f16 or A == lowbit.bf16, "activations must be f16 or bf16")
     lowbit.static_assert(ZERO == "none" or ZERO == "int" or ZERO == "float", "ZERO is 'none', 'int' or 'float'")
     lowbit.static_assert(W.bits <= 8, "weight codes have at most 8 bits")
@@ -129,14 +161,32 @@ def wx_matmul(
     n0 = lowbit.program_id(1) * BN
     groups = 1 if GROUP == -1 else lowbit.cdiv(K, GROUP)
     a = lowbit.global_view(a_ptr, (M, K))
-    w = lowbit.global_view(w_ptr, (lowbit.cdiv(K * W.bits, 32), N))
+    if LAYOUT == 1:
+        w = lowbit.global_view(w_ptr, (lowbit.cdiv(K * W.bits, 32), N))
+    else:  # the planes' rows: 8 >> i for each bit of W.bits, widest first
+        w = lowbit.global_view(w_ptr, (lowbit.cdiv(K * (W.bits & 8), 32) + lowbit.cdiv(K * (W.bits & 4), 32)
+                                       + lowbit.cdiv(K * (W.bits & 2), 32) + lowbit.cdiv(K * (W.bits & 1), 32), N))
     sv = lowbit.global_view(s_ptr, (groups, N))
     zv = lowbit.global_view(z_ptr, (groups, N), dtype=W if ZERO == "int" else None)
     acc = lowbit.zeros((BM, BN), lowbit.f32)
     for k in range(0, K, BK):
         ta = lowbit.load(a, (m0, k), (BM, BK))
-        words = lowbit.load(w, (k * W.bits // 32, n0), (BK * W.bits // 32, BN))
-        v = lowbit.cast(lowbit.view(words, W, axis=0), lowbit.f32)  # [BK, BN] decoded codes, exact
+        if LAYOUT == 1:
+            words = lowbit.load(w, (k * W.bits // 32, n0), (BK * W.bits // 32, BN))
+            v = lowbit.cast(lowbit.view(words, W, axis=0), lowbit.f32)  # [BK, BN] decoded codes, exact
+        else:  # compose the code from its planes (the widest holds the low bits), then decode it as layout 1
+            row = 0
+            shift = 0
+            for i in lowbit.static_range(4):
+                if W.bits & (8 >> i) != 0:
+                    part = plane_code(w, row, lowbit.cdiv(K * (8 >> i), 32), k, n0, 8 >> i, BK, BN)
+                    if shift == 0:
+                        code = part
+                    else:
+                        code = code | (part << shift)
+                    row = row + lowbit.cdiv(K * (8 >> i), 32)
+                    shift = shift + (8 >> i)
+            v = lowbit.cast(lowbit.view(lowbit.cast(code, _UINTS[W.bits - 1]), W, axis=0), lowbit.f32)
         g = 0 if GROUP == -1 else k // GROUP
         if GROUP == -1 or GROUP >= BK:  # one group for the whole K step: [1, BN] broadcasts
             s = scale_to_f32(lowbit.load(sv, (g, n0), (1, BN)), S)

@@ -8,7 +8,12 @@ QuantizedWeight fields -- ``qweight``, ``scales``, ``zeros``, ``perm``,
 ``state_dict`` holds only contiguous tensors that share no storage
 (safetensors-friendly).  The format, group size and zero convention are
 constructor arguments, as ``in_features``/``out_features`` are for
-``nn.Linear``: build the module, then ``load_state_dict``.
+``nn.Linear``: build the module, then ``load_state_dict``.  So is the
+``qweight`` layout version (``layout=1`` "lsb", the default, or 2
+"planes", see :mod:`lowbit.ops.layouts`): a state dict does not record it,
+and a version-2 ``qweight`` loads only into a module built with ``layout=2``
+(for widths 3, 5, 6, 7 the two versions have the same shape whenever K is a
+multiple of 32, so the module's argument is what tells them apart).
 
 ``module.half()`` / ``.to(torch.bfloat16)`` convert ``bias`` only: the
 quantization buffers keep their stored dtypes (a scale rounded to another
@@ -22,6 +27,7 @@ from torch import nn
 
 from lowbit.errors import QuantizeError
 from lowbit.ops import torch_ops  # noqa: F401 - registers torch.ops.lowbit.matmul
+from lowbit.ops.layouts import resolve_layout
 from lowbit.ops.qweight import QuantizedWeight, default_config, quantize_weight, resolve_wtype, tensor_specs
 
 __all__ = ["QuantLinear"]
@@ -45,6 +51,7 @@ class QuantLinear(nn.Module):
         zero: str | None = None,
         scale_dtype: str = "f16",
         act_order: bool = False,
+        layout: int | str = 1,
         dtype: torch.dtype = torch.float16,
         device: object = None,
     ) -> None:
@@ -55,10 +62,10 @@ class QuantLinear(nn.Module):
             raise QuantizeError(f"QuantLinear: scale_dtype must be one of {sorted(_TORCH_SCALE)}, got {scale_dtype!r}")
         self.in_features, self.out_features = int(in_features), int(out_features)
         self.wtype = fmt
-        self.layout = 1
+        self.layout = resolve_layout(layout, "QuantLinear")
         # Zero-filled buffers of the right shapes and dtypes: from_quantized_weight / load_state_dict fill them.
         specs = tensor_specs(fmt, self.in_features, self.out_features, self.group_size, self.zero, scale_dtype,
-                             act_order)  # fmt: skip
+                             act_order, self.layout)  # fmt: skip
         for name in _QUANT_BUFFERS:
             if name in specs:
                 shape, dt = specs[name]
@@ -74,7 +81,7 @@ class QuantLinear(nn.Module):
         k, n = qw.shape
         scale = qw.scale_format.name if qw.scale_format.name in _TORCH_SCALE else "f16"
         mod = cls(k, n, bias is not None, wtype=qw.wtype, group_size=qw.group_size, zero=qw.zero,
-                  scale_dtype=scale, act_order=qw.perm is not None,
+                  scale_dtype=scale, act_order=qw.perm is not None, layout=qw.layout,
                   dtype=bias.dtype if bias is not None else torch.float16)  # fmt: skip
         t = qw if qw.is_torch else qw.to("cpu")
         for name, value in t.tensors().items():
@@ -93,13 +100,14 @@ class QuantLinear(nn.Module):
         zero: str | None = None,
         scale_dtype: str = "f16",
         perm: object = None,
+        layout: int | str = 1,
     ) -> QuantLinear:
         """Quantize ``linear`` (torch's (N, K) weight is transposed to lowbit's (K, N))."""
         if not isinstance(linear, nn.Linear):
             raise QuantizeError(f"QuantLinear.from_linear: expected an nn.Linear, got {type(linear).__name__}")
         w = linear.weight.detach()
         qw = quantize_weight(w.T.contiguous(), wtype, group_size=group_size, zero=zero, scale_dtype=scale_dtype,
-                             perm=perm)  # fmt: skip
+                             perm=perm, layout=layout)  # fmt: skip
         b = None if linear.bias is None else linear.bias.detach()
         if b is not None and b.dtype not in (torch.float16, torch.bfloat16, torch.float32):
             b = b.float()
@@ -136,4 +144,4 @@ class QuantLinear(nn.Module):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
                 f"wtype={self.wtype.name}, group_size={self.group_size}, zero={self.zero!r}, "
-                f"act_order={self.perm is not None}")  # fmt: skip
+                f"act_order={self.perm is not None}" + (f", layout={self.layout}" if self.layout != 1 else ""))  # fmt: skip

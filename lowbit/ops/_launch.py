@@ -16,8 +16,10 @@ from dataclasses import dataclass
 
 import lowbit
 from lowbit.errors import LaunchError
-from lowbit.kernels.wx_matmul import LAYOUT_LSB, tile_config, wx_matmul
+from lowbit.kernels.wx_matmul import LAYOUTS, tile_config, wx_matmul
 from lowbit.ops._tensors import dtype_name, shape_of
+from lowbit.ops.layouts import LAYOUTS as WEIGHT_LAYOUTS
+from lowbit.ops.layouts import qweight_rows
 
 __all__ = ["ACTIVATION_DTYPES", "LaunchPlan", "check_operands", "kernel_arguments", "plan"]
 
@@ -45,14 +47,18 @@ def plan(wtype: object, group_size: int, zero: str, scale: str, act: str, has_bi
 
     ``decode`` is M <= 16 (a 16-row block tile instead of 32).
     """
-    if layout != LAYOUT_LSB:
-        raise LaunchError(f"wx_matmul: weight layout version {layout} is not supported (only {LAYOUT_LSB})")
+    if layout not in LAYOUTS:
+        names = ", ".join(f"{v} ({WEIGHT_LAYOUTS[v]!r})" for v in LAYOUTS)
+        raise LaunchError(f"wx_matmul: weight layout version {layout!r} is not supported (it reads {names})")
     if act not in ACTIVATION_DTYPES:
         raise LaunchError(f"argument 'a': wx_matmul takes f16 or bf16 activations, got {act}")
     scaled = isinstance(wtype, lowbit.ScaledType)
     elem = wtype.element if scaled else wtype
     group = wtype.block if scaled else group_size
     bm, bn, bk = tile_config(int(elem.bits), group, 1 if decode else 17)
+    bits = int(elem.bits)
+    if bits & (bits - 1) == 0:  # one plane: version 2 of widths 1, 2, 4, 8 is version 1's bytes, and its kernel
+        layout = 1
     cx = (
         ("W", elem),
         ("GROUP", group),
@@ -71,7 +77,8 @@ def plan(wtype: object, group_size: int, zero: str, scale: str, act: str, has_bi
 
 
 def check_operands(a2d: object, qweight: object, scales: object, zeros: object, tensor_scale: object,
-                   bias: object, wtype: object, group_size: int, zero: str) -> tuple[int, int, int]:  # fmt: skip
+                   bias: object, wtype: object, group_size: int, zero: str,
+                   layout: int = 1) -> tuple[int, int, int]:  # fmt: skip
     """Shapes and dtypes of the launch operands (never their values); returns (M, N, K).
 
     Raises :class:`LaunchError` naming the argument.
@@ -84,10 +91,10 @@ def check_operands(a2d: object, qweight: object, scales: object, zeros: object, 
     n = shape_of(qweight)[1]
     scaled = isinstance(wtype, lowbit.ScaledType)
     bits = int((wtype.element if scaled else wtype).bits)
-    words = -(-k * bits // 32)
+    words = qweight_rows(k, bits, layout)
     if shape_of(qweight)[0] != words or dtype_name(qweight) not in ("int32", "uint32"):
         raise LaunchError(
-            f"argument 'qweight': K={k} codes of {bits} bits need ({words}, {n}) int32 words, "
+            f"argument 'qweight': K={k} codes of {bits} bits need ({words}, {n}) int32 words in layout {layout}, "
             f"got {shape_of(qweight)} {dtype_name(qweight)} (does a's last dimension match the weight's K?)"
         )
     glen = k if group_size == -1 else group_size

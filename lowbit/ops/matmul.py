@@ -123,7 +123,7 @@ def run_emulator(a: np.ndarray, qw: QuantizedWeight, bias: np.ndarray | None = N
     args = _copies(q)
     out = np.full((m, n), np.nan, dtype=a2.dtype)  # poisoned: an element the kernel does not store shows
     _launch.check_operands(a2, args["qweight"], args["scales"], args["zeros"], args["tensor_scale"], b,
-                           q.wtype, q.group_size, q.zero)  # fmt: skip
+                           q.wtype, q.group_size, q.zero, q.layout)  # fmt: skip
     spare = np.zeros(1, dtype=a2.dtype)  # for unused pointers: never read, never aliasing `out`
     run_args = _launch.kernel_arguments(p, a2, args["qweight"], args["scales"], args["zeros"], args["tensor_scale"],
                                         b, out, spare, m, n, k)  # fmt: skip

@@ -8,11 +8,26 @@ torch tensors -- plain tensors a ``state_dict`` (and safetensors) can hold.
 
 Fields (numpy dtype / torch dtype):
 
-* ``qweight`` -- ``(ceil(K*bits/32), N)`` uint32 / int32 words.  Layout
-  version 1 (``"lsb"``, the only one today): ``lowbit.pack(codes, bits,
-  axis=0)``, code ``(k, n)`` at bit ``k*bits`` of column n's word stream
-  (the order GPTQ's ``qweight`` already uses for 2, 3, 4 and 8 bits).  The
-  kernel-order layout of issue 13 will be version 2, with ``repack()``.
+* ``qweight`` -- ``(rows, N)`` uint32 / int32 words in layout ``layout``
+  (:mod:`lowbit.ops.layouts` defines them):
+
+  - version 1 (``"lsb"``, the default): ``lowbit.pack(codes, bits,
+    axis=0)``, code ``(k, n)`` at bit ``k*bits`` of column n's word stream
+    (the order GPTQ's ``qweight`` already uses for 2, 3, 4 and 8 bits);
+    ``rows = ceil(K*bits/32)``;
+  - version 2 (``"planes"``, FP6-LLM's bit planes): the code split into
+    planes of power-of-two widths ``lowbit.packing.plane_widths(bits)``
+    (3 -> 2+1, 5 -> 4+1, 6 -> 4+2, 7 -> 4+2+1; the widest holds the low
+    bits), each packed as version 1 packs (``lowbit.pack(plane, w, axis=0)``)
+    and stacked along the rows, widest first: plane p starts at row
+    ``sum(ceil(K*w_q/32) for q < p)``, ``rows = sum_p ceil(K*w_p/32)``, so
+    no load straddles a word.  The array has ``4*N*rows`` bytes:
+    ``K*N*bits/8`` exactly when K is a multiple of 32, at most
+    ``4*N*(planes - 1)`` more otherwise.  Widths 1, 2, 4, 8 have one plane:
+    their version 2 is byte-identical to version 1.
+
+  :meth:`QuantizedWeight.repack` converts between versions (a new weight;
+  ``repack(2).repack(1)`` is the original bit for bit).
 * ``scales`` -- ``(G, N)``, G = ``ceil(K/group)`` (1 per channel): f16, bf16
   or f32; for MX/NVFP4 the uint8 block-scale codes (e8m0 / ue4m3).
 * ``zeros`` -- ``zero="int"``: the (G, N) integer zero *codes* of the
@@ -26,8 +41,9 @@ Fields (numpy dtype / torch dtype):
 Metadata: ``wtype`` (a lowbit format: ``uint4``, ``e2m1``, ``nf4``, a
 codebook, ``mxfp4``, ``nvfp4``...), ``shape`` (K, N), ``group_size`` (-1:
 per channel; the block for MX/NVFP4), ``zero`` ("none" | "int" | "float"),
-``layout`` (version number).  Construction validates every shape and
-dtype and raises :class:`~lowbit.errors.QuantizeError` naming the field.
+``layout`` (the version number, 1 or 2; the constructor also takes the
+names "lsb" / "planes").  Construction validates every shape and dtype and
+raises :class:`~lowbit.errors.QuantizeError` naming the field.
 """
 
 from __future__ import annotations
@@ -39,14 +55,13 @@ import numpy as np
 import lowbit
 from lowbit.errors import QuantizeError
 from lowbit.ops._tensors import dtype_name, is_torch, numpy_of, shape_of, torch_of
+from lowbit.ops.layouts import LAYOUTS, pack_codes, qweight_rows, resolve_layout, unpack_codes
 
 __all__ = [
     "LAYOUTS", "QuantizedWeight", "ZERO_CONVENTIONS", "default_config", "quantize_weight", "resolve_wtype",
     "tensor_specs",
 ]  # fmt: skip
 
-#: Layout versions of ``qweight``: version -> name.
-LAYOUTS: dict[int, str] = {1: "lsb"}
 ZERO_CONVENTIONS = ("none", "int", "float")
 _SCALE_NAMES = ("f16", "bf16", "f32")
 _TENSOR_FIELDS = ("qweight", "scales", "zeros", "perm", "tensor_scale")
@@ -85,12 +100,12 @@ def default_config(fmt: object, group_size: int | None, zero: str | None) -> tup
 
 
 def tensor_specs(fmt: object, k: int, n: int, group_size: int, zero: str, scale_dtype: str = "f16",
-                 act_order: bool = False) -> dict[str, tuple[tuple[int, ...], str]]:  # fmt: skip
+                 act_order: bool = False, layout: int = 1) -> dict[str, tuple[tuple[int, ...], str]]:  # fmt: skip
     """``{field: (shape, dtype name)}`` of a (k, n) QuantizedWeight's arrays (numpy names: words are uint32)."""
     scaled = isinstance(fmt, lowbit.ScaledType)
     bits = int((fmt.element if scaled else fmt).bits)
     g = -(-k // (k if group_size == -1 else group_size))
-    specs = {"qweight": ((-(-k * bits // 32), n), "uint32"), "scales": ((g, n), "uint8" if scaled else scale_dtype)}
+    specs = {"qweight": ((qweight_rows(k, bits, resolve_layout(layout)), n), "uint32"), "scales": ((g, n), "uint8" if scaled else scale_dtype)}
     if zero == "int":
         specs["zeros"] = ((-(-g * n * bits // 32),), "uint32")
     elif zero == "float":
@@ -191,8 +206,26 @@ class QuantizedWeight:
         return replace(self, **{f: torch_of(v, device) for f, v in self.tensors().items()})
 
     def codes(self) -> np.ndarray:
-        """The (K, N) unsigned codes in *stored* row order (numpy uint8)."""
-        return lowbit.unpack(numpy_of(self.qweight), self.bits, self.shape[0], axis=0)
+        """The (K, N) unsigned codes in *stored* row order (numpy uint8), whatever the layout."""
+        return unpack_codes(numpy_of(self.qweight), self.bits, self.shape[0], self.layout)
+
+    def repack(self, layout: int | str) -> QuantizedWeight:
+        """The same weight with ``qweight`` in layout ``layout`` (1 / "lsb", 2 / "planes"); a new object.
+
+        ``self`` is never modified; the result has the same kind of storage
+        (numpy, or torch on the same device) and shares the other fields'
+        arrays with ``self`` (they are the same in every layout); ``qweight``
+        is a new array unless the layout is already ``layout`` (then the
+        result shares every array).  For widths 1, 2, 4, 8 both versions are
+        the same bytes.  ``qw.repack(2).repack(1)`` equals ``qw`` bit for bit.
+        """
+        version = resolve_layout(layout, "QuantizedWeight.repack")
+        if version == self.layout:
+            return replace(self)
+        words = pack_codes(self.codes(), self.bits, version)
+        if self.is_torch:
+            words = torch_of(words, self.device)
+        return replace(self, qweight=words, layout=version)
 
     def zero_codes(self) -> np.ndarray | None:
         """The (G, N) integer zero codes (``zero="int"``), else None."""
@@ -220,8 +253,10 @@ class QuantizedWeight:
         )
 
     @classmethod
-    def from_quantized_tensor(cls, q: lowbit.QuantizedTensor, perm: object = None) -> QuantizedWeight:
-        """Pack a :class:`lowbit.QuantizedTensor` (whose rows are already in ``perm`` order, if given)."""
+    def from_quantized_tensor(cls, q: lowbit.QuantizedTensor, perm: object = None,
+                              layout: int | str = 1) -> QuantizedWeight:  # fmt: skip
+        """Pack a :class:`lowbit.QuantizedTensor` (whose rows are already in ``perm`` order, if given) in ``layout``."""
+        version = resolve_layout(layout, "from_quantized_tensor")
         if not isinstance(q, lowbit.QuantizedTensor):
             raise QuantizeError(f"from_quantized_tensor: expected a lowbit.QuantizedTensor, got {type(q).__name__}")
         if q.group_types is not None:
@@ -241,11 +276,12 @@ class QuantizedWeight:
             shape=q.shape,
             group_size=q.group_size,
             zero=zero,
-            qweight=lowbit.pack(q.codes, bits, axis=0),
+            qweight=pack_codes(q.codes, bits, version),
             scales=np.ascontiguousarray(q.scales),
             zeros=zeros,
             perm=None if perm is None else np.asarray(perm, dtype=np.int64).copy(),
             tensor_scale=ts,
+            layout=version,
         )
 
     def dequantize(self) -> object:
@@ -267,6 +303,7 @@ def quantize_weight(
     zero: str | None = None,
     scale_dtype: str = "f16",
     perm: object = None,
+    layout: int | str = 1,
 ) -> QuantizedWeight:
     """Quantize a (K, N) weight (numpy array or torch tensor; pass ``linear.weight.T``) into a QuantizedWeight.
 
@@ -277,10 +314,13 @@ def quantize_weight(
     for unsigned integer formats and "none" for everything else.
     ``scale_dtype``: f16, bf16 or f32.  ``perm``: an optional (K,)
     permutation (act-order): rows are reordered by it *before* grouping and
-    the permutation is recorded.  A torch input gives a torch-backed result
+    the permutation is recorded.  ``layout``: the ``qweight`` layout
+    version, 1 / "lsb" (default) or 2 / "planes" (see the module docstring).
+    A torch input gives a torch-backed result
     on its device; ``w`` is never modified.  Rules: :mod:`lowbit.quant`.
     """
     fmt = resolve_wtype(wtype)
+    version = resolve_layout(layout, "quantize_weight")
     is_scaled = isinstance(fmt, lowbit.ScaledType)
     try:
         group_size, zero = default_config(fmt, group_size, zero)
@@ -301,7 +341,7 @@ def quantize_weight(
             arr, fmt, group_size=group_size, symmetric=(zero == "none"),
             zero="int" if zero == "none" else zero, scale_dtype=scale_dtype,
         )  # fmt: skip
-    qw = QuantizedWeight.from_quantized_tensor(q, perm=p)
+    qw = QuantizedWeight.from_quantized_tensor(q, perm=p, layout=version)
     return qw if device is None else qw.to(device)
 
 
@@ -313,8 +353,7 @@ def _validate(qw: QuantizedWeight) -> None:
     k, n = qw.shape if len(qw.shape) == 2 else (0, 0)
     if len(qw.shape) != 2 or k < 1 or n < 1:
         raise QuantizeError(f"QuantizedWeight: shape must be (K, N) with K, N >= 1, got {qw.shape}")
-    if qw.layout not in LAYOUTS:
-        raise QuantizeError(f"QuantizedWeight: unknown layout version {qw.layout!r}; known: {sorted(LAYOUTS)}")
+    object.__setattr__(qw, "layout", resolve_layout(qw.layout, "QuantizedWeight"))
     if qw.zero not in ZERO_CONVENTIONS:
         raise QuantizeError(f"QuantizedWeight: zero must be one of {ZERO_CONVENTIONS}, got {qw.zero!r}")
     scaled = isinstance(fmt, lowbit.ScaledType)
@@ -337,7 +376,8 @@ def _validate(qw: QuantizedWeight) -> None:
     bits = qw.bits
     g = qw.num_groups
     words = ("uint32", "int32")
-    _check(qw.qweight, "qweight", (-(-k * bits // 32), n), words)
+    _check(qw.qweight, "qweight", (qweight_rows(k, bits, qw.layout), n), words,
+           f" (layout {qw.layout}, {LAYOUTS[qw.layout]!r}, for K={k} codes of {bits} bits)")
     if scaled:
         _check(qw.scales, "scales", (g, n), ("uint8",))
     else:
@@ -358,13 +398,13 @@ def _validate(qw: QuantizedWeight) -> None:
         raise QuantizeError(f"QuantizedWeight: {fmt.name} has no tensor scale, but tensor_scale was given")
 
 
-def _check(x: object, field: str, shape: tuple[int, ...], dtypes: tuple[str, ...]) -> None:
+def _check(x: object, field: str, shape: tuple[int, ...], dtypes: tuple[str, ...], why: str = "") -> None:
     if x is None:
         raise QuantizeError(f"QuantizedWeight: {field} is required here, got None")
     if not (is_torch(x) or isinstance(x, np.ndarray)):
         raise QuantizeError(f"QuantizedWeight: {field} must be a numpy array or a torch tensor, got {type(x).__name__}")
     if shape_of(x) != shape:
-        raise QuantizeError(f"QuantizedWeight: {field} has shape {shape_of(x)}, expected {shape}")
+        raise QuantizeError(f"QuantizedWeight: {field} has shape {shape_of(x)}, expected {shape}{why}")
     if dtype_name(x) not in dtypes:
         raise QuantizeError(f"QuantizedWeight: {field} has dtype {dtype_name(x)}, expected one of {dtypes}")
     contiguous = x.is_contiguous() if is_torch(x) else x.flags.c_contiguous

@@ -43,6 +43,7 @@ from lowbit.ops import _launch
 from lowbit.ops._device import launch_cuda
 from lowbit.ops._tensors import _TORCH_NAMES
 from lowbit.ops.matmul import reference_torch
+from lowbit.ops.layouts import qweight_rows, resolve_layout
 from lowbit.ops.qweight import QuantizedWeight, resolve_wtype
 
 __all__ = ["SCHEMA", "prepare_cuda", "weight_operands"]
@@ -79,10 +80,11 @@ def _matmul_fake(a, qweight, scales, zeros, perm, tensor_scale, wtype, group_siz
     fmt = _format(wtype)
     bits = int((fmt.element if hasattr(fmt, "element") else fmt).bits)
     k = a.shape[-1]
+    rows = qweight_rows(k, bits, resolve_layout(layout, "lowbit::matmul"))
     torch._check(qweight.dim() == 2, lambda: "lowbit::matmul: qweight must be 2-D (words, N)")
-    torch._check(qweight.shape[0] == (k * bits + 31) // 32,
+    torch._check(qweight.shape[0] == rows,
                  lambda: f"lowbit::matmul: qweight has {qweight.shape[0]} rows, K={k} codes of {bits} bits need "
-                         f"{(k * bits + 31) // 32}")  # fmt: skip
+                         f"{rows} in layout {layout}")  # fmt: skip
     return a.new_empty((*a.shape[:-1], qweight.shape[1]))
 
 
@@ -97,6 +99,7 @@ class _CudaConfig:
     zero: str
     tensor_scale: bool
     has_bias: bool
+    layout: int
     shapes: dict[tuple[int, int], tuple[tuple[int, ...], ...]] = field(default_factory=dict, compare=False)
 
     def expected(self, k: int, n: int) -> tuple[tuple[int, ...], ...]:
@@ -105,7 +108,7 @@ class _CudaConfig:
         if got is None:
             groups = -(-k // (k if self.group == -1 else self.group))
             zshape = {"int": (-(-groups * n * self.bits // 32),), "float": (groups, n)}.get(self.zero, ())
-            got = self.shapes[(k, n)] = ((-(-k * self.bits // 32), n), (groups, n), zshape)
+            got = self.shapes[(k, n)] = ((qweight_rows(k, self.bits, self.layout), n), (groups, n), zshape)
         return got
 
 
@@ -123,7 +126,7 @@ def _cuda_config(wtype: str, group_size: int, zero: str, layout: int, sdt: torch
                          has_bias, layout, decode)  # fmt: skip
         cx = dict(p.constexprs)
         cfg = _CONFIGS[key] = _CudaConfig(p, fmt, int(cx["W"].bits), int(cx["GROUP"]), str(cx["ZERO"]),
-                                          bool(cx["TENSOR_SCALE"]), has_bias)  # fmt: skip
+                                          bool(cx["TENSOR_SCALE"]), has_bias, int(cx["LAYOUT"]))  # fmt: skip
     return cfg
 
 
@@ -160,7 +163,7 @@ def prepare_cuda(a: Tensor, qweight: Tensor, scales: Tensor, zeros: Tensor | Non
             or (zshape and (z is None or z.shape != zshape or (cfg.zero == "float" and z.dtype != scales.dtype)))
             or (cfg.tensor_scale and (ts is None or ts.shape != (1,) or ts.dtype != torch.float32))
             or (bias is not None and (bias.shape != (n,) or bias.dtype != a.dtype))):  # fmt: skip
-        _launch.check_operands(a2, qweight, scales, zeros, tensor_scale, bias, cfg.fmt, group_size, zero)
+        _launch.check_operands(a2, qweight, scales, zeros, tensor_scale, bias, cfg.fmt, group_size, zero, layout)
         raise LaunchError("lowbit::matmul: the operands do not match the weight's format")  # pragma: no cover
     out = a2.new_empty((m, n))  # a.dtype on a.device, from torch's allocator (cheaper than torch.empty(device=))
     args = (a2, qweight, scales, z if zshape else qweight, ts if cfg.tensor_scale else out,

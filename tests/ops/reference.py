@@ -2,7 +2,8 @@
 
 The dequantisation here is written from the format definitions, not from
 lowbit's code paths: codes are extracted from the packed words bit by bit
-(column by column, without ``lowbit.unpack``), decoded with the dtype's
+(column by column, without ``lowbit.unpack``; layout 2's bit planes are
+located and recombined from the layout's definition, not lowbit's helpers), decoded with the dtype's
 ``decode`` (checked against ml_dtypes and the spec tables in tests/dtypes),
 and combined with the scales, zeros, block scales and tensor scale by the
 formula of each convention.
@@ -26,13 +27,37 @@ def extract_codes(words: np.ndarray, bits: int, count: int) -> np.ndarray:
     return out
 
 
+def extract_weight_codes(words: np.ndarray, bits: int, count: int, layout: int) -> np.ndarray:
+    """``qweight`` -> (count, N) codes for layout 1 (one LSB-first stream) or 2 (bit planes).
+
+    Layout 2: planes of the powers of two in ``bits`` (8, 4, 2, 1 present in
+    its binary form), widest first, stacked along the rows; plane p takes
+    ``ceil(count*w_p/32)`` rows and holds code bits ``[o_p, o_p + w_p)``, o_p
+    the sum of the earlier planes' widths.
+    """
+    w = np.asarray(words)
+    if layout == 1:
+        assert w.shape[0] == -(-count * bits // 32)
+        return extract_codes(w, bits, count)
+    assert layout == 2, layout
+    out = np.zeros((count, w.shape[1]), dtype=np.int64)
+    row = shift = 0
+    for width in (8, 4, 2, 1):
+        if bits & width:
+            rows = -(-count * width // 32)
+            out |= extract_codes(w[row : row + rows], width, count) << shift
+            row, shift = row + rows, shift + width
+    assert row == w.shape[0] and shift == bits
+    return out
+
+
 def dequantize_reference(qw: lowbit.ops.QuantizedWeight) -> np.ndarray:
     """The (K, N) weight in original row order, float64, from the packed fields."""
     q = qw.numpy()
     k, n = q.shape
     scaled = isinstance(q.wtype, lowbit.ScaledType)
     elem = q.wtype.element if scaled else q.wtype
-    codes = extract_codes(q.qweight, elem.bits, k)
+    codes = extract_weight_codes(q.qweight, elem.bits, k, q.layout)
     v = elem.decode(codes.astype(np.uint64))
     glen = k if q.group_size == -1 else q.group_size
     g = np.arange(k) // glen
