@@ -154,7 +154,7 @@ def wx_matmul(
     lowbit.static_assert(A == lowbit.f16 or A == lowbit.bf16, "activations must be f16 or bf16")
     lowbit.static_assert(ZERO == "none" or ZERO == "int" or ZERO == "float", "ZERO is 'none', 'int' or 'float'")
     lowbit.static_assert(W.bits <= 8, "weight codes have at most 8 bits")
-    lowbit.static_assert(not FOLD or W.is_float, "FOLD applies to float element formats only")
+    lowbit.static_assert(not FOLD or (W.is_float and ZERO == "none"), "FOLD applies to float formats without zeros")
     lowbit.static_assert(BK * W.bits % 32 == 0, "a K step must cover whole uint32 words of codes")
     lowbit.static_assert(GROUP == -1 or GROUP % BK == 0 or BK % GROUP == 0, "BK and GROUP must nest")
     m0 = lowbit.program_id(0) * BM

@@ -42,10 +42,12 @@ class LaunchPlan:
 
 @functools.lru_cache(maxsize=4096)
 def plan(wtype: object, group_size: int, zero: str, scale: str, act: str, has_bias: bool, layout: int,
-         decode: bool) -> LaunchPlan:  # fmt: skip
+         decode: bool, fold: bool = False) -> LaunchPlan:  # fmt: skip
     """The plan for a weight format / group / zero convention, scale and activation dtypes.
 
-    ``decode`` is M <= 16 (a 16-row block tile instead of 32).
+    ``decode`` is M <= 16 (a 16-row block tile instead of 32).  ``fold``: the scales take the float codes'
+    exponent-bias correction (``wx_matmul``'s FOLD); only when :func:`lowbit.ops._fold.fold_ok` said so
+    for these scale values.
     """
     if layout not in LAYOUTS:
         names = ", ".join(f"{v} ({WEIGHT_LAYOUTS[v]!r})" for v in LAYOUTS)
@@ -66,6 +68,7 @@ def plan(wtype: object, group_size: int, zero: str, scale: str, act: str, has_bi
         ("S", wtype.scale if scaled else lowbit.dtype(scale)),
         ("A", lowbit.dtype(act)),
         ("ELEM_EXP", wtype.element_exp if scaled else 0),
+        ("FOLD", bool(fold)),
         ("TENSOR_SCALE", bool(scaled and wtype.has_tensor_scale)),
         ("HAS_BIAS", bool(has_bias)),
         ("LAYOUT", layout),

@@ -50,8 +50,10 @@ def test_tile_config_covers_words_and_nests_with_groups() -> None:
 
 
 def test_constexpr_guards_name_the_problem() -> None:
-    with pytest.raises(DSLError, match="layout version 1"):
-        wx_matmul.specialize(LAYOUT=2)
+    with pytest.raises(DSLError, match="layout versions 1"):
+        wx_matmul.specialize(LAYOUT=3)
+    with pytest.raises(DSLError, match="FOLD applies to float formats without zeros"):
+        wx_matmul.specialize(FOLD=True)  # uint4 with integer zeros: (v 2**-F - z)(s 2**F) would be wrong
     with pytest.raises(DSLError, match="f16 or bf16"):
         wx_matmul.specialize(A=lowbit.f32)
     with pytest.raises(DSLError, match="whole uint32 words"):
