@@ -144,6 +144,13 @@ def zero_convention(fmt: object) -> str:
     return "int" if isinstance(fmt, lowbit.IntType) else "none"
 
 
+def weight_layout(fmt: object) -> int:
+    """The layout each format is measured in: bit planes (version 2) for widths that are not powers of two,
+    whose codes would straddle words in version 1; version 1 otherwise (for those the two are identical)."""
+    bits = element_bits(fmt)
+    return 1 if bits & (bits - 1) == 0 else 2
+
+
 def legal_bk(bits: int, group: int, want: int) -> int:
     """``want`` if it covers whole words of codes and nests with the group, else the smallest legal BK above it."""
     bk = want
@@ -162,7 +169,7 @@ def quantize(name: str, k: int, n: int, seed: int) -> object:
     fmt = weight_format(name)
     rng = np.random.default_rng(seed)
     w = (rng.standard_normal((k, n)) * 0.5).astype(np.float32)
-    qw = ops.quantize_weight(w, fmt, zero=zero_convention(fmt))
+    qw = ops.quantize_weight(w, fmt, zero=zero_convention(fmt), layout=weight_layout(fmt))
     return dataclasses.replace(qw, **{f: aligned_copy(v) for f, v in qw.tensors().items()})
 
 

@@ -21,7 +21,7 @@ from lowbit.dtypes import (
 )  # fmt: skip
 from lowbit.ir.types import BOOL as bool_
 from lowbit.launch import Kernel, interpret, kernel
-from lowbit.packing import pack, unpack
+from lowbit.packing import join_planes, pack, plane_widths, split_planes, unpack
 
 float16 = f16
 bfloat16 = bf16
@@ -45,5 +45,5 @@ __all__ = [
     "uint16", "uint32", "uint64", "f16", "bf16", "f32", "f64", "float16", "bfloat16", "float32",
     "float64", "e4m3fn", "e5m2", "e3m2", "e2m3", "e2m1", "e8m0", "nf4",
     # host-side packing
-    "pack", "unpack",
+    "pack", "unpack", "plane_widths", "split_planes", "join_planes",
 ]  # fmt: skip

@@ -80,7 +80,9 @@ LAYOUT_PLANES = 2
 #: The layout versions the kernel reads.
 LAYOUTS = (LAYOUT_LSB, LAYOUT_PLANES)
 #: The unsigned integer of each width 1..8 (index bits - 1): a code's bits, to view as the weight format.
-_UINTS = (lowbit.uint1, lowbit.uint2, lowbit.uint3, lowbit.uint4, lowbit.uint5, lowbit.uint6, lowbit.uint7, lowbit.uint8)
+_UINTS = (
+    lowbit.uint1, lowbit.uint2, lowbit.uint3, lowbit.uint4, lowbit.uint5, lowbit.uint6, lowbit.uint7, lowbit.uint8,
+)  # fmt: skip
 
 
 @lowbit.func

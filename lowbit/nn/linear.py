@@ -144,4 +144,5 @@ class QuantLinear(nn.Module):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
                 f"wtype={self.wtype.name}, group_size={self.group_size}, zero={self.zero!r}, "
-                f"act_order={self.perm is not None}" + (f", layout={self.layout}" if self.layout != 1 else ""))  # fmt: skip
+                f"act_order={self.perm is not None}"
+                + (f", layout={self.layout}" if self.layout != 1 else ""))  # fmt: skip

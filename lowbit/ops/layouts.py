@@ -7,7 +7,7 @@ Every version packs each column's codes along K (axis 0), LSB-first, with
   at bit ``k*bits`` of column n's word stream, ``ceil(K*bits/32)`` rows.
   Widths 3, 5, 6, 7 straddle words.
 * **Version 2, "planes"** (FP6-LLM's bit-plane split): the code is cut into
-  planes of the power-of-two widths :func:`lowbit.packing.plane_widths`
+  planes of the power-of-two widths :func:`lowbit.plane_widths` (:mod:`lowbit.packing`)
   gives, widest first and holding the low bits (3 -> 2 + 1, 5 -> 4 + 1,
   6 -> 4 + 2, 7 -> 4 + 2 + 1); plane p is packed on its own,
   ``lowbit.pack(plane_p, w_p, axis=0)`` (``ceil(K*w_p/32)`` rows), and the
@@ -30,7 +30,6 @@ import numpy as np
 
 import lowbit
 from lowbit.errors import QuantizeError
-from lowbit.packing import join_planes, plane_widths, split_planes
 
 __all__ = ["LAYOUTS", "pack_codes", "plane_rows", "qweight_rows", "resolve_layout", "unpack_codes"]
 
@@ -52,7 +51,7 @@ def resolve_layout(layout: object, where: str = "layout") -> int:
 
 def plane_rows(k: int, bits: int, layout: int) -> tuple[tuple[int, int, int], ...]:
     """``((row offset, rows, width), ...)`` of each plane of ``qweight`` (version 1: one plane of ``bits``)."""
-    widths = (bits,) if layout == 1 else plane_widths(bits)
+    widths = (bits,) if layout == 1 else lowbit.plane_widths(bits)
     out, row = [], 0
     for w in widths:
         rows = -(-k * w // 32)
@@ -70,9 +69,9 @@ def pack_codes(codes: np.ndarray, bits: int, layout: int) -> np.ndarray:
     """(K, N) codes -> (qweight_rows(K, bits, layout), N) uint32 words in ``layout``."""
     if layout == 1:
         return lowbit.pack(codes, bits, axis=0)
-    planes = split_planes(codes, bits)
-    return np.ascontiguousarray(np.concatenate(
-        [lowbit.pack(p, w, axis=0) for p, w in zip(planes, plane_widths(bits), strict=True)], axis=0))  # fmt: skip
+    planes = lowbit.split_planes(codes, bits)
+    words = [lowbit.pack(p, w, axis=0) for p, w in zip(planes, lowbit.plane_widths(bits), strict=True)]
+    return np.ascontiguousarray(np.concatenate(words, axis=0))
 
 
 def unpack_codes(words: np.ndarray, bits: int, k: int, layout: int) -> np.ndarray:
@@ -80,4 +79,4 @@ def unpack_codes(words: np.ndarray, bits: int, k: int, layout: int) -> np.ndarra
     if layout == 1:
         return lowbit.unpack(words, bits, k, axis=0)
     planes = [lowbit.unpack(words[r0 : r0 + rows], w, k, axis=0) for r0, rows, w in plane_rows(k, bits, layout)]
-    return join_planes(planes, bits)
+    return lowbit.join_planes(planes, bits)

@@ -132,14 +132,29 @@ def _unary(ctx: Ctx, op: V.ElementwiseUnary) -> None:
     put_tile(ctx, op.result, scal=[vals.unary(ctx.b, op.op, r, x.dtype) for r in scalars(ctx, x)])
 
 
+def _planes_of(ctx: Ctx, op: V.ElementwiseBinary, a: Tile, b: Tile) -> list | None:
+    """Where an ``or`` of planes or a ``shl`` of one by a constant keeps every code bit (see Tile.planes)."""
+    if op.op == "shl" and a.planes is not None:
+        ks = {r.value if isinstance(r, Const) else None for r in scalars(ctx, b)}
+        k = ks.pop() if len(ks) == 1 else None
+        if isinstance(k, int) and 0 <= k and max(o + w for _, o, w in a.planes) + k <= 8:
+            return [(g, o + k, w) for g, o, w in a.planes]
+    if op.op == "or" and a.planes is not None and b.planes is not None:
+        bits = [set(range(o, o + w)) for _, o, w in a.planes + b.planes]
+        if sum(map(len, bits)) == len(set().union(*bits)):
+            return a.planes + b.planes
+    return None
+
+
 def _binary(ctx: Ctx, op: V.ElementwiseBinary) -> None:
     a, b = ctx.tile(op.a, op), ctx.tile(op.b, op)
+    planes = _planes_of(ctx, op, a, b) if op.a.type.dtype.is_int else None  # type: ignore[union-attr]
     packed = _packed_binary(ctx, op.op, a, b)
     if packed is not None:
         put_tile(ctx, op.result, wrds=packed)
         return
     put_tile(ctx, op.result, scal=[vals.binary(ctx.b, op.op, x, y, a.dtype)
-                                   for x, y in zip(scalars(ctx, a), scalars(ctx, b))])  # fmt: skip
+                                   for x, y in zip(scalars(ctx, a), scalars(ctx, b))]).planes = planes  # fmt: skip
 
 
 def _where(ctx: Ctx, op: V.Where) -> None:
@@ -163,6 +178,15 @@ def _cast(ctx: Ctx, op: V.Cast) -> None:
     dst = op.result.type.dtype  # type: ignore[union-attr]
     from lowbit.transforms._lower_dequant import fast_cast  # noqa: PLC0415
 
+    planes = None
+    if dst.is_int and not is_bool(dst) and x.dtype.is_int and not is_bool(x.dtype) and not x.dtype.name.startswith("bipolar"):
+        if x.gath is not None and not x.dtype.is_signed and dst.bits >= x.dtype.bits:
+            planes = [(x.gath, 0, x.dtype.bits)]
+        elif x.planes is not None and (dst.bits >= 32 or max(o + w for _, o, w in x.planes) <= dst.bits):
+            planes = x.planes
+    if planes is not None:
+        put_tile(ctx, op.result, scal=[vals.convert(ctx.b, r, x.dtype, dst) for r in scalars(ctx, x)]).planes = planes
+        return
     fast = fast_cast(ctx, x, dst)
     if fast is not None:
         put_tile(ctx, op.result, wrds=fast)
@@ -244,6 +268,9 @@ def _gather_view(ctx: Ctx, op: V.View, x: Tile) -> None:
 def _same_registers(ctx: Ctx, op: V.Op) -> None:
     """reshape / permute / view: the result's layout holds the same bits in the same registers."""
     x = ctx.tile(op.x, op)  # type: ignore[attr-defined]
+    if isinstance(op, V.View) and x.planes is not None and x.dtype.bits == op.result.type.dtype.bits:  # type: ignore[union-attr]
+        put_tile(ctx, op.result, scal=scalars(ctx, x)).planes = x.planes  # a same-width view: the codes' bits
+        return
     t = op.result.type  # type: ignore[attr-defined]
     if isinstance(op, V.View):
         from lowbit.transforms._layout_rules import view_result_layout  # noqa: PLC0415

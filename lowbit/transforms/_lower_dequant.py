@@ -238,6 +238,33 @@ def _place_pair(ctx, pos: Gathered, m: int, B: int, target: callable, high: bool
     return x, (q0 + (8 if high else 0), q1 + (8 if high else 0))
 
 
+def _place_planes(ctx, planes: list, m: int, base: int, high: bool, first: tuple[int, int] | None):  # noqa: ANN001,ANN202
+    """A pair's codes assembled from their bit planes: each plane's bits placed at ``base + offset`` of the
+    low (or high) byte of each half by its own ``prmt``, merged by one ``lop3`` a plane.
+
+    ``first``: ``(constant, lut)`` of the top plane's ``lop3`` (the integer path ORs the magic and flips the
+    sign there); otherwise planes are ANDed with their masks.  Returns (register, q) like :func:`_place_pair`.
+    """
+    b = ctx.b
+    acc = None
+    q = None
+    for g, off, w in sorted(planes, key=lambda p: -p[1]):  # the top plane first
+        got = _place_pair(ctx, g, m, w, lambda _q, o=off: base + o if base + o + w <= 8 else None, high)
+        if got is None:
+            return None
+        x, _ = got
+        sh = base + off + (8 if high else 0)
+        mask = ((1 << w) - 1) << sh
+        mask |= mask << 16
+        if acc is None:
+            acc = (b.lop3(x, Const(mask, I32), Const(first[0], I32), first[1], hint="dq") if first is not None
+                   else b.binary("and", x, Const(mask, I32), "dq"))  # fmt: skip
+        else:
+            acc = b.lop3(x, Const(mask, I32), acc, 0xEA, hint="dq")  # (x & mask) | acc
+        q = base + (8 if high else 0)
+    return acc, (q, q)
+
+
 # ----------------------------------------------------------------------------------------------- integers
 
 
@@ -303,6 +330,12 @@ def _int_pairs(ctx, codes, pos: Gathered, dst: str, zs: list[Operand] | None, fa
             x, q = got
             if signed:
                 x = b.binary("xor", x, Const(0x00800080, I32), "dq")
+        elif isinstance(pos, list):  # bit planes: the magic and the sign flip go in with the top plane
+            flip = ((1 << (B - 1)) | (1 << (B - 1)) << 16) if signed else 0
+            got = _place_planes(ctx, pos, m, 0, False, (magic | magic << 16 | flip, 0x6A))
+            if got is None:
+                return None
+            x, q = got
         else:
             lim = min(room, 8)  # inside one byte, and inside the target's mantissa
             got = _place_pair(ctx, pos, m, B, lambda q: q if q + B <= lim else lim - B, False)
@@ -399,7 +432,10 @@ def _float_pairs(ctx, codes, pos: Gathered, dst: str, mult: float, nan_fix: bool
         # each code to the top of its byte (its sign, or an unsigned format's exponent top, at bit 7), that byte
         # the high byte of its half
         sgn = src.signed
-        got = _place_pair(ctx, pos, m, B, lambda q: 8 - B if q <= 8 - B else None, True)
+        if isinstance(pos, list):
+            got = _place_planes(ctx, pos, m, 8 - B, True, None)
+        else:
+            got = _place_pair(ctx, pos, m, B, lambda q: 8 - B if q <= 8 - B else None, True)
         if got is None:
             return None
         t, _ = got
@@ -451,9 +487,14 @@ def _scale_pairs(ctx, st, dst: str) -> list[Operand]:  # noqa: ANN001
 def _fast(ctx, codes, zero, scale, dst: str, factor: float) -> list[Operand] | None:  # noqa: ANN001
     if codes.slots < 2:
         return None
-    pos = getattr(codes, "gath", None) or _static_positions(codes)
+    pos = getattr(codes, "gath", None) or _static_positions(codes) or getattr(codes, "planes", None)
     if pos is None:
         return None
+    if isinstance(pos, list):
+        if sum(w for _, _, w in pos) != codes.dtype.bits:
+            return None
+        if len(pos) == 1 and pos[0][1] == 0:
+            pos = pos[0][0]  # one plane: the codes' own gathering view
     if scale is not None and scale.dtype.name != dst:
         return None
     src = codes.dtype

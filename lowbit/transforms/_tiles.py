@@ -34,7 +34,7 @@ __all__ = ["Tile", "full_words", "scalars", "word_count", "words"]
 class Tile:
     """A lowered register tile: dtype, layout, and its defining form (``scal`` or ``wrds``)."""
 
-    __slots__ = ("dtype", "layout", "scal", "wrds", "gath")
+    __slots__ = ("dtype", "layout", "scal", "wrds", "gath", "planes")
 
     def __init__(self, dtype: DType, layout: RegisterLayout, scal: list[Operand] | None = None,
                  wrds: list[Operand] | None = None) -> None:  # fmt: skip
@@ -43,6 +43,8 @@ class Tile:
         self.dtype, self.layout, self.scal, self.wrds = dtype, layout, scal, wrds
         #: where each slot's bits sit in source words (a gathering view's codes): lets a cast read them in pairs
         self.gath = None
+        #: integer codes composed of bit planes (``or`` of shifted gathering views): [(Gathered, bit offset, width)]
+        self.planes = None
         n = layout.local_size
         if scal is not None and len(scal) != n:
             raise ValueError(f"{len(scal)} scalars for {n} slots")

@@ -24,14 +24,19 @@ PLANS = [
     ("uint4", 32, "float", "f16", "f16"),
     ("mxfp4", 32, "none", "f16", "f16"),
     ("nvfp4", 16, "none", "f16", "bf16"),
+    # layout 2 (bit planes): one load per plane, the code composed in registers
+    ("uint3", 128, "int", "f16", "f16", 2),
+    ("int6", 128, "none", "bf16", "bf16", 2),
+    ("e3m2", 128, "none", "f16", "f16", 2),
+    ("uint7", 32, "int", "f16", "f16", 2),
 ]
 
 
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
-@pytest.mark.parametrize("plan", PLANS, ids=lambda p: f"{p[0]}-g{p[1]}-{p[2]}-{p[4]}")
+@pytest.mark.parametrize("plan", PLANS, ids=lambda p: f"{p[0]}-g{p[1]}-{p[2]}-{p[4]}" + (f"-v{p[5]}" if p[5:] else ""))
 def test_ptxas_accepts_the_kernel(plan: tuple, arch: str, ptxas_path: str) -> None:
-    name, group, zero, scale, act = plan
-    p = _launch.plan(lowbit.dtype(name), group, zero, scale, act, True, 1, True)
+    name, group, zero, scale, act, *layout = plan
+    p = _launch.plan(lowbit.dtype(name), group, zero, scale, act, True, layout[0] if layout else 1, True)
     compiled = lowbit.compile(wx_matmul, arch=arch, **p.kwargs())
     assert compiled.cubin is not None and compiled.resources is not None, compiled.ptxas_log
     assert compiled.threads_per_block == 128 and ".entry wx_matmul" in compiled.ptx
@@ -50,7 +55,7 @@ def test_tile_config_covers_words_and_nests_with_groups() -> None:
 
 
 def test_constexpr_guards_name_the_problem() -> None:
-    with pytest.raises(DSLError, match="layout versions 1"):
+    with pytest.raises(DSLError, match=r"layout versions 1 \(lsb\) and 2 \(planes\)"):
         wx_matmul.specialize(LAYOUT=3)
     with pytest.raises(DSLError, match="FOLD applies to float formats without zeros"):
         wx_matmul.specialize(FOLD=True)  # uint4 with integer zeros: (v 2**-F - z)(s 2**F) would be wrong

@@ -237,3 +237,19 @@ def test_kernel_reads_planes_when_k_is_not_a_multiple_of_the_step() -> None:
                                  "bipolar3"])  # fmt: skip
 def test_kernel_reads_planes_for_floats_codebooks_and_odd_shapes(fmt: str, k: int, n: int) -> None:
     _v1_v2(fmt, 3, k, n, seed=k + n)
+
+
+def test_the_torch_op_and_its_fake_read_version_2_shapes() -> None:
+    torch = __import__(require_tool("torch"))
+    from lowbit.ops import torch_ops  # noqa: PLC0415 - registers torch.ops.lowbit.matmul
+
+    v2 = ops.quantize_weight(_w(136, 40, 6), "uint3", layout=2).to("cpu")  # 14 rows, layout 1 has 13
+    a = torch.from_numpy(np.random.default_rng(6).standard_normal((3, 136))).half()
+    result = torch.library.opcheck(torch.ops.lowbit.matmul.default, (a, *torch_ops.weight_operands(v2), None))
+    assert all(v == "SUCCESS" for v in result.values()), result
+    # the fake (torch.compile's shape function) checks the row count of layout 2
+    with torch._subclasses.fake_tensor.FakeTensorMode(allow_non_fake_inputs=True):
+        bad = torch.empty((13, 40), dtype=torch.int32)
+        with pytest.raises(RuntimeError, match="qweight has 13 rows, K=136 codes of 3 bits need 14 in layout 2"):
+            torch.ops.lowbit.matmul(torch.empty((3, 136), dtype=torch.float16), bad,
+                                    *torch_ops.weight_operands(v2)[1:], None)  # fmt: skip
