@@ -168,9 +168,12 @@ def _selector(ctx, nibbles: list[tuple[Operand | int, int]]) -> Operand:  # noqa
     return got  # type: ignore[return-value]
 
 
-#: Off: the per-thread shift below gives undefined results in 3-stage 16x128x128 wx_matmul kernels (uint1,
-#: and uint6 in layout 2, on the emulator; 1-stage kernels and the bit-exactness tests pass).  Until that bug
-#: is found, pairs whose bit offset differs from thread to thread take the f32 chain.
+#: Off for now.  With it, pipelined (num_stages >= 2) 16x128 wx_matmul kernels for uint1, and uint6 in layout
+#: 2, end in "undefined value" on the emulator.  Traced: LLVM builds a scale pair as ``mov.b32 %r, {%rs1, %rs4}``
+#: with %rs4 never written (an undemanded lane), then splats the defined lane 0; the emulator tracks
+#: definedness per 32-bit register, so the defined half reads as undefined.  The results are right; the
+#: emulator's check is too coarse for partly-undefined packs.  Until it tracks halves (or the pairs are
+#: built with integer prmt), pairs whose bit offset differs from thread to thread take the f32 chain.
 ALIGN_PER_THREAD = False
 
 
