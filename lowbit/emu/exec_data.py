@@ -209,6 +209,8 @@ def build_mov(m, ins):
         w = store(m, dst, t)
         dt = UINT[b]
 
+        name = reg_name(dst) if isinstance(dst, A.Register) else None
+
         def run_pack(act):
             out, ds = None, []
             for j, f in enumerate(fs):
@@ -216,7 +218,12 @@ def build_mov(m, ins):
                 part = v.astype(dt) << dt(eb * j)
                 out = part if out is None else out | part
                 ds.append(d)
+            old = m.D.get(name, True) if name is not None else True
             w(out, and_defined(*ds), act)
+            if name is not None and m.checks and any(d is not True for d in ds) and any(
+                    d is True or np.any(d) for d in ds):  # some element defined, some not: remember which
+                per = [d if act is None else np.where(act, d, old) for d in ds]
+                m.parts[name] = (m.R[name], eb, per)
         return Op(ins, run=run_pack, klass="logic", dsts=_names(dst))
     if isinstance(dst, A.Vector):  # unpack
         k = len(dst.elements)
@@ -227,10 +234,14 @@ def build_mov(m, ins):
         edt = UINT[eb]
         mask = (1 << eb) - 1
 
+        src_name = reg_name(src) if isinstance(src, A.Register) else None
+
         def run_unpack(act):
             v, d = f()
-            for j, w in enumerate(ws):
-                w(((v >> v.dtype.type(eb * j)) & v.dtype.type(mask)).astype(edt), d, act)
+            part = m.parts.get(src_name) if m.parts and src_name is not None else None
+            per = part[2] if part is not None and part[0] is m.R[src_name] and part[1] == eb else None
+            for j, w in enumerate(ws):  # a pack's defined elements stay defined (LLVM leaves unused lanes unset)
+                w(((v >> v.dtype.type(eb * j)) & v.dtype.type(mask)).astype(edt), d if per is None else per[j], act)
         return Op(ins, run=run_unpack, klass="logic", dsts=_names(dst))
     f = fetch(m, src, t)
     w = store(m, dst, t)

@@ -123,6 +123,9 @@ class Machine:
         self.all_idx = t
         self.R: dict[str, np.ndarray] = {}
         self.D: dict = {}
+        #: per-element definedness of registers written by a vector pack with some elements undefined:
+        #: name -> (the value array written, element bits, [definedness per element]); valid while R[name] is it
+        self.parts: dict = {}
         self.reg_bits: dict[str, int] = {}
         self.steps = 0
         self.epoch = 0  # bumped by every memory write: spin detection compares it

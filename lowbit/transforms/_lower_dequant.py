@@ -168,16 +168,7 @@ def _selector(ctx, nibbles: list[tuple[Operand | int, int]]) -> Operand:  # noqa
     return got  # type: ignore[return-value]
 
 
-#: Off for now.  With it, pipelined (num_stages >= 2) 16x128 wx_matmul kernels for uint1, and uint6 in layout
-#: 2, end in "undefined value" on the emulator.  Traced: LLVM builds a scale pair as ``mov.b32 %r, {%rs1, %rs4}``
-#: with %rs4 never written (an undemanded lane), then splats the defined lane 0; the emulator tracks
-#: definedness per 32-bit register, so the defined half reads as undefined.  The results are right; the
-#: emulator's check is too coarse for partly-undefined packs.  Until it tracks halves (or the pairs are
-#: built with integer prmt), pairs whose bit offset differs from thread to thread take the f32 chain.
-ALIGN_PER_THREAD = False
-
-
-def _aligned_entries(ctx, entries: list[tuple[Operand, Operand, np.ndarray]], bits: int) -> list:  # noqa: ANN001
+def _aligned_entries(ctx, entries: list[tuple[Operand, Operand, np.ndarray]]) -> list:  # noqa: ANN001
     """The pair's (word, bit, per-thread bits) with the first code's bit inside its byte the same in every thread.
 
     When it differs from thread to thread (1- and 2-bit codes of a B fragment: thread t's pair starts at bit
@@ -186,8 +177,6 @@ def _aligned_entries(ctx, entries: list[tuple[Operand, Operand, np.ndarray]], bi
     """
     p0 = np.asarray(entries[0][2])
     if len(np.unique(p0 % 8)) == 1 or isinstance(entries[0][1], Const):
-        return entries
-    if not ALIGN_PER_THREAD:
         return entries
     b = ctx.b
     pattern = tuple(int(x) for x in p0 % 8)
@@ -220,7 +209,7 @@ def _place_pair(ctx, pos: Gathered, m: int, B: int, target: callable, high: bool
     """
     n = len(pos.slots)
     picks = []
-    for w, sh, p in _aligned_entries(ctx, [pos.slots[m], pos.slots[m + 1 if m + 1 < n else m]], B):
+    for w, sh, p in _aligned_entries(ctx, [pos.slots[m], pos.slots[m + 1 if m + 1 < n else m]]):
         q = np.unique(np.asarray(p) % 8)
         if len(q) != 1:
             return None

@@ -458,3 +458,30 @@ def test_cp_async_reads_only_src_size_bytes_and_accepts_cache_hints() -> None:
     run(ptx, 1, 2, [x, o])
     np.testing.assert_array_equal(o[:22], x)
     np.testing.assert_array_equal(o[22:], 0)
+
+
+def test_a_packs_defined_half_stays_defined():
+    """LLVM leaves an undemanded lane of a pack unwritten (``mov.b32 %r, {%h1, %h2}`` with %h2 never set) and
+    reads only the other one back; that half is defined, the unset one is not -- per element, not per register."""
+    body = """
+    ld.param.u64 %rd1, [out];
+    mov.u32 %r1, %tid.x;
+    cvt.u16.u32 %h1, %r1;
+    mov.b32 %r2, {{%h1, %h2}};
+    {{ .reg .b16 tmp; mov.b32 {{%h3, tmp}}, %r2; }}
+    mov.b32 {{tmp2, %h4}}, %r2;
+    cvt.u32.u16 %r3, {half};
+    mul.wide.u32 %rd2, %r1, 4;
+    add.s64 %rd3, %rd1, %rd2;
+    st.global.u32 [%rd3], %r3;
+    ret;
+"""
+    regs = "    .reg .b16 tmp2;\n"
+    out = np.zeros(32, np.uint32)
+    run(kernel(body.format(half="%h3"), ".param .u64 out", regs=regs), 1, 32, [out])
+    np.testing.assert_array_equal(out, np.arange(32))
+    with pytest.raises(EmulatorError, match="undefined value is stored"):
+        run(kernel(body.format(half="%h4"), ".param .u64 out", regs=regs), 1, 32, [out])
+    with pytest.raises(EmulatorError, match="undefined value is stored"):  # the whole register is still undefined
+        run(kernel(body.format(half="%h3").replace("st.global.u32 [%rd3], %r3;", "st.global.u32 [%rd3], %r2;"),
+                   ".param .u64 out", regs=regs), 1, 32, [out])  # fmt: skip
