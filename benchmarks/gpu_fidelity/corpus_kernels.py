@@ -116,7 +116,9 @@ def _example_refs(stem: str, mod, args: list) -> list[Out]:
 def examples(tier: str):
     if tier == "exhaustive":
         return
-    for path in sorted((ROOT / "examples").glob("0*.py")):
+    # examples 01-04 launch one kernel from run(); 05 goes through lowbit.ops (one launch per format) and is not
+    # in the corpus yet
+    for path in sorted(p for p in (ROOT / "examples").glob("0*.py") if p.stem[:2] in ("01", "02", "03", "04")):
         for arch in EXAMPLE_ARCHS:
             mod, rec = _capture_example(path, arch)
             args = rec["args"]
