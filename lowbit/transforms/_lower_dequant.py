@@ -360,15 +360,19 @@ def _int_pairs(ctx, codes, pos: Gathered, dst: str, zs: list[Operand] | None, fa
 
 def _factor_exact(src: IntType, dst: str, factor: float) -> bool:
     """Whether ``c * factor`` and the fma constants ``(M 2**-q + o) * factor`` are exact in ``dst`` for every code."""
-    import ml_dtypes  # noqa: PLC0415
-
-    np_dt = np.float16 if dst == "f16" else ml_dtypes.bfloat16
     _, M, _ = _MAGIC[dst]
     o = (1 << (src.bits - 1)) if src.is_signed else 0
     vals_ = [float(c) * factor for c in range(int(src.min), int(src.max) + 1)]
     vals_ += [-(M * 2.0**-q + o) * factor for q in range(8)] + [2.0**-q * factor for q in range(8)]
+    return bool(np.all(_exact(np.asarray(vals_, dtype=np.float64), dst)))
+
+
+def _exact(x: np.ndarray, dst: str) -> np.ndarray:
+    """Per element: whether the float64 ``x`` is a value of ``dst`` (NaN counts as one)."""
+    t = dtype(dst)
     with np.errstate(all="ignore"):
-        return all(float(np.asarray(v, dtype=np_dt)) == v for v in vals_)
+        back = np.asarray(t.decode(t.encode(x)), dtype=np.float64)
+    return (back == x) & (np.signbit(back) == np.signbit(x)) | (np.isnan(back) & np.isnan(x))
 
 
 # ----------------------------------------------------------------------------------------------- floats
@@ -383,8 +387,6 @@ def float_map(src: DType, dst: str, factor: float) -> tuple[float, bool] | None:
     the mantissa's top aligned.  None when some code (NaN and infinity codes included) does not map, or
     the product is not exact in ``dst``.
     """
-    import ml_dtypes  # noqa: PLC0415
-
     if not isinstance(src, FloatType) or src.bits > 8 or getattr(src, "table", None) is not None:
         return None
     _, _, tm = _MAGIC[dst]
@@ -397,15 +399,15 @@ def float_map(src: DType, dst: str, factor: float) -> tuple[float, bool] | None:
     em = codes & ((1 << (X + Y)) - 1)
     sign = (codes >> (X + Y)) & 1 if src.signed else np.zeros_like(codes)
     pat = (sign << 15 | em << (tm - Y)).astype(np.uint16)
-    np_dt = np.float16 if dst == "f16" else ml_dtypes.bfloat16
-    pv = pat.view(np_dt).astype(np.float64)
+    pv = np.asarray(dtype(dst).decode(pat.astype(np.uint64)), dtype=np.float64)
     tb = 15 if dst == "f16" else 127
     k = (tb - src.bias)  # pattern = value * 2**(bias - tb)
     mult = 2.0**k * factor
     with np.errstate(all="ignore"):
-        got = (pv.astype(np_dt) * np.asarray(mult, np_dt)).astype(np.float64) if mult != 1.0 else pv
+        got = pv * mult  # exact in float64 (a power of two); it must also be a dst value: one exact mul.f16x2
         want = values * factor
     same = (got == want) & (np.signbit(got) == np.signbit(want)) | (np.isnan(got) & np.isnan(want))
+    same &= _exact(got, dst)
     nan_fix = False
     if not same.all():
         # the "fn" convention: NaN is the code whose exponent and mantissa bits are all ones, which the field
@@ -414,8 +416,7 @@ def float_map(src: DType, dst: str, factor: float) -> tuple[float, bool] | None:
         if not (src.signed and np.array_equal(~same, full) and np.isnan(values[full]).all()):
             return None
         nan_fix = True
-    m16 = np.asarray(mult, dtype=np_dt).astype(np.float64)
-    if m16 != mult:
+    if not _exact(np.asarray([mult]), dst).all():
         return None
     return mult, nan_fix
 
