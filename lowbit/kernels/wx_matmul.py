@@ -104,25 +104,40 @@ def plane_code(w, r0, rows, k, n0, WP, BK, BN):
 
 
 @lowbit.func
-def scale_to_f32(x, F):
-    """Scales of format ``F`` as exact f32 values.
+def scale_to_f32(x, F, A, P2):
+    """Scales of format ``F`` as exact f32 values, times ``P2`` (FOLD's power of two; 1: none) rounded to ``A``.
 
-    f16/bf16/f32 and e8m0 (8 bits) are cast.  A format narrower than a byte
-    (NVFP4's ue4m3 has 7 bits: no sign) is stored one code per byte, so the
-    tile holds uint8 codes; it is decoded from its fields, the power of two
-    built as f32 bits: ``(2**M + m) * 2**(e - bias - M)``, subnormals
-    ``m * 2**(1 - bias - M)`` (exact for every code but the NaN code,
-    which quantize_weight never produces from finite weights).
+    Everything happens once per scale, before the scales are broadcast along
+    the group, and in ``A`` wherever the value is an ``A`` value, so that the
+    dequantisation rule finds an ``A``-typed scale behind one exact widening
+    cast and the main loop does no f32 work for it:
+
+    * ``F == A``: the loaded scale, times ``P2`` in ``A`` (exact when the
+      packer said so: :func:`lowbit.ops.fold_ok`);
+    * other byte-wide formats (f32, the other 16-bit float, e8m0) are cast to
+      f32, and folded through f32 (e8m0's 2**-127..2**127 does not fit f16);
+    * an unsigned float narrower than a byte (NVFP4's ue4m3: 4 exponent, 3
+      mantissa bits, bias 7), stored one code per byte: its bits shifted into
+      ``A``'s exponent and mantissa fields are an ``A`` whose value is the
+      code's times ``2**(F.bias - A.bias)`` -- for subnormal codes too, as
+      ``A`` has the wider exponent -- so one multiply by the inverse power of
+      two decodes it exactly (every code but the NaN code, which
+      quantize_weight never produces from finite weights).
     """
-    if F.bits % 8 == 0:
+    if F == A:
+        y = lowbit.cast(x if P2 == 1 else x * P2, lowbit.f32)
+    elif F.bits % 8 == 0:
         y = lowbit.cast(x, lowbit.f32)
+        if P2 != 1:
+            y = lowbit.cast(lowbit.cast(y * P2, A), lowbit.f32)
     else:
-        c = lowbit.cast(x, lowbit.int32)
-        e = c >> F.mantissa
-        m = c & ((1 << F.mantissa) - 1)
-        normal = e != 0
-        p = lowbit.where(normal, e, 1) + (127 - F.bias - F.mantissa)
-        y = lowbit.cast(lowbit.where(normal, m + (1 << F.mantissa), m), lowbit.f32) * lowbit.view(p << 23, lowbit.f32)
+        lowbit.static_assert(not F.signed and F.exponent <= A.exponent and F.mantissa <= A.mantissa,
+                             "sub-byte scale formats must be unsigned and fit the activation dtype's fields")
+        h = lowbit.view(lowbit.cast(lowbit.cast(x, lowbit.int32) << (A.mantissa - F.mantissa), lowbit.uint16), A)
+        h = h * (1.0 * (1 << (A.bias - F.bias)))
+        if P2 != 1:
+            h = h * P2
+        y = lowbit.cast(h, lowbit.f32)
     return y
 
 
@@ -190,25 +205,23 @@ def wx_matmul(
                     shift = shift + (8 >> i)
             v = lowbit.cast(lowbit.view(lowbit.cast(code, _UINTS[W.bits - 1]), W, axis=0), lowbit.f32)
         g = 0 if GROUP == -1 else k // GROUP
+        EXP = ELEM_EXP
+        P2 = 1
+        if FOLD:  # the scale takes 2**F once per group (A-rounded: exact when the packer said so), the codes 2**-F
+            F = (15 if A == lowbit.f16 else 127) - W.bias
+            P2 = (1 << F) if F > 0 else 1.0 / (1 << -F)
+            EXP = ELEM_EXP - F
         if GROUP == -1 or GROUP >= BK:  # one group for the whole K step: [1, BN] broadcasts
-            s = scale_to_f32(lowbit.load(sv, (g, n0), (1, BN)), S)
+            s = scale_to_f32(lowbit.load(sv, (g, n0), (1, BN)), S, A, P2)
             if ZERO != "none":
                 z = lowbit.cast(lowbit.load(zv, (g, n0), (1, BN)), lowbit.f32)
         else:  # BK // GROUP groups in this step: each row of scales repeats GROUP times along K
             ng = BK // GROUP
-            s = scale_to_f32(lowbit.load(sv, (g, n0), (ng, BN)), S)
+            s = scale_to_f32(lowbit.load(sv, (g, n0), (ng, BN)), S, A, P2)
             s = lowbit.reshape(lowbit.broadcast(lowbit.reshape(s, (ng, 1, BN)), (ng, GROUP, BN)), (BK, BN))
             if ZERO != "none":
                 z = lowbit.cast(lowbit.load(zv, (g, n0), (ng, BN)), lowbit.f32)
                 z = lowbit.reshape(lowbit.broadcast(lowbit.reshape(z, (ng, 1, BN)), (ng, GROUP, BN)), (BK, BN))
-        if S.bits % 8 != 0:  # ue4m3 (NVFP4): 4 significant bits, exponents -9..8 -- every value is exactly an f16 and a
-            s = lowbit.cast(lowbit.cast(s, A), lowbit.f32)  # bf16, so this changes no value; the dequant rule then
-            # multiplies by an A-typed scale, converted once per group instead of each weight going through f32
-        EXP = ELEM_EXP
-        if FOLD:  # the scale takes 2**F once per group (A-rounded: exact when the packer said so), the codes 2**-F
-            F = (15 if A == lowbit.f16 else 127) - W.bias
-            s = lowbit.cast(lowbit.cast(s * ((1 << F) if F > 0 else 1.0 / (1 << -F)), A), lowbit.f32)
-            EXP = ELEM_EXP - F
         if EXP != 0:
             v = v * ((1 << EXP) if EXP > 0 else 1.0 / (1 << -EXP))  # a power of two: exact
         if ZERO == "int":
