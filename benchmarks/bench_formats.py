@@ -192,12 +192,14 @@ def build(qw: object, m: int, act: str, tile: tuple[int, int, int], activations:
     from lowbit.kernels.wx_matmul import wx_matmul
     from lowbit.launch import specialization_facts
     from lowbit.ops import _launch
-    from lowbit.ops._fold import fold_ok
+    from lowbit.ops._fold import fold_ok, read_finite
     from lowbit.runtime.check import aligned_copy
 
     k, n = qw.shape
     fold = qw.zero == "none" and fold_ok(qw.wtype, qw.scales, qw.scale_format, act)  # as lowbit.ops decides it
-    p = _launch.plan(qw.wtype, qw.group_size, qw.zero, qw.scale_format.name, act, False, qw.layout, m <= 16, fold)
+    finite = read_finite(qw, act)  # as lowbit.ops decides it: no NaN code, so the NaN-free twin
+    p = _launch.plan(qw.wtype, qw.group_size, qw.zero, qw.scale_format.name, act, False, qw.layout, m <= 16, fold,
+                     finite)  # fmt: skip
     cx = p.kwargs()
     bits, group = element_bits(qw.wtype), cx["GROUP"]
     cx.update(BM=tile[0], BN=tile[1], BK=legal_bk(bits, group, tile[2]))

@@ -104,18 +104,23 @@ def plane_code(w, r0, rows, k, n0, WP, BK, BN):
 
 
 @lowbit.func
-def scale_to_f32(x, F, A, P2):
-    """Scales of format ``F`` as exact f32 values, times ``P2`` (FOLD's power of two; 1: none) rounded to ``A``.
+def scale_to_f32(x, F, A, PE):
+    """Scales of format ``F`` as exact f32 values, times ``2**PE`` (FOLD's power of two; 0: none) rounded to ``A``.
 
     Everything happens once per scale, before the scales are broadcast along
-    the group, and in ``A`` wherever the value is an ``A`` value, so that the
-    dequantisation rule finds an ``A``-typed scale behind one exact widening
-    cast and the main loop does no f32 work for it:
+    the group, and in ``A`` or in integers wherever the value is an ``A``
+    value, so that the dequantisation rule finds an ``A``-typed scale behind
+    one exact widening cast and the main loop does no f32 work for it:
 
-    * ``F == A``: the loaded scale, times ``P2`` in ``A`` (exact when the
+    * ``F == A``: the loaded scale, times ``2**PE`` in ``A`` (exact when the
       packer said so: :func:`lowbit.ops.fold_ok`);
-    * other byte-wide formats (f32, the other 16-bit float, e8m0) are cast to
-      f32, and folded through f32 (e8m0's 2**-127..2**127 does not fit f16);
+    * e8m0 (MX; 2**(e - 127)) under FOLD, where the packer checked that every
+      folded scale is a *normal* ``A`` value: its ``A`` bits are the biased
+      exponent shifted into place, built in integers; without FOLD through
+      f32, since 2**-127..2**127 does not fit f16 (issue 13's named
+      exception);
+    * other byte-wide formats (f32, the other 16-bit float) are cast to f32,
+      and folded through f32;
     * an unsigned float narrower than a byte (NVFP4's ue4m3: 4 exponent, 3
       mantissa bits, bias 7), stored one code per byte: its bits shifted into
       ``A``'s exponent and mantissa fields are an ``A`` whose value is the
@@ -124,18 +129,28 @@ def scale_to_f32(x, F, A, P2):
       two decodes it exactly (every code but the NaN code, which
       quantize_weight never produces from finite weights).
     """
+    P2 = (1.0 * (1 << PE)) if PE >= 0 else 1.0 / (1 << -PE)
     if F == A:
-        y = lowbit.cast(x if P2 == 1 else x * P2, lowbit.f32)
+        if PE == 0:
+            y = lowbit.cast(x, lowbit.f32)
+        else:
+            y = lowbit.cast(x * P2, lowbit.f32)
+    elif F.bits == 8 and F.mantissa == 0 and not F.signed and PE != 0:
+        # e8m0 under FOLD: the packer checked that every 2**(e - 127 + PE) is a normal A value, so its A bits are
+        # the biased exponent in A's exponent field -- one add and one shift per scale, in integers
+        e = lowbit.cast(lowbit.view(x, lowbit.uint8), lowbit.int32)  # the code bits, not the value
+        bits = (e + (A.bias - F.bias + PE)) << A.mantissa
+        y = lowbit.cast(lowbit.view(lowbit.cast(bits, lowbit.uint16), A), lowbit.f32)
     elif F.bits % 8 == 0:
         y = lowbit.cast(x, lowbit.f32)
-        if P2 != 1:
+        if PE != 0:
             y = lowbit.cast(lowbit.cast(y * P2, A), lowbit.f32)
     else:
         lowbit.static_assert(not F.signed and F.exponent <= A.exponent and F.mantissa <= A.mantissa,
                              "sub-byte scale formats must be unsigned and fit the activation dtype's fields")
         h = lowbit.view(lowbit.cast(lowbit.cast(x, lowbit.int32) << (A.mantissa - F.mantissa), lowbit.uint16), A)
         h = h * (1.0 * (1 << (A.bias - F.bias)))
-        if P2 != 1:
+        if PE != 0:
             h = h * P2
         y = lowbit.cast(h, lowbit.f32)
     return y
@@ -206,18 +221,17 @@ def wx_matmul(
             v = lowbit.cast(lowbit.view(lowbit.cast(code, _UINTS[W.bits - 1]), W, axis=0), lowbit.f32)
         g = 0 if GROUP == -1 else k // GROUP
         EXP = ELEM_EXP
-        P2 = 1
+        PE = 0
         if FOLD:  # the scale takes 2**F once per group (A-rounded: exact when the packer said so), the codes 2**-F
-            F = (15 if A == lowbit.f16 else 127) - W.bias
-            P2 = (1 << F) if F > 0 else 1.0 / (1 << -F)
-            EXP = ELEM_EXP - F
+            PE = (15 if A == lowbit.f16 else 127) - W.bias
+            EXP = ELEM_EXP - PE
         if GROUP == -1 or GROUP >= BK:  # one group for the whole K step: [1, BN] broadcasts
-            s = scale_to_f32(lowbit.load(sv, (g, n0), (1, BN)), S, A, P2)
+            s = scale_to_f32(lowbit.load(sv, (g, n0), (1, BN)), S, A, PE)
             if ZERO != "none":
                 z = lowbit.cast(lowbit.load(zv, (g, n0), (1, BN)), lowbit.f32)
         else:  # BK // GROUP groups in this step: each row of scales repeats GROUP times along K
             ng = BK // GROUP
-            s = scale_to_f32(lowbit.load(sv, (g, n0), (ng, BN)), S, A, P2)
+            s = scale_to_f32(lowbit.load(sv, (g, n0), (ng, BN)), S, A, PE)
             s = lowbit.reshape(lowbit.broadcast(lowbit.reshape(s, (ng, 1, BN)), (ng, GROUP, BN)), (BK, BN))
             if ZERO != "none":
                 z = lowbit.cast(lowbit.load(zv, (g, n0), (ng, BN)), lowbit.f32)

@@ -8,6 +8,14 @@ saves one multiply per weight pair, and gives exactly the unfolded result
 when every folded scale is a finite value of that dtype.  That is a fact
 about the scale *values*, so it is checked here on the host, once per
 weight and activation dtype, not assumed by the kernel.
+
+The same goes for the codes: an "fn" format such as e4m3fn spends its
+all-ones code on NaN, which the packed field move turns into a finite
+number, so its lowering spends two instructions per pair on a carry test
+that puts the NaN back.  Weights that hold no NaN code (quantize_weight
+never writes one) are read as the format's *finite twin* -- the same
+fields and bias, no NaN -- which gives every code present the same value
+and lowers without the fix-up (:func:`finite_twin`, :func:`codes_finite`).
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ import numpy as np
 
 import lowbit
 
-__all__ = ["fold_exponent", "fold_ok"]
+__all__ = ["codes_finite", "finite_twin", "fold_exponent", "fold_ok", "read_finite"]
 
 
 def fold_exponent(wtype: object, act: str) -> int | None:
@@ -31,7 +39,11 @@ def fold_exponent(wtype: object, act: str) -> int | None:
 
 
 def fold_ok(wtype: object, scales: np.ndarray, scale_dtype: object, act: str) -> bool:
-    """Whether every ``scale * 2**F`` is exactly a finite ``act`` value (``scales`` as stored, numpy)."""
+    """Whether every ``scale * 2**F`` is exactly a finite ``act`` value (``scales`` as stored, numpy).
+
+    For e8m0 scales (MX) the folded values must also be normal ``act`` values: wx_matmul then builds
+    them from the exponent alone, in integers.
+    """
     import ml_dtypes  # noqa: PLC0415
 
     f = fold_exponent(wtype, act)
@@ -47,4 +59,62 @@ def fold_ok(wtype: object, scales: np.ndarray, scale_dtype: object, act: str) ->
     np_dt = np.float16 if act == "f16" else ml_dtypes.bfloat16
     with np.errstate(all="ignore"):
         back = folded.astype(np_dt).astype(np.float64)
-    return bool(np.all(np.isfinite(folded)) and np.array_equal(back, folded))
+    ok = bool(np.all(np.isfinite(folded)) and np.array_equal(back, folded))
+    if ok and sdt.name == "e8m0":  # wx_matmul builds these as A bits from the exponent alone: normal values only
+        ok = bool(np.all(folded >= (2.0**-14 if act == "f16" else 2.0**-126)))
+    return ok
+
+
+def finite_twin(elem: object, act: str) -> object | None:
+    """The NaN-free twin of a float element format when reading codes through it lowers cheaper; else None.
+
+    The twin has the same exponent, mantissa, bias and sign and no NaN or
+    infinity codes; it decodes every finite code of ``elem`` to the same
+    value (checked on the whole table).  Only formats whose packed lowering
+    needs the NaN fix-up for ``act`` and whose twin does not get one.
+    """
+    from lowbit.dtypes import FloatType  # noqa: PLC0415
+    from lowbit.transforms._lower_dequant import float_map  # noqa: PLC0415
+
+    if not isinstance(elem, FloatType) or elem.bits > 8 or elem.nan == "none":
+        return None
+    have = float_map(elem, act, 1.0)
+    if have is None or not have[1]:  # no packed form, or one without the fix-up (e5m2 into f16)
+        return None
+    twin = FloatType(elem.exponent, elem.mantissa, elem.bias, nan="none", signed=elem.signed)
+    codes = np.arange(1 << elem.bits, dtype=np.uint64)
+    a = np.asarray(elem.decode(codes), dtype=np.float64)
+    b = np.asarray(twin.decode(codes), dtype=np.float64)
+    finite = np.isfinite(a)
+    if not np.array_equal(a[finite], b[finite]) or not np.array_equal(np.signbit(a[finite]), np.signbit(b[finite])):
+        return None
+    got = float_map(twin, act, 1.0)
+    return twin if got is not None and not got[1] else None
+
+
+def codes_finite(qweight: np.ndarray, elem: object, k: int, layout: int) -> bool:
+    """Whether no code of the packed weight is a NaN or infinity code of ``elem`` (numpy words, on the host)."""
+    from lowbit.ops.layouts import unpack_codes  # noqa: PLC0415
+
+    codes = np.arange(1 << elem.bits, dtype=np.uint64)
+    bad = np.flatnonzero(~np.isfinite(np.asarray(elem.decode(codes), dtype=np.float64)))
+    if bad.size == 0:
+        return True
+    words = np.ascontiguousarray(qweight)
+    if elem.bits == 8 and layout == 1:  # whole bytes: no unpacking (a row's padding bytes past K are zeros)
+        present = words.view(np.uint8)
+    else:
+        present = unpack_codes(words, elem.bits, k, layout)
+    return not bool(np.isin(present, bad.astype(present.dtype)).any())
+
+
+def read_finite(qw: object, act: str) -> bool:
+    """Whether ``wx_matmul`` may read this (numpy) weight's codes through the NaN-free twin (plan(finite=)).
+
+    Scans the codes only for formats that have a cheaper twin (e4m3fn into f16 or bf16).
+    """
+    wtype = qw.wtype
+    elem = wtype.element if isinstance(wtype, lowbit.ScaledType) else wtype
+    if finite_twin(elem, act) is None:
+        return False
+    return codes_finite(qw.qweight, elem, qw.shape[0], qw.layout)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import lowbit
 from lowbit.errors import LaunchError
 from lowbit.kernels.wx_matmul import LAYOUTS, tile_config, wx_matmul
+from lowbit.ops._fold import finite_twin
 from lowbit.ops._tensors import dtype_name, shape_of
 from lowbit.ops.layouts import LAYOUTS as WEIGHT_LAYOUTS
 from lowbit.ops.layouts import qweight_rows
@@ -42,12 +43,13 @@ class LaunchPlan:
 
 @functools.lru_cache(maxsize=4096)
 def plan(wtype: object, group_size: int, zero: str, scale: str, act: str, has_bias: bool, layout: int,
-         decode: bool, fold: bool = False) -> LaunchPlan:  # fmt: skip
+         decode: bool, fold: bool = False, finite: bool = False) -> LaunchPlan:  # fmt: skip
     """The plan for a weight format / group / zero convention, scale and activation dtypes.
 
     ``decode`` is M <= 16 (a 16-row block tile instead of 32).  ``fold``: the scales take the float codes'
     exponent-bias correction (``wx_matmul``'s FOLD); only when :func:`lowbit.ops._fold.fold_ok` said so
-    for these scale values.
+    for these scale values.  ``finite``: the codes hold no NaN code (:func:`lowbit.ops._fold.codes_finite`),
+    so a format with one is read as its NaN-free twin where that lowers cheaper (:func:`~lowbit.ops._fold.finite_twin`).
     """
     if layout not in LAYOUTS:
         names = ", ".join(f"{v} ({WEIGHT_LAYOUTS[v]!r})" for v in LAYOUTS)
@@ -59,6 +61,9 @@ def plan(wtype: object, group_size: int, zero: str, scale: str, act: str, has_bi
     group = wtype.block if scaled else group_size
     bm, bn, bk = tile_config(int(elem.bits), group, 1 if decode else 17)
     bits = int(elem.bits)
+    twin = finite_twin(elem, act) if finite else None
+    if twin is not None:
+        elem = twin
     if bits & (bits - 1) == 0:  # one plane: version 2 of widths 1, 2, 4, 8 is version 1's bytes, and its kernel
         layout = 1
     cx = (

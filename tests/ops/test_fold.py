@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 import lowbit
@@ -36,22 +38,68 @@ def test_overflowing_or_inexact_folds_are_refused() -> None:
     huge = np.array(mx.scales, copy=True)
     huge[0, 0] = 200  # e8m0 2**73: no f16 holds 2**87
     assert not fold_ok(mx.wtype, huge, mx.scale_format, "f16")
+    tiny = np.array(mx.scales, copy=True)
+    tiny[1, 3] = 127 - 14 - 15  # e8m0 2**-29: times 2**14 an f16 subnormal, exact -- but the kernel builds e8m0
+    assert not fold_ok(mx.wtype, tiny, mx.scale_format, "f16")  # folds from the exponent alone: normal values only
+    tiny[1, 3] = 127 - 14 - 14  # 2**-28 * 2**14 = 2**-14, the smallest normal f16
+    assert fold_ok(mx.wtype, tiny, mx.scale_format, "f16")
 
 
 def test_folded_kernel_equals_the_unfolded_one_bit_for_bit() -> None:
-    for fmt in ("e2m1", "e4m3", "mxfp4"):
+    import ml_dtypes
+
+    for fmt, act in (("e2m1", "f16"), ("e4m3", "f16"), ("mxfp4", "f16"), ("mxfp4", "bf16")):
         qw = _weight(fmt)
-        a = np.random.default_rng(1).standard_normal((3, 288)).astype(np.float16)
+        npdt = np.float16 if act == "f16" else ml_dtypes.bfloat16
+        assert fold_ok(qw.wtype, qw.scales, qw.scale_format, act), (fmt, act)
+        a = np.random.default_rng(1).standard_normal((3, 288)).astype(npdt)
         folded = ops.matmul(a, qw, backend="emulator")  # FOLD chosen: the scales allow it
         q = qw.numpy()
-        p = _launch.plan(q.wtype, q.group_size, q.zero, q.scale_format.name, "f16", False, q.layout, True, False)
-        assert dict(_launch.plan(q.wtype, q.group_size, q.zero, q.scale_format.name, "f16", False, q.layout, True,
+        p = _launch.plan(q.wtype, q.group_size, q.zero, q.scale_format.name, act, False, q.layout, True, False)
+        assert dict(_launch.plan(q.wtype, q.group_size, q.zero, q.scale_format.name, act, False, q.layout, True,
                                  True).constexprs)["FOLD"]  # fmt: skip
-        out = np.full((3, 40), np.nan, np.float16)
-        spare = np.zeros(1, np.float16)
+        out = np.full((3, 40), np.nan, npdt)
+        spare = np.zeros(1, npdt)
         args = _launch.kernel_arguments(p, np.array(a), np.array(q.qweight), np.array(q.scales),
                                         None if q.zeros is None else np.array(q.zeros),
                                         None if q.tensor_scale is None else np.array(q.tensor_scale),
                                         None, out, spare, 3, 40, 288)  # fmt: skip
         _launch.kernel()[p.grid(3, 40)](*args, **p.kwargs())
-        np.testing.assert_array_equal(folded.view(np.uint16), out.view(np.uint16), err_msg=fmt)
+        np.testing.assert_array_equal(np.asarray(folded).view(np.uint16), out.view(np.uint16), err_msg=f"{fmt} {act}")
+
+
+def test_the_nan_free_twin_is_chosen_only_for_fn_formats_and_decodes_alike() -> None:
+    from lowbit.ops._fold import finite_twin
+
+    e4m3 = lowbit.dtype("e4m3")  # e4m3fn: 0x7f / 0xff are NaN
+    for act in ("f16", "bf16"):
+        twin = finite_twin(e4m3, act)
+        assert twin is not None and twin.nan == "none" and (twin.exponent, twin.mantissa, twin.bias) == (4, 3, 7)
+        codes = np.arange(256, dtype=np.uint64)
+        a, b = np.asarray(e4m3.decode(codes), np.float64), np.asarray(twin.decode(codes), np.float64)
+        finite = np.isfinite(a)
+        assert finite.sum() == 254 and np.array_equal(a[finite], b[finite]) and np.isfinite(b).all()
+    assert finite_twin(lowbit.dtype("e5m2"), "f16") is None  # f16's top byte: NaN and inf map as they are
+    assert finite_twin(lowbit.dtype("e2m1"), "f16") is None and finite_twin(lowbit.dtype("uint4"), "f16") is None
+
+
+def test_a_nan_code_keeps_the_exact_format_and_gives_nan() -> None:
+    from lowbit.ops._fold import read_finite
+
+    qw = _weight("e4m3").numpy()
+    assert read_finite(qw, "f16")  # quantize_weight writes no NaN code
+    a = np.random.default_rng(2).standard_normal((2, 288)).astype(np.float16)
+    twin_out = ops.matmul(a, qw, backend="emulator")  # read through the twin
+    p = _launch.plan(qw.wtype, qw.group_size, qw.zero, qw.scale_format.name, "f16", False, qw.layout, True,
+                     fold_ok(qw.wtype, qw.scales, qw.scale_format, "f16"), False)  # fmt: skip
+    exact = np.full((2, 40), np.nan, np.float16)
+    args = _launch.kernel_arguments(p, np.array(a), np.array(qw.qweight), np.array(qw.scales), None, None, None,
+                                    exact, np.zeros(1, np.float16), 2, 40, 288)  # fmt: skip
+    _launch.kernel()[p.grid(2, 40)](*args, **p.kwargs())
+    np.testing.assert_array_equal(np.asarray(twin_out).view(np.uint16), exact.view(np.uint16))
+    bad = np.array(qw.qweight, copy=True)
+    bad.reshape(-1).view(np.uint8)[37 * 4 * 40 + 4 * 11 + 2] = 0x7F  # code (37*4 + 2, 11): e4m3fn's NaN
+    qn = dataclasses.replace(qw, qweight=bad)
+    assert not read_finite(qn, "f16")
+    out = np.asarray(ops.matmul(a, qn, backend="emulator"), np.float64)
+    assert np.isnan(out[:, 11]).all() and np.isfinite(np.delete(out, 11, axis=1)).all()
