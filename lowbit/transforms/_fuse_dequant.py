@@ -211,8 +211,10 @@ class _Fuse(Rewriter):
         """The pair table of a codebook's codes (:mod:`~lowbit.transforms._lower_codebook`), one per kind, or None."""
         from lowbit.transforms import _lower_codebook as cb  # noqa: PLC0415
 
-        dt = lambda v: v.type.dtype if v is not None else None  # noqa: E731
-        got = cb.choose(dt(codes), dst, dt(zero), dt(scale), float(factor))
+        def dt(v: Value | None) -> DType | None:
+            return v.type.dtype if v is not None else None  # type: ignore[union-attr]
+
+        got = cb.choose(dt(codes), dst, dt(zero), dt(scale), float(factor))  # type: ignore[arg-type]
         if got is None:
             return None
         form, ents = got
