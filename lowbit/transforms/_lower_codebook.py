@@ -106,6 +106,8 @@ def choose(codes: DType, dst: str, zero: DType | None, scale: DType | None, fact
     """``(form, entries)`` of the pair table a ``dequant`` of these types should read, or None (the chain)."""
     if not isinstance(codes, CodebookType) or len(codes.table) > MAX_ENTRIES or dst not in ("f16", "bf16"):
         return None
+    if 32 % codes.bits:  # 3-bit codes straddle words (layout 1) or come in planes (layout 2): no pair index
+        return None
     if scale is not None and not (scale.is_float and scale.bits <= 32 and getattr(scale, "table", None) is None):
         return None
     if zero is not None and not (zero.is_float or zero.is_int) or (zero is not None and zero.bits > 32):
