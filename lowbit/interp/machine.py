@@ -24,7 +24,7 @@ from lowbit.ir import ops as O
 from lowbit.ir.expr import Expr, Scalar, Var, evaluate
 from lowbit.ir.program import Program
 from lowbit.dtypes import dtype
-from lowbit.ir.types import INT64, SharedType, TileType, Value
+from lowbit.ir.types import INT32, INT64, SharedType, TileType, Value
 from lowbit.interp import values as V
 from lowbit.interp.atomics import atomic
 from lowbit.interp.memory import Buffer, GlobalViewValue, gather, scatter, tile_indices
@@ -151,6 +151,18 @@ def _store_shared(b: Block, op: O.StoreShared) -> None:
     t = _ttype(op.value)
     region = _region(b, op.dst, _ints(b, op.offsets), t.shape, op)
     _tile(b, op.dst)[region] = _tile(b, op.value)
+
+
+def _pair_table(b: Block, op: O.PairTable) -> None:
+    """Word ``i | j * n`` = ``entries[i] | entries[j] << 16`` (width 16), or words ``2e, 2e + 1`` (width 32)."""
+    e = np.asarray(op.entries, dtype=np.uint64)
+    n = len(e)
+    i, j = np.arange(n * n) % n, np.arange(n * n) // n
+    if op.width == 16:
+        w = e[i] | e[j] << np.uint64(16)
+    else:
+        w = np.stack([e[i], e[j]], axis=1).reshape(-1)
+    _tile(b, op.dst)[...] = V.from_codes(w, INT32)
 
 
 def _copy_async(b: Block, op: O.CopyAsync) -> None:
@@ -356,6 +368,7 @@ HANDLERS: dict[type[O.Op], Callable[[Block, O.Op], None]] = {
     O.StoreGlobal: _store_global,
     O.LoadShared: _load_shared,
     O.StoreShared: _store_shared,
+    O.PairTable: _pair_table,
     O.CopyAsync: _copy_async,
     O.CommitGroup: _commit,
     O.WaitGroup: _wait,

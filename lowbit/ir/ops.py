@@ -31,8 +31,8 @@ from lowbit.ir.ops_atomic import ATOMIC_DTYPES, ATOMIC_KINDS, Atomic
 from lowbit.ir.ops_control import For, If, Print
 from lowbit.ir.ops_memory import (
     L1_EVICTION, L2_EVICTION, LOAD_SHARED_VIA, PREFETCH_SIZES, AllocShared, Barrier, CommitGroup, CopyAsync,
-    FreeShared, GlobalView, LoadGlobal, LoadShared, NumPrograms, ProgramId, SharedView, StoreGlobal, StoreShared,
-    WaitGroup,
+    FreeShared, GlobalView, LoadGlobal, LoadShared, NumPrograms, PairTable, ProgramId, SharedView, StoreGlobal,
+    StoreShared, WaitGroup,
 )  # fmt: skip
 
 __all__ = [
@@ -41,7 +41,7 @@ __all__ = [
     "Arange", "Barrier", "Broadcast", "Carried", "CarriedIn", "Cast", "CommitGroup",
     "ConvertLayout", "CopyAsync", "Dequant", "Dot", "Effect", "ElementwiseBinary", "ElementwiseUnary", "Fma", "For",
     "FreeShared", "Full", "GlobalView", "If", "LoadGlobal", "LoadShared", "Loc", "Lookup", "NumPrograms", "Op",
-    "OpSpec", "Permute", "Print", "ProgramId", "Reduce", "Region", "Reshape", "SharedView", "Slice", "StoreGlobal", "StoreShared",
+    "OpSpec", "PairTable", "Permute", "Print", "ProgramId", "Reduce", "Region", "Reshape", "SharedView", "Slice", "StoreGlobal", "StoreShared",
     "ThreadIndex", "View", "WaitGroup", "Where", "by_mnemonic", "view_shape",
 ]  # fmt: skip
 
@@ -52,6 +52,7 @@ OP_CLASSES: tuple[type[Op], ...] = (
     LoadShared, StoreShared, CopyAsync, CommitGroup, WaitGroup, Barrier, Full, Arange, Cast,
     View, ElementwiseUnary, ElementwiseBinary, Where, Fma, Dot, Reduce, Lookup, Broadcast,
     Reshape, ConvertLayout, Permute, Slice, ThreadIndex, For, If, Print, SharedView, Atomic, Dequant,
+    PairTable,
 )  # fmt: skip
 
 for _cls in OP_CLASSES:

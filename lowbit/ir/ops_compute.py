@@ -14,7 +14,7 @@ from lowbit.dtypes import DType
 from lowbit.ir.expr import Expr
 from lowbit.ir.op_base import Op, OpSpec
 from lowbit.ir.op_base import describe as _describe
-from lowbit.ir.types import BOOL, INT32, TileType, Value, is_arith, is_bool
+from lowbit.ir.types import BOOL, INT32, SharedType, TileType, Value, is_arith, is_bool
 
 __all__ = ["ARITH_UNARY", "BINARY_TILE_OPS", "DOT_FP8", "REDUCE_KINDS", "Arange", "Broadcast", "Cast", "Dot",
            "CONVERT_ROUTES", "ConvertLayout", "ElementwiseBinary", "ElementwiseUnary", "Fma", "Full", "Lookup", "Permute", "Reduce",
@@ -225,7 +225,10 @@ class Dequant(Op):
     falls back to the f32 chain where no exact packed form exists.
     ``zero`` and ``scale`` are optional and have the codes' shape (a
     broadcast stays a separate op); ``factor`` is a power of two
-    (1.0: none).
+    (1.0: none).  ``table`` (optional, codebook codes only) is a shared
+    buffer a ``pair_table`` filled with the chain's values before the scale
+    (:mod:`lowbit.transforms._lower_codebook`): where the lowering may look
+    two codes up at once.  It changes nothing the op means.
     """
 
     result: Value
@@ -233,8 +236,9 @@ class Dequant(Op):
     zero: Value | None = None
     scale: Value | None = None
     factor: float = 1.0
+    table: Value | None = None
     opname = "dequant"
-    spec = OpSpec(results=("result",), operands=("codes",), optional=("zero", "scale"), attrs=("factor",))
+    spec = OpSpec(results=("result",), operands=("codes",), optional=("zero", "scale", "table"), attrs=("factor",))
 
     def __post_init__(self) -> None:
         t = self.tile(self.codes, "codes")
@@ -255,6 +259,12 @@ class Dequant(Op):
         if r.dtype.name not in DEQUANT_RESULTS:
             raise self.fail(f"result must be f16 or bf16, got {r}")
         self.check_result(self.result, TileType(r.dtype, t.shape))
+        if self.table is not None:
+            tt = self.table.type
+            n = 1 << t.dtype.bits
+            if not isinstance(tt, SharedType) or tt.dtype != INT32 or tt.shape not in ((n * n,), (2 * n * n,)):
+                raise self.fail(f"table must be a shared<int32, [{n * n}]> or [{2 * n * n}] pair table of the "
+                                f"{n} codes, got {tt}")  # fmt: skip
 
 
 #: Storage formats a dot takes directly (tensor cores read them): their products are exact in f32.

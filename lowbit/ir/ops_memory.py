@@ -26,8 +26,8 @@ def _vec(op: Op, vec: int) -> None:
 
 
 __all__ = ["L1_EVICTION", "L2_EVICTION", "LOAD_SHARED_VIA", "PREFETCH_SIZES", "AllocShared", "Barrier", "CommitGroup", "CopyAsync",
-           "FreeShared", "GlobalView", "LoadGlobal", "LoadShared", "NumPrograms", "ProgramId", "SharedView",
-           "StoreGlobal", "StoreShared", "WaitGroup"]  # fmt: skip
+           "FreeShared", "GlobalView", "LoadGlobal", "LoadShared", "NumPrograms", "PairTable", "ProgramId",
+           "SharedView", "StoreGlobal", "StoreShared", "WaitGroup"]  # fmt: skip
 
 #: Cache hints a global load may state (PTX ISA 9.7.9.8 ``ld``): the L1 eviction priority
 #: (``.L1::evict_first`` ...), the L2 eviction priority of a ``createpolicy.fractional`` policy passed with
@@ -316,6 +316,43 @@ class WaitGroup(Op):
     def __post_init__(self) -> None:
         if not isinstance(self.pending, int) or self.pending < 0:
             raise self.fail(f"pending must be a non-negative int, got {self.pending!r}")
+
+
+#: Bits per entry of a ``pair_table``: 16 (two entries share a word) or 32 (one word each).
+PAIR_TABLE_WIDTHS = (16, 32)
+
+
+@dataclass(frozen=True, eq=False)
+class PairTable(Op):
+    """Fill ``dst`` with the pair table of the ``n``-entry table ``entries`` (``width``-bit patterns).
+
+    Pair ``(i, j)`` (``i, j < n``) is at index ``e = i | j * n``: with
+    ``width`` 16, word ``e`` is ``entries[i] | entries[j] << 16``; with 32,
+    words ``2e`` and ``2e + 1`` are ``entries[i]`` and ``entries[j]``.
+    ``dst`` is a 1-D int32 buffer of exactly those ``n * n * width / 16``
+    words; ``n`` is a power of two, 2..16.  The codebook lowering
+    (:mod:`lowbit.transforms._lower_codebook`) builds one before the main
+    loop and looks two codes up with one shared load.
+    """
+
+    dst: Value
+    entries: tuple[int, ...]
+    width: int = 16
+    opname = "pair_table"
+    spec = OpSpec(operands=("dst",), attrs=("entries", "width"), effect=Effect.WRITE)
+
+    def __post_init__(self) -> None:
+        t = _shared(self, self.dst, "destination")
+        n = len(self.entries) if isinstance(self.entries, tuple) else 0
+        if n < 2 or n > 16 or n & (n - 1):
+            raise self.fail(f"entries must be a tuple of 2, 4, 8 or 16 bit patterns, got {self.entries!r}")
+        if self.width not in PAIR_TABLE_WIDTHS:
+            raise self.fail(f"width must be 16 or 32 bits, got {self.width!r}")
+        if any(not isinstance(e, int) or isinstance(e, bool) or not 0 <= e < 1 << self.width for e in self.entries):
+            raise self.fail(f"entries must be {self.width}-bit patterns (ints 0 .. 2**{self.width} - 1), got {self.entries!r}")
+        words = n * n * self.width // 16
+        if t.dtype != INT32 or t.shape != (words,):
+            raise self.fail(f"destination must be shared<int32, [{words}]> for {n} entries of {self.width} bits, got {t}")
 
 
 @dataclass(frozen=True, eq=False)

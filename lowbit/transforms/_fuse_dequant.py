@@ -26,6 +26,12 @@ at most 8 bits (``c - z`` is then an integer of at most 9 bits, exact in
 either dtype) and a scale already of the result dtype (the product is
 rounded once either way).
 
+Codebook codes (nf4, user tables of at most 16 entries) may get a pair
+table: when :func:`lowbit.transforms._lower_codebook.choose` picks a form,
+the ``dequant`` reads a shared buffer that ``alloc_shared``, ``pair_table``
+and one ``barrier`` fill at the start of the program (one per table,
+shared by every ``dequant`` that wants it): the main loop only reads it.
+
 Nothing else changes: ops of the chain that nothing else reads are
 deleted afterwards (they are pure), the others stay.
 """
@@ -39,7 +45,7 @@ from lowbit.ir import ops as O
 from lowbit.ir.op_base import Effect, Region
 from lowbit.ir.program import Program
 from lowbit.ir.rewrite import Rewriter, walk
-from lowbit.ir.types import TileType, Value, is_bool
+from lowbit.ir.types import INT32, SharedType, TileType, Value, is_bool
 
 __all__ = ["run"]
 
@@ -94,6 +100,9 @@ class _Fuse(Rewriter):
             for r in _results(op):
                 self.defs[id(r)] = op
         self.plans: dict[int, list[O.Op]] = {}
+        #: pair tables of codebook codes by (form, entries), and the ops that fill them at the program's start
+        self.tables: dict[tuple[str, tuple[int, ...]], Value] = {}
+        self.prologue: list[O.Op] = []
         for op in walk(prog.body):
             plan = self._match(op)
             if plan is not None:
@@ -168,7 +177,9 @@ class _Fuse(Rewriter):
                 continue  # (without a zero the f16 form is a cast and a mul: the cast lowering's job)
             if scale is None and zero is None and factor == 1.0:
                 continue  # a bare cast: the cast lowering handles it
-            new.append(O.Dequant(result=result, codes=codes, zero=zero, scale=scale, factor=factor, loc=loc))
+            table = self._table(codes, zero, scale, factor, a_dt.name)
+            new.append(O.Dequant(result=result, codes=codes, zero=zero, scale=scale, factor=factor, table=table,
+                                 loc=loc))  # fmt: skip
             return new
         return None
 
@@ -195,6 +206,25 @@ class _Fuse(Rewriter):
             if codes is not None and f is not None:
                 return codes, f
         return None
+
+    def _table(self, codes: Value, zero: Value | None, scale: Value | None, factor: float, dst: str) -> Value | None:
+        """The pair table of a codebook's codes (:mod:`~lowbit.transforms._lower_codebook`), one per kind, or None."""
+        from lowbit.transforms import _lower_codebook as cb  # noqa: PLC0415
+
+        def dt(v: Value | None) -> DType | None:
+            return v.type.dtype if v is not None else None  # type: ignore[union-attr]
+
+        got = cb.choose(dt(codes), dst, dt(zero), dt(scale), float(factor))  # type: ignore[arg-type]
+        if got is None:
+            return None
+        form, ents = got
+        key = (form, ents)
+        if key not in self.tables:
+            words = len(ents) ** 2 * (1 if form == "half" else 2)
+            buf = Value(SharedType(INT32, (words,)), f"cb_{form}")
+            self.tables[key] = buf
+            self.prologue += [O.AllocShared(result=buf), O.PairTable(dst=buf, entries=ents, width=16 if form == "half" else 32)]
+        return self.tables[key]
 
     # ------------------------------------------------------------------ rewriting
     def visit(self, op: O.Op) -> None:
@@ -243,4 +273,8 @@ def run(prog: Program) -> Program:
     f = _Fuse(prog)
     if not f.plans:
         return prog
-    return _dce(f.run(prog))
+    out = _dce(f.run(prog))
+    if f.prologue:  # the codebook tables: filled once before anything else, read after one barrier
+        body = (*f.prologue, O.Barrier(), *out.body)
+        out = Program(out.name, out.params, body, out.constexprs, out.num_warps, out.grid, out.num_stages)
+    return out

@@ -42,6 +42,7 @@ from lowbit.ir.types import PointerType, TileType, Value, is_bool
 from lowbit.transforms import _values as vals
 from lowbit.transforms._context import Ctx, fail
 from lowbit.transforms._lower_atomic import HANDLERS as ATOMIC
+from lowbit.transforms._lower_codebook import HANDLERS as CODEBOOK
 from lowbit.transforms._lower_compute import HANDLERS as COMPUTE
 from lowbit.transforms._lower_memory import HANDLERS as MEMORY
 from lowbit.transforms.plan_shared import storage
@@ -129,7 +130,7 @@ def _if(ctx: Ctx, op: V.If) -> None:
     _bind(ctx, op.results, scope.results, op)
 
 
-HANDLERS = {**COMPUTE, **MEMORY, **ATOMIC, V.For: _for, V.If: _if, V.Print: lambda ctx, op: None}
+HANDLERS = {**COMPUTE, **MEMORY, **ATOMIC, **CODEBOOK, V.For: _for, V.If: _if, V.Print: lambda ctx, op: None}
 
 #: The SIMT name of the block's one shared-memory area (every planned buffer is an offset in it).
 SHARED_AREA = "smem"

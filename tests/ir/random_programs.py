@@ -249,12 +249,24 @@ class Gen:
         idx = self.tile(U4, (4, 8))  # codes of a 16-entry table: always in range
         self.add(O.Lookup(result=self.new_tile(table.type.dtype, (4, 8)), table=table, index=idx))
 
+    def m_pair_table(self) -> None:
+        n = self.r.choice([2, 4, 16])
+        width = self.r.choice([16, 32])
+        s = Value(SharedType(INT32, (n * n * width // 16,)))
+        self.add(O.AllocShared(result=s))  # (not in the pool: the other generators use [4, 8] buffers)
+        self.add(O.PairTable(dst=s, entries=tuple(self.r.randrange(1 << width) for _ in range(n)), width=width))
+
     def m_dequant(self) -> None:
         codes = self.tile(self.r.choice([U4, I8, U8, dtype("e4m3fn")]), (4, 8))
         zero = self.tile(codes.type.dtype, (4, 8)) if self.r.random() < 0.5 else None
         scale = self.tile(self.r.choice([F16, dtype("bf16")]), (4, 8)) if self.r.random() < 0.7 else None
+        table = None
+        if codes.type.dtype == U4 and self.r.random() < 0.3:  # a pair table of the 16 codes (a shared operand)
+            table = Value(SharedType(INT32, (256,)))
+            self.add(O.AllocShared(result=table))
+            self.add(O.PairTable(dst=table, entries=tuple(self.r.randrange(1 << 16) for _ in range(16))))
         self.add(O.Dequant(result=self.new_tile(self.r.choice([F16, dtype("bf16")]), (4, 8)), codes=codes,
-                           zero=zero, scale=scale, factor=self.r.choice([1.0, 0.25, 4.0])))
+                           zero=zero, scale=scale, factor=self.r.choice([1.0, 0.25, 4.0]), table=table))
 
     def m_broadcast(self) -> None:
         x = self.tile(None, (1, 8))

@@ -34,6 +34,20 @@ DEFAULT = [(f, "f16") for f in ("uint1", "uint2", "uint4", "int4", "uint8", "e2m
     (f, "bf16") for f in ("uint4", "int4", "e2m1")
 ]
 FULL = [(f, a) for f in INTS + FLOATS for a in ("f16", "bf16") if (f, a) not in DEFAULT]
+#: Codebooks (issue 13: nf4 and user tables of <= 16 entries), each through its pair table
+#: (lowbit.transforms._lower_codebook) or the per-slot chain (3-bit codes, which straddle words): random 16- and 8-entry
+#: tables (f32 values: the f32-entry form), a 16-entry table of f16 *and* bf16 values (the half form for both),
+#: and a 4-entry table of 3 distinct values with 1 + 2**-9, an f16 value but no bf16 one (half form into f16,
+#: the f32-entry form into bf16).
+_RNG = np.random.default_rng(13)
+CODEBOOKS = {
+    "nf4": lowbit.dtype("nf4"),
+    "cb16_random": lowbit.codebook(np.sort(_RNG.uniform(-1.5, 1.5, 16))),
+    "cb8_random": lowbit.codebook(_RNG.uniform(-3.0, 3.0, 8)),
+    "cb16_exact": lowbit.codebook(np.arange(-8, 8) / 4.0),
+    "cb4_three": lowbit.codebook([-0.75, 0.0, 1.0 + 2.0**-9, 0.0]),
+}
+CB_CASES = [(f, a) for f in CODEBOOKS for a in ("f16", "bf16")]
 #: what the packed form may not contain inside the main loop (issue 13): integer -> float conversions per
 #: element, and f32 arithmetic or f32 -> f16 rounding on the weight path (the mma's f32 accumulators are not
 #: arithmetic instructions).  8-bit codes into bf16 are the named exception (their magic does not fit bf16).
@@ -46,10 +60,14 @@ def _np(act: str) -> type:
     return np.float16 if act == "f16" else ml_dtypes.bfloat16
 
 
+def _dtype(fmt: str):  # noqa: ANN202
+    return CODEBOOKS[fmt] if fmt in CODEBOOKS else lowbit.dtype(fmt)
+
+
 def _problem(fmt: str, act: str, k: int, n: int, seed: int, finite: bool = False):  # noqa: ANN202
     """Codes, zeros and scales; ``finite``: only codes with finite values and scales that cannot overflow
     (the identity-matmul check multiplies every weight by zeros: an inf would make NaNs of its column)."""
-    dt = lowbit.dtype(fmt)
+    dt = _dtype(fmt)
     B = dt.bits
     rows, cols = np.meshgrid(np.arange(k), np.arange(n), indexing="ij")
     codes = ((rows + 3 * cols + rows // (1 << B)) % (1 << B)).astype(np.uint8)
@@ -87,7 +105,7 @@ def dequant_tile(w_ptr: lowbit.ptr("uint32"), s_ptr: lowbit.ptr(A), z_ptr: lowbi
 
 
 @pytest.mark.parametrize("n", [128, 40], ids=["specialised", "unspecialised"])
-@pytest.mark.parametrize("fmt, act", DEFAULT)
+@pytest.mark.parametrize("fmt, act", DEFAULT + CB_CASES)
 def test_every_code_zero_and_scale_bit_identical(fmt: str, act: str, n: int) -> None:
     """Every code x every zero code x scales {2**-14, 1, 8, 60000, random}: inf and NaN results included."""
     k = 128
@@ -108,7 +126,7 @@ def test_every_code_zero_and_scale_bit_identical(fmt: str, act: str, n: int) -> 
 
 
 @pytest.mark.parametrize("shape", [(128, 128), (136, 40)], ids=["specialised", "unspecialised"])
-@pytest.mark.parametrize("fmt, act", DEFAULT)
+@pytest.mark.parametrize("fmt, act", DEFAULT + CB_CASES)
 def test_dequantised_tile_bit_identical(fmt: str, act: str, shape: tuple[int, int]) -> None:
     _run(fmt, act, shape)
 
@@ -146,7 +164,59 @@ def _run(fmt: str, act: str, shape: tuple[int, int]) -> None:
     ptx = compile_program(prog, "sm_80").ptx
     body = main_loop(ptx)
     m = mix(body)
+    if fmt in CODEBOOKS:
+        _check_codebook_loop(fmt, act, m)
+        return
     if not (act == "bf16" and dt.bits == 8):
         used = {op: c for op, c in m.items() if any(op == f or op.startswith(f + ".") for f in FORBIDDEN)}
         assert not used, f"{fmt} -> {act}: the main loop still converts or computes in f32: {used}"
     assert any(op.startswith("prmt") for op in m), f"{fmt} -> {act}: no byte permutes in the main loop"
+
+
+def _codebook_form(fmt: str, act: str) -> str:
+    """The form the compiler should pick (an independent statement of the rule, not a call of it): the half
+    pair table when every entry is exact in ``act``, the f32-entry table otherwise, the chain for 3-bit codes
+    in layout 1 (codes straddle words: no pair index)."""
+    dt = CODEBOOKS[fmt]
+    if dt.bits == 3:
+        return "chain"
+    t = np.asarray(dt.table, dtype=np.float32)
+    return "half" if np.array_equal(t.astype(_np(act)).astype(np.float32), t) else "single"
+
+
+def _check_codebook_loop(fmt: str, act: str, m: dict) -> None:
+    """The main loop of a codebook's wx_matmul: table lookups and the scale, no select chain."""
+    form = _codebook_form(fmt, act)
+    selects = sum(c for op, c in m.items() if op.startswith("selp"))
+    lds = {op: c for op, c in m.items() if op.startswith("ld.shared")}
+    if form == "chain":
+        assert selects >= 64, f"{fmt} -> {act}: expected the per-slot chain, got {m}"
+        return
+    want = "ld.shared.b32" if form == "half" else "ld.shared.v2"
+    assert sum(c for op, c in lds.items() if op.startswith(want)) >= 4, f"{fmt} -> {act}: no {want} lookups: {m}"
+    assert selects < 16, f"{fmt} -> {act}: the main loop still selects per code: {m}"
+    if CODEBOOKS[fmt].bits == 4:  # a pair of 4-bit codes is a byte of the word: one prmt picks it
+        assert any(op.startswith("prmt") for op in m), f"{fmt} -> {act}: no byte permutes in the main loop"
+    if form == "half":
+        used = {op: c for op, c in m.items() if any(op == f or op.startswith(f + ".") for f in FORBIDDEN)}
+        assert not used, f"{fmt} -> {act}: the half-table form computes in f32: {used}"
+    else:  # two f32 muls and one rounding pack per pair, nothing converted from an integer
+        assert not any(op.startswith(("cvt.rn.f32.u32", "cvt.rn.f32.s32")) for op in m), m
+
+
+def test_codebook_table_is_built_once_before_the_loop() -> None:
+    """One pair_table + barrier at the program's start, read by the dequant in the loop; none for 3-bit codes."""
+    from lowbit.transforms import Options, lower_vm  # noqa: PLC0415
+
+    for fmt, want in (("nf4", 256 * 2), ("cb16_exact", 256), ("cb4_three", 16), ("cb8_random", 0)):
+        cx = dict(W=CODEBOOKS[fmt], GROUP=128, ZERO="none", S=lowbit.f16, A=lowbit.f16, BM=16, BN=32, BK=32)
+        body = lower_vm(wx_matmul.specialize(**cx), Options(arch="sm_80")).body
+        kinds = [type(op).__name__ for op in body]
+        if not want:  # 3-bit codes straddle words: no pair index, so no table either
+            assert "PairTable" not in kinds
+            continue
+        assert kinds[:3] == ["AllocShared", "PairTable", "Barrier"], kinds[:4]
+        assert body[0].result.type.shape == (want,) and kinds.count("PairTable") == 1
+        loop = next(op for op in body if type(op).__name__ == "For")
+        deq = [op for op in loop.body if type(op).__name__ == "Dequant"]
+        assert deq and all(op.table is body[0].result for op in deq)
