@@ -51,7 +51,12 @@ uint32 words (GPTQ's ``qzeros`` layout once its off-by-one is undone);
 float zeros are ``(G, N)`` of ``S``; ``ts`` is one f32; ``bias`` is (N,).
 
 Numerics.  The weight is dequantised in f32 and rounded **once** to A's
-dtype: ``cast((cast(c, f32) - cast(z, f32)) * cast(s, f32), A)``.  For
+dtype: ``cast((cast(c, f32) - cast(z, f32)) * cast(s, f32), A)``.
+:mod:`lowbit.ops` launches a codebook format (nf4, user tables) as the
+codebook whose values are rounded to A (:func:`lowbit.ops._fold.codebook_in`:
+one more rounding, of the table, as half-precision LUT kernels hold it), and
+an "fn" float format whose weight has no NaN code as its NaN-free twin
+(:func:`lowbit.ops._fold.finite_twin`: the same value for every code present).  For
 integer codes and small floats with f16/bf16 scales the f32 product is
 exact (<= 9 significant bits times <= 11), so this is bit-identical to the
 packed f16x2/bf16x2 ``(c - z) * s`` sequence issue 13 will emit -- the form

@@ -24,7 +24,7 @@ import numpy as np
 
 import lowbit
 
-__all__ = ["codes_finite", "finite_twin", "fold_exponent", "fold_ok", "read_finite"]
+__all__ = ["codebook_in", "codes_finite", "finite_twin", "fold_exponent", "fold_ok", "read_finite"]
 
 
 def fold_exponent(wtype: object, act: str) -> int | None:
@@ -118,3 +118,26 @@ def read_finite(qw: object, act: str) -> bool:
     if finite_twin(elem, act) is None:
         return False
     return codes_finite(qw.qweight, elem, qw.shape[0], qw.layout)
+
+
+def codebook_in(elem: object, act: str) -> object | None:
+    """A codebook with its values rounded to ``act`` (round to nearest even), when some value is not an ``act`` value.
+
+    ``wx_matmul`` reads a codebook's codes through this table: its values are
+    then ``act`` values, the product with an ``act`` scale is exact in f32
+    and rounded once to ``act``, so the dequantisation lowers to one shared
+    table read of an f16x2/bf16x2 pair and one packed multiply, with no f32
+    in the main loop (what FLUTE-style kernels do, holding the table in
+    half precision).  The cost is one extra rounding of each table value
+    (at most half an ulp of ``act`` each: nf4's 16 values are 3 exact and 13
+    rounded in f16).  None for non-codebooks and for tables already exact.
+    """
+    from lowbit.dtypes import CodebookType  # noqa: PLC0415
+
+    if not isinstance(elem, CodebookType):
+        return None
+    values = np.asarray(elem.table, dtype=np.float64)
+    rounded = np.asarray(lowbit.dtype(act).decode(lowbit.dtype(act).encode(values)), dtype=np.float64)
+    if np.array_equal(rounded, values):
+        return None
+    return CodebookType(tuple(float(v) for v in rounded))

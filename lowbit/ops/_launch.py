@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import lowbit
 from lowbit.errors import LaunchError
 from lowbit.kernels.wx_matmul import LAYOUTS, tile_config, wx_matmul
-from lowbit.ops._fold import finite_twin
+from lowbit.ops._fold import codebook_in, finite_twin
 from lowbit.ops._tensors import dtype_name, shape_of
 from lowbit.ops.layouts import LAYOUTS as WEIGHT_LAYOUTS
 from lowbit.ops.layouts import qweight_rows
@@ -64,6 +64,9 @@ def plan(wtype: object, group_size: int, zero: str, scale: str, act: str, has_bi
     twin = finite_twin(elem, act) if finite else None
     if twin is not None:
         elem = twin
+    table = codebook_in(elem, act)  # a codebook is read with its values rounded to the activation dtype
+    if table is not None:
+        elem = table
     if bits & (bits - 1) == 0:  # one plane: version 2 of widths 1, 2, 4, 8 is version 1's bytes, and its kernel
         layout = 1
     cx = (

@@ -103,3 +103,21 @@ def test_a_nan_code_keeps_the_exact_format_and_gives_nan() -> None:
     assert not read_finite(qn, "f16")
     out = np.asarray(ops.matmul(a, qn, backend="emulator"), np.float64)
     assert np.isnan(out[:, 11]).all() and np.isfinite(np.delete(out, 11, axis=1)).all()
+
+
+def test_codebooks_are_read_with_their_values_rounded_to_the_activation_dtype() -> None:
+    import ml_dtypes
+
+    from lowbit.ops._fold import codebook_in
+
+    nf4 = lowbit.dtype("nf4")
+    for act, npdt in (("f16", np.float16), ("bf16", ml_dtypes.bfloat16)):
+        t = codebook_in(nf4, act)
+        want = np.asarray(lowbit.dtypes.NF4_VALUES, np.float64).astype(npdt).astype(np.float64)
+        assert t is not None and np.array_equal(np.asarray(t.table), want) and t.bits == 4
+        assert not np.array_equal(want, np.asarray(lowbit.dtypes.NF4_VALUES))  # nf4 really changes
+        p = _launch.plan(nf4, 128, "none", "f16", act, False, 1, True)
+        assert dict(p.constexprs)["W"] == t
+    exact = lowbit.codebook((-2.0, -0.5, 0.25, 3.0))
+    assert codebook_in(exact, "f16") is None and codebook_in(exact, "bf16") is None
+    assert codebook_in(lowbit.dtype("uint4"), "f16") is None and codebook_in(lowbit.dtype("e2m1"), "f16") is None
