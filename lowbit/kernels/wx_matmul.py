@@ -91,20 +91,20 @@ _UINTS = (
 
 
 @lowbit.func
-def plane_code(w, r0, rows, k, n0, WP, BK, BN):
+def plane_code(w, r0, k, n0, WP, BK, BN):
     """The [BK, BN] int32 codes of one bit plane (``WP`` bits) for the K step at row ``k``.
 
-    The plane is ``rows`` rows of words from row ``r0`` of the view ``w``;
-    the K step's words are rows ``r0 + k*WP/32`` on, ``BK*WP/32`` of them:
-    whole words, because ``BK*bits % 32 == 0`` (asserted) means BK is a
-    multiple of ``32 / lowest set bit of bits``, and every plane width is a
-    multiple of that bit.  Rows past the plane's end (the
-    last K step of a K that is not a multiple of the step) belong to the
-    next plane and are masked to zero codes, as layout 1's rows past its end read zero.
+    The plane's words start at row ``r0`` of the view ``w``, which **ends
+    where the plane ends**; the K step's words are rows ``r0 + k*WP/32``
+    on, ``BK*WP/32`` of them: whole words, because ``BK*bits % 32 == 0``
+    (asserted) means BK is a multiple of ``32 / lowest set bit of bits``,
+    and every plane width is a multiple of that bit.  Rows past the plane's
+    end (the last K step of a K that is not a multiple of the step) belong
+    to the next plane; they are outside this view, so they read zero codes
+    as layout 1's rows past its end do -- the view's bound is the mask, and
+    an unmasked load stays a plain (vector, pipelined) load.
     """
-    r = r0 + k * WP // 32
-    inside = (lowbit.arange(0, BK * WP // 32) + r < r0 + rows)[:, None]
-    words = lowbit.load(w, (r, n0), (BK * WP // 32, BN), mask=inside)
+    words = lowbit.load(w, (r0 + k * WP // 32, n0), (BK * WP // 32, BN))
     return lowbit.cast(lowbit.view(words, _UINTS[WP - 1], axis=0), lowbit.int32)
 
 
@@ -200,9 +200,15 @@ def wx_matmul(
     a = lowbit.global_view(a_ptr, (M, K))
     if LAYOUT == 1:
         w = lowbit.global_view(w_ptr, (lowbit.cdiv(K * W.bits, 32), N))
-    else:  # the planes' rows: 8 >> i for each bit of W.bits, widest first
-        w = lowbit.global_view(w_ptr, (lowbit.cdiv(K * (W.bits & 8), 32) + lowbit.cdiv(K * (W.bits & 4), 32)
-                                       + lowbit.cdiv(K * (W.bits & 2), 32) + lowbit.cdiv(K * (W.bits & 1), 32), N))
+    else:  # the planes (8 >> i bits for each bit of W.bits, widest first): plane i's view ends where it ends
+        e8 = lowbit.cdiv(K * (W.bits & 8), 32)
+        e4 = e8 + lowbit.cdiv(K * (W.bits & 4), 32)
+        e2 = e4 + lowbit.cdiv(K * (W.bits & 2), 32)
+        e1 = e2 + lowbit.cdiv(K * (W.bits & 1), 32)
+        w8 = lowbit.global_view(w_ptr, (e8, N))
+        w4 = lowbit.global_view(w_ptr, (e4, N))
+        w2 = lowbit.global_view(w_ptr, (e2, N))
+        w1 = lowbit.global_view(w_ptr, (e1, N))
     sv = lowbit.global_view(s_ptr, (groups, N))
     zv = lowbit.global_view(z_ptr, (groups, N), dtype=W if ZERO == "int" else None)
     acc = lowbit.zeros((BM, BN), lowbit.f32)
@@ -212,16 +218,21 @@ def wx_matmul(
             words = lowbit.load(w, (k * W.bits // 32, n0), (BK * W.bits // 32, BN))
             v = lowbit.cast(lowbit.view(words, W, axis=0), lowbit.f32)  # [BK, BN] decoded codes, exact
         else:  # compose the code from its planes (the widest holds the low bits), then decode it as layout 1
-            row = 0
             shift = 0
             for i in lowbit.static_range(4):
                 if W.bits & (8 >> i) != 0:
-                    part = plane_code(w, row, lowbit.cdiv(K * (8 >> i), 32), k, n0, 8 >> i, BK, BN)
+                    if i == 0:
+                        part = plane_code(w8, 0, k, n0, 8, BK, BN)
+                    elif i == 1:
+                        part = plane_code(w4, e8, k, n0, 4, BK, BN)
+                    elif i == 2:
+                        part = plane_code(w2, e4, k, n0, 2, BK, BN)
+                    else:
+                        part = plane_code(w1, e2, k, n0, 1, BK, BN)
                     if shift == 0:
                         code = part
                     else:
                         code = code | (part << shift)
-                    row = row + lowbit.cdiv(K * (8 >> i), 32)
                     shift = shift + (8 >> i)
             v = lowbit.cast(lowbit.view(lowbit.cast(code, _UINTS[W.bits - 1]), W, axis=0), lowbit.f32)
         g = 0 if GROUP == -1 else k // GROUP

@@ -265,6 +265,231 @@ def _place_planes(ctx, planes: list, m: int, base: int, high: bool, first: tuple
     return acc, (q, q)
 
 
+# ----------------------------------------------------------------------------------------------- bit planes
+#
+# A code made of bit planes (Tile.planes: [(Gathered, code bit offset, width)]) reaches its half in
+# *segments*: runs of code bits that go to consecutive bits of the half (an integer's plane is one segment;
+# a float's plane splits where its field pattern jumps, e.g. at the sign).  Each segment of each half is
+# one rotation of its plane's word (once per word and amount, shared by every pair that word holds; the
+# amount is a per-thread register when the code's bit inside its byte differs between threads), one
+# ``prmt`` per segment for both halves, one ``lop3`` merging it: ``(x & mask) ^ magic`` for the first,
+# ``(x & mask) | acc`` after.  For integers the half's bit offset of the code (q0, q1) is free (the fma
+# constants follow it) and is chosen per pair to need the fewest new rotations.
+
+
+def _rotl(ctx, w: Operand, d: int) -> Operand:  # noqa: ANN001
+    """``w`` rotated left by the constant ``d`` (one ``shf.l.wrap``), once per word and amount."""
+    d %= 32
+    if d == 0:
+        return w
+    key = ("dq_rot", id(w), d)
+    got = ctx.find(key)
+    if got is None:
+        b = ctx.b
+        got = b.binary("or", b.binary("shl", w, Const(d, I32), "dqr"), b.binary("lshr", w, Const(32 - d, I32), "dqr"), "dqr")
+        ctx.put(key, got)
+    return got  # type: ignore[return-value]
+
+
+def _thread_reg(ctx, key: tuple, make) -> Operand:  # noqa: ANN001
+    got = ctx.find(key)
+    if got is None:
+        got = make(ctx.b)
+        ctx.put(key, got)
+    return got  # type: ignore[return-value]
+
+
+def _move_plan(entry: tuple, sub: int, w: int, t: int) -> tuple:
+    """How a code bit run (plane bit ``sub`` on, ``w`` bits) at ``entry``'s positions gets to bit ``t % 8`` of
+    a byte: ``("rot", d)`` a constant rotation (same offset in every thread); ``("shl"|"shr", T)`` one
+    per-thread shift to in-byte bit T, in the same direction in every thread with no bit lost; else
+    ``("align", lo, d)``: a per-thread right shift to the lowest in-byte offset ``lo``, then a rotation."""
+    p = (np.asarray(entry[2]) + sub) % 32
+    T = t % 8
+    r = p % 8
+    if len(np.unique(r)) == 1:
+        return ("rot", int((T - r[0]) % 8) if T >= r[0] else int(T - r[0]) % 32)
+    if np.all(T >= r) and np.all(p + (T - r) + w <= 32):
+        return ("shl", T)
+    if np.all(T <= r):
+        return ("shr", T)
+    lo = int(r.min())
+    return ("align", lo, int(T - lo) % 32)
+
+
+def _plan_cost(ctx, entry: tuple, plan: tuple, sub: int, seen: set) -> int:  # noqa: ANN001
+    """New instructions ``plan`` needs for this word (0 when made already, or by an earlier segment)."""
+    w = id(entry[0])
+    if plan[0] == "rot":
+        keys = [] if plan[1] % 32 == 0 else [("r", w, plan[1])]
+    elif plan[0] == "align":
+        keys = [("a", w, id(entry[1]), sub, plan[1])] + ([("ar", w, id(entry[1]), sub, plan[1], plan[2])] if plan[2] else [])
+    else:
+        keys = [(plan[0], w, id(entry[1]), sub, plan[1])]
+    n = 0
+    for k in keys:
+        if k not in seen and not (k[0] == "r" and ctx.find(("dq_rot", k[1], k[2])) is not None) \
+                and ctx.find(("dq_mv",) + k) is None:  # fmt: skip
+            n += 1
+        seen.add(k)
+    return n
+
+
+def _moved(ctx, entry: tuple, plan: tuple, sub: int) -> tuple[Operand, object, object]:  # noqa: ANN001
+    """The word moved by ``plan`` and the byte holding the run's first bit (and the next byte): ints when
+    the same in every thread, else per-thread registers."""
+    word, sh, p = entry
+    p = (np.asarray(p) + sub) % 32
+    r = p % 8
+    b = ctx.b
+
+    def bytes_of(newp: np.ndarray, reg_pos) -> tuple:  # noqa: ANN001
+        j = np.unique(newp // 8)
+        if len(j) == 1:
+            return int(j[0]), (int(j[0]) + 1) % 4
+        j0 = _thread_reg(ctx, ("dq_mvj", id(reg_pos)), lambda b: b.binary("lshr", reg_pos, Const(3, I32), "dqa"))
+        j1 = _thread_reg(ctx, ("dq_mvj1", id(reg_pos)),
+                         lambda b: b.binary("and", b.binary("add", j0, Const(1, I32), "dqa"), Const(3, I32), "dqa"))
+        return j0, j1
+
+    pos = _thread_reg(ctx, ("dq_pos", id(sh), sub),
+                      lambda b: b.binary("and", b.binary("add", sh, Const(sub, I32), "dqa"), Const(31, I32), "dqa")
+                      if sub else sh)  # fmt: skip
+    if plan[0] == "rot":
+        d = plan[1]
+        newp = (p + d) % 32
+        if len(np.unique(newp // 8)) == 1:
+            return (_rotl(ctx, word, d), *bytes_of(newp, None))
+        np_reg = _thread_reg(ctx, ("dq_posr", id(pos), d),
+                             lambda b: b.binary("and", b.binary("add", pos, Const(d, I32), "dqa"), Const(31, I32), "dqa"))
+        return (_rotl(ctx, word, d), *bytes_of(newp, np_reg))
+    if plan[0] in ("shl", "shr"):
+        T = plan[1]
+        if plan[0] == "shl":
+            amt = _thread_reg(ctx, ("dq_amtl", id(pos), T),
+                              lambda b: b.binary("and", b.binary("sub", Const(T + 64, I32), pos, "dqa"), Const(7, I32), "dqa"))
+            newp = p + (T - r)
+            npos = _thread_reg(ctx, ("dq_posl", id(pos), T), lambda b: b.binary("add", pos, amt, "dqa"))
+        else:
+            amt = _thread_reg(ctx, ("dq_amtr", id(pos), T),
+                              lambda b: b.binary("and", b.binary("sub", pos, Const(T, I32), "dqa"), Const(7, I32), "dqa"))
+            newp = p - (r - T)
+            npos = _thread_reg(ctx, ("dq_posrr", id(pos), T), lambda b: b.binary("sub", pos, amt, "dqa"))
+        key = ("dq_mv", plan[0], id(word), id(sh), sub, T)
+        moved = _thread_reg(ctx, key, lambda b: b.binary("shl" if plan[0] == "shl" else "lshr", word, amt, "dqs"))
+        return (moved, *bytes_of(newp, npos))
+    lo, d = plan[1], plan[2]
+    amt = _thread_reg(ctx, ("dq_amtr", id(pos), lo),
+                      lambda b: b.binary("and", b.binary("sub", pos, Const(lo, I32), "dqa"), Const(7, I32), "dqa"))
+    npos = _thread_reg(ctx, ("dq_posrr", id(pos), lo), lambda b: b.binary("sub", pos, amt, "dqa"))
+    aligned = _thread_reg(ctx, ("dq_mv", "a", id(word), id(sh), sub, lo), lambda b: b.binary("lshr", word, amt, "dqs"))
+    newp = (p - (r - lo) + d) % 32
+    np_reg = _thread_reg(ctx, ("dq_posr", id(npos), d),
+                         lambda b: b.binary("and", b.binary("add", npos, Const(d, I32), "dqa"), Const(31, I32), "dqa"))
+    return (_rotl(ctx, aligned, d), *bytes_of(newp, np_reg))
+
+
+def _segments(planes: list, target) -> list | None:  # noqa: ANN001
+    """``[(plane, bit inside the plane, width, half bit)]``: maximal runs of each plane's code bits whose
+    target half bits (``target(code bit)``) are consecutive and inside the half."""
+    out = []
+    for g, off, w in planes:
+        i = 0
+        while i < w:
+            t = target(off + i)
+            n = 1
+            while i + n < w and target(off + i + n) == t + n:
+                n += 1
+            if t < 0 or t + n > 16 or (t % 8) + n > 16:
+                return None
+            out.append((g, i, n, t))
+            i += n
+    return out
+
+
+def _entries(g, m: int) -> tuple:  # noqa: ANN001
+    n = len(g.slots)
+    return g.slots[m], g.slots[m + 1 if m + 1 < n else m]
+
+
+def _merge_segments(ctx, segs_lo: list, segs_hi: list, m: int, first_const: int) -> Operand | None:  # noqa: ANN001
+    """One prmt + lop3 per segment: segment i of the low half (slot m) with segment i of the high half (slot
+    m + 1); the first lop3 XORs ``first_const`` in (the magic exponent and a sign flip), the rest OR."""
+    b = ctx.b
+    acc = None
+    for (g, sub, w, t0), (_, _, _, t1) in zip(segs_lo, segs_hi, strict=True):
+        e0, e1 = _entries(g, m)
+        srcs = []
+        nib = [None, None, None, None]
+        for half, e, t in ((0, e0, t0), (1, e1, t1)):
+            reg, j0, j1 = _moved(ctx, e, _move_plan(e, sub, w, t), sub)
+            if srcs and (reg is srcs[0] or isinstance(reg, Const) and isinstance(srcs[0], Const) and reg.value == srcs[0].value):
+                base = 0
+            else:
+                srcs.append(reg)
+                base = 4 * (len(srcs) - 1)
+            nib[2 * half + t // 8] = (j0, base)
+            if t % 8 + w > 8:
+                nib[2 * half + t // 8 + 1] = (j1, base)
+        for i in range(4):  # bytes no segment reads: any byte (the mask drops them)
+            if nib[i] is None:
+                nib[i] = nib[i ^ 1] or nib[i ^ 2] or nib[i ^ 3]
+        a = srcs[0]
+        c = srcs[1] if len(srcs) > 1 else a
+        x = b.op(S.Prmt, I32, a, c, _selector(ctx, nib), hint="dq")
+        mask = ((1 << w) - 1) << t0 | (((1 << w) - 1) << t1) << 16
+        if acc is None:
+            acc = (b.lop3(x, Const(mask, I32), Const(first_const, I32), 0x6A, hint="dq") if first_const
+                   else b.binary("and", x, Const(mask, I32), "dq"))  # fmt: skip
+        else:
+            acc = b.lop3(x, Const(mask, I32), acc, 0xEA, hint="dq")  # (x & mask) | acc
+    return acc
+
+
+def _int_planes(ctx, planes: list, m: int, B: int, room: int, magic: int, signed: bool):  # noqa: ANN001,ANN202
+    """A pair's integer codes from their planes: (register, (q0, q1)) with code ``c`` at bit ``q`` of each
+    half, the magic exponent ORed in and the sign bit flipped for signed codes; q chosen per half (the two
+    halves' rotations are independent) for the fewest new rotations, then the lowest q."""
+    order = sorted(planes, key=lambda p: -p[1])  # the plane with the code's top bit first (it takes the flip)
+    best = []
+    for half in (0, 1):
+        cands = []
+        for q in range(0, room - B + 1):
+            segs = _segments(order, lambda i, q=q: q + i)
+            if segs is None:
+                continue
+            seen: set = set()
+            cost = 0
+            for g, sub, w, t in segs:
+                e = _entries(g, m)[half]
+                cost += _plan_cost(ctx, e, _move_plan(e, sub, w, t), sub, seen)
+            cands.append((cost, q, segs))
+        if not cands:
+            return None
+        best.append(min(cands, key=lambda c: (c[0], c[1])))
+    (_, q0, lo), (_, q1, hi) = best
+    if len(lo) != len(hi) or any(a[:3] != b_[:3] for a, b_ in zip(lo, hi)):
+        return None
+    flip = ((1 << (q0 + B - 1)) | (1 << (q1 + B - 1)) << 16) if signed else 0
+    x = _merge_segments(ctx, lo, hi, m, magic | magic << 16 | flip)
+    return x, (q0, q1)
+
+
+def _float_planes(ctx, planes: list, m: int, src, tm: int):  # noqa: ANN001,ANN202
+    """A pair's float codes from their planes, each bit straight to its field of the half (sign at bit 15,
+    exponent and mantissa with the mantissa's top aligned): the pattern ``_float_pairs`` builds."""
+    X, Y = src.exponent, src.mantissa
+
+    def target(i: int) -> int:
+        return 15 if i >= X + Y else tm - Y + i
+
+    order = sorted(planes, key=lambda p: -p[1])
+    segs = _segments(order, target)
+    if segs is None:
+        return None
+    return _merge_segments(ctx, segs, segs, m, 0)
+
+
 # ----------------------------------------------------------------------------------------------- integers
 
 
@@ -331,8 +556,7 @@ def _int_pairs(ctx, codes, pos: Gathered, dst: str, zs: list[Operand] | None, fa
             if signed:
                 x = b.binary("xor", x, Const(0x00800080, I32), "dq")
         elif isinstance(pos, list):  # bit planes: the magic and the sign flip go in with the top plane
-            flip = ((1 << (B - 1)) | (1 << (B - 1)) << 16) if signed else 0
-            got = _place_planes(ctx, pos, m, 0, False, (magic | magic << 16 | flip, 0x6A))
+            got = _int_planes(ctx, pos, m, B, room, magic, signed)
             if got is None:
                 return None
             x, q = got
@@ -433,6 +657,15 @@ def _float_pairs(ctx, codes, pos: Gathered, dst: str, mult: float, nan_fix: bool
         # each code to the top of its byte (its sign, or an unsigned format's exponent top, at bit 7), that byte
         # the high byte of its half
         sgn = src.signed
+        if isinstance(pos, list) and not nan_fix:  # every bit straight to its field: the pattern itself
+            x = _float_planes(ctx, pos, m, src, tm)
+            if x is None:
+                return None
+            r = _h2(ctx, x, dst)
+            if mult != 1.0:
+                r = _mul(ctx, r, _pair_const(ctx, mult, mult, dst), dst)
+            out.append(r)
+            continue
         if isinstance(pos, list):
             got = _place_planes(ctx, pos, m, 8 - B, True, None)
         else:
