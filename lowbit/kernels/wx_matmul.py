@@ -28,6 +28,11 @@ constexpr          meaning
                    ``s * 2**F`` is an A value (the packer checks:
                    :meth:`lowbit.ops.QuantizedWeight.fold_ok`); it saves one
                    multiply per weight pair in the packed dequantisation
+``ACC_EXP``        with FOLD: the part of the fold exponent F that the f32
+                   accumulator takes instead of the scales (``acc * 2**ACC_EXP``
+                   after the loop; the scales take ``2**(F - ACC_EXP)``) -- for
+                   NVFP4, whose ue4m3 scales (up to 448) cannot take all of
+                   F = 14; :func:`lowbit.ops._fold.block_fold` proves it exact
 ``TENSOR_SCALE``   multiply by NVFP4's per-tensor f32 scale (read from memory)
 ``HAS_BIAS``       add ``bias`` (N,) of dtype A
 ``LAYOUT``         layout version of the packed codes (1: ``lowbit.pack``'s
@@ -154,9 +159,13 @@ def scale_to_f32(x, F, A, PE):
         lowbit.static_assert(not F.signed and F.exponent <= A.exponent and F.mantissa <= A.mantissa,
                              "sub-byte scale formats must be unsigned and fit the activation dtype's fields")
         h = lowbit.view(lowbit.cast(lowbit.cast(x, lowbit.int32) << (A.mantissa - F.mantissa), lowbit.uint16), A)
-        h = h * (1.0 * (1 << (A.bias - F.bias)))
-        if PE != 0:
-            h = h * P2
+        D = A.bias - F.bias  # the decode's power of two, then the fold's: one multiply when 2**(D + PE) is an A
+        if PE != 0 and D + PE >= 0 and D + PE <= A.bias:
+            h = h * (1.0 * (1 << (D + PE)))
+        else:
+            h = h * (1.0 * (1 << D))
+            if PE != 0:
+                h = h * P2
         y = lowbit.cast(h, lowbit.f32)
     return y
 
@@ -180,6 +189,7 @@ def wx_matmul(
     A: lowbit.constexpr = lowbit.f16,
     ELEM_EXP: lowbit.constexpr = 0,
     FOLD: lowbit.constexpr = False,
+    ACC_EXP: lowbit.constexpr = 0,
     TENSOR_SCALE: lowbit.constexpr = False,
     HAS_BIAS: lowbit.constexpr = False,
     LAYOUT: lowbit.constexpr = 1,
@@ -192,6 +202,7 @@ def wx_matmul(
     lowbit.static_assert(ZERO == "none" or ZERO == "int" or ZERO == "float", "ZERO is 'none', 'int' or 'float'")
     lowbit.static_assert(W.bits <= 8, "weight codes have at most 8 bits")
     lowbit.static_assert(not FOLD or (W.is_float and ZERO == "none"), "FOLD applies to float formats without zeros")
+    lowbit.static_assert(ACC_EXP == 0 or FOLD, "ACC_EXP is part of FOLD")
     lowbit.static_assert(BK * W.bits % 32 == 0, "a K step must cover whole uint32 words of codes")
     lowbit.static_assert(GROUP == -1 or GROUP % BK == 0 or BK % GROUP == 0, "BK and GROUP must nest")
     m0 = lowbit.program_id(0) * BM
@@ -239,8 +250,9 @@ def wx_matmul(
         EXP = ELEM_EXP
         PE = 0
         if FOLD:  # the scale takes 2**F once per group (A-rounded: exact when the packer said so), the codes 2**-F
-            PE = (15 if A == lowbit.f16 else 127) - W.bias
-            EXP = ELEM_EXP - PE
+            F = (15 if A == lowbit.f16 else 127) - W.bias
+            PE = F - ACC_EXP
+            EXP = ELEM_EXP - F
         if GROUP == -1 or GROUP >= BK:  # one group for the whole K step: [1, BN] broadcasts
             s = scale_to_f32(lowbit.load(sv, (g, n0), (1, BN)), S, A, PE)
             if ZERO != "none":
@@ -261,6 +273,8 @@ def wx_matmul(
         else:
             wt = v * s
         acc = lowbit.dot(ta, lowbit.cast(wt, A), acc)
+    if ACC_EXP != 0:  # the fold's rest: a power of two, exact on the f32 accumulator
+        acc = acc * ((1 << ACC_EXP) if ACC_EXP > 0 else 1.0 / (1 << -ACC_EXP))
     if TENSOR_SCALE:
         acc = acc * lowbit.load(lowbit.global_view(ts_ptr, (1, 1)), (0, 0), (1, 1))
     if HAS_BIAS:

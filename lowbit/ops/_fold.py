@@ -24,7 +24,7 @@ import numpy as np
 
 import lowbit
 
-__all__ = ["codebook_in", "codes_finite", "finite_twin", "fold_exponent", "fold_ok", "read_finite"]
+__all__ = ["block_fold", "codebook_in", "codes_finite", "finite_twin", "fold_exponent", "fold_ok", "read_finite"]
 
 
 def fold_exponent(wtype: object, act: str) -> int | None:
@@ -141,3 +141,47 @@ def codebook_in(elem: object, act: str) -> object | None:
     if np.array_equal(rounded, values):
         return None
     return CodebookType(tuple(float(v) for v in rounded))
+
+
+def block_fold(wtype: object, act: str) -> int | None:
+    """For a block-scaled float format whose scale format is narrower than a byte (NVFP4's ue4m3): the part
+    ``ACC_EXP`` of the fold exponent ``F`` that goes to the f32 accumulator, the rest ``F - ACC_EXP`` going
+    to the scales; None when no split is exact for *every* element and scale code (so no host check).
+
+    ``F`` itself rarely fits the scales (448 * 2**14 is no f16), but the product needs only ``2**-ACC_EXP``
+    of headroom: ``wx_matmul`` then computes ``round_A(v * s * 2**-ACC_EXP)``, which is
+    ``round_A(v * s) * 2**-ACC_EXP`` exactly when both are exact or neither leaves A's normal range, and multiplies the
+    f32 accumulator by ``2**ACC_EXP`` (exact) -- the unfolded result, one multiply fewer per weight pair.
+    """
+    import ml_dtypes  # noqa: PLC0415
+
+    if not isinstance(wtype, lowbit.ScaledType):
+        return None
+    elem, sfmt = wtype.element, wtype.scale
+    f = fold_exponent(wtype, act)
+    if f is None or sfmt.bits % 8 == 0:
+        return None
+    np_dt = np.float16 if act == "f16" else ml_dtypes.bfloat16
+    tiny = 2.0**-14 if act == "f16" else 2.0**-126
+    with np.errstate(all="ignore"):
+        sv = np.asarray(sfmt.decode(np.arange(1 << sfmt.bits, dtype=np.uint64)), np.float64)
+        ev = np.asarray(elem.decode(np.arange(1 << elem.bits, dtype=np.uint64)), np.float64)
+        sv, ev = sv[np.isfinite(sv)], ev[np.isfinite(ev)] * 2.0**wtype.element_exp
+        prod = np.abs(np.multiply.outer(ev, sv)).ravel()
+        prod = prod[prod != 0]
+
+        def exact(x: np.ndarray) -> bool:
+            back = x.astype(np_dt).astype(np.float64)
+            return bool(np.all(np.isfinite(back)) and np.array_equal(back, x))
+
+        for acc in range(0, f + 1):  # the least headroom that works
+            pe = f - acc
+            if not exact(sv * 2.0**pe):
+                continue
+            w = prod * 2.0**-acc
+            if exact(prod) and exact(w):  # no rounding at all: the scaled product is the product, scaled
+                return acc
+            normal = bool(np.all(prod * 2.0**-acc >= tiny)) and bool(np.all(np.isfinite(prod.astype(np_dt))))
+            if normal:  # rounding inside A's normal range is scale-invariant
+                return acc
+    return None

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import lowbit
 from lowbit.errors import LaunchError
 from lowbit.kernels.wx_matmul import LAYOUTS, tile_config, wx_matmul
-from lowbit.ops._fold import codebook_in, finite_twin
+from lowbit.ops._fold import block_fold, codebook_in, finite_twin
 from lowbit.ops._tensors import dtype_name, shape_of
 from lowbit.ops.layouts import LAYOUTS as WEIGHT_LAYOUTS
 from lowbit.ops.layouts import qweight_rows
@@ -64,6 +64,7 @@ def plan(wtype: object, group_size: int, zero: str, scale: str, act: str, has_bi
     twin = finite_twin(elem, act) if finite else None
     if twin is not None:
         elem = twin
+    acc_exp = None if fold or zero != "none" else block_fold(wtype, act)  # NVFP4: fold split with the accumulator
     table = codebook_in(elem, act)  # a codebook is read with its values rounded to the activation dtype
     if table is not None:
         elem = table
@@ -76,7 +77,8 @@ def plan(wtype: object, group_size: int, zero: str, scale: str, act: str, has_bi
         ("S", wtype.scale if scaled else lowbit.dtype(scale)),
         ("A", lowbit.dtype(act)),
         ("ELEM_EXP", wtype.element_exp if scaled else 0),
-        ("FOLD", bool(fold)),
+        ("FOLD", bool(fold) or acc_exp is not None),
+        ("ACC_EXP", 0 if fold or acc_exp is None else acc_exp),
         ("TENSOR_SCALE", bool(scaled and wtype.has_tensor_scale)),
         ("HAS_BIAS", bool(has_bias)),
         ("LAYOUT", layout),

@@ -121,3 +121,27 @@ def test_codebooks_are_read_with_their_values_rounded_to_the_activation_dtype() 
     exact = lowbit.codebook((-2.0, -0.5, 0.25, 3.0))
     assert codebook_in(exact, "f16") is None and codebook_in(exact, "bf16") is None
     assert codebook_in(lowbit.dtype("uint4"), "f16") is None and codebook_in(lowbit.dtype("e2m1"), "f16") is None
+
+
+def test_nvfp4_splits_the_fold_with_the_accumulator_and_changes_no_bit() -> None:
+    import ml_dtypes
+
+    from lowbit.ops._fold import block_fold
+
+    assert block_fold(lowbit.dtype("nvfp4"), "f16") == 7  # 448 * 2**7 = 57344 fits f16, 448 * 2**8 does not
+    assert block_fold(lowbit.dtype("nvfp4"), "bf16") == 7  # 448 * 2**120 fits bf16; the products need 2**-7 room
+    assert block_fold(lowbit.dtype("mxfp4"), "f16") is None  # e8m0 scales: byte-wide, checked on the host
+    assert block_fold(lowbit.dtype("e2m1"), "f16") is None
+    for act, npdt in (("f16", np.float16), ("bf16", ml_dtypes.bfloat16)):
+        qw = _weight("nvfp4", scale=3.0).numpy()
+        a = np.random.default_rng(3).standard_normal((3, 288)).astype(npdt)
+        got = np.asarray(ops.matmul(a, qw, backend="emulator"))
+        p = _launch.plan(qw.wtype, qw.group_size, qw.zero, qw.scale_format.name, act, False, qw.layout, True, False)
+        kw = p.kwargs()
+        assert kw["FOLD"] and kw["ACC_EXP"] == 7
+        kw.update(FOLD=False, ACC_EXP=0)
+        out = np.full((3, 40), np.nan, npdt)
+        args = _launch.kernel_arguments(p, np.array(a), np.array(qw.qweight), np.array(qw.scales), None,
+                                        np.array(qw.tensor_scale), None, out, np.zeros(1, npdt), 3, 40, 288)  # fmt: skip
+        _launch.kernel()[p.grid(3, 40)](*args, **kw)
+        np.testing.assert_array_equal(got.view(np.uint16), out.view(np.uint16), err_msg=act)
