@@ -57,10 +57,10 @@ def plan(wtype: object, group_size: int, zero: str, scale: str, act: str, has_bi
     scaled = isinstance(wtype, lowbit.ScaledType)
     elem = wtype.element if scaled else wtype
     group = wtype.block if scaled else group_size
-    bm, bn, bk = tile_config(int(elem.bits), group, 1 if decode else 17)
+    bm, bn, bk = tile_config(int(elem.bits), group, 1 if decode else 17, layout)
     bits = int(elem.bits)
-    if bits & (bits - 1) == 0:  # one plane: version 2 of widths 1, 2, 4, 8 is version 1's bytes, and its kernel
-        layout = 1
+    if bits & (bits - 1) == 0 and layout == 2:  # one plane: version 2 of widths 1, 2, 4, 8 is version 1's bytes,
+        layout = 1  # and its kernel
     cx = (
         ("W", elem),
         ("GROUP", group),
