@@ -238,12 +238,14 @@ def _place_pair(ctx, pos: Gathered, m: int, B: int, target: callable, high: bool
     return x, (q0 + (8 if high else 0), q1 + (8 if high else 0))
 
 
-def _split_pair(ctx, pos: Gathered, m: int, B: int, lim: int):  # noqa: ANN001,ANN202
+def _split_pair(ctx, pos: Gathered, m: int, B: int, lim: int, top: bool = False):  # noqa: ANN001,ANN202
     """Slots ``m`` and ``m + 1`` when one word already holds them at bits ``s`` and ``s + 16`` (kernel-order
     weights): that word, shifted right by ``d`` so that ``s - d + B <= lim``, *is* the pair -- no ``prmt``.
 
     ``d`` is 0 when the codes fit where they are, else the code's byte (``s - s % 8``, one shift per word
-    shared by the pairs of that byte) or ``s`` itself.  Returns ``(register, (q, q))`` or None.
+    shared by the pairs of that byte) or ``s`` itself.  ``top``: the codes go to the top of their halves
+    instead (``d = s + B - 16``, a left shift when negative; the float path).  Returns ``(register, (q, q))``
+    or None.
     """
     if m + 1 >= len(pos.slots):
         return None
@@ -253,6 +255,8 @@ def _split_pair(ctx, pos: Gathered, m: int, B: int, lim: int):  # noqa: ANN001,A
     s = int(s0.value)
     if int(s1.value) != s + 16 or s + B > 16 or np.any(np.asarray(p0) != s) or np.any(np.asarray(p1) != s + 16):
         return None
+    if top:
+        return _shifted(ctx, w0, s + B - 16), (16 - B, 16 - B)
     d = next((d for d in (0, s - s % 8, s) if s - d + B <= lim), None)
     if d is None:
         return None
@@ -459,7 +463,8 @@ def _float_pairs(ctx, codes, pos: Gathered, dst: str, mult: float, nan_fix: bool
         if isinstance(pos, list):
             got = _place_planes(ctx, pos, m, 8 - B, True, None)
         else:
-            got = _place_pair(ctx, pos, m, B, lambda q: 8 - B if q <= 8 - B else None, True)
+            got = _split_pair(ctx, pos, m, B, 16, top=True) or _place_pair(
+                ctx, pos, m, B, lambda q: 8 - B if q <= 8 - B else None, True)
         if got is None:
             return None
         t, _ = got
