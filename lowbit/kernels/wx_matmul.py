@@ -31,8 +31,8 @@ constexpr          meaning
 ``TENSOR_SCALE``   multiply by NVFP4's per-tensor f32 scale (read from memory)
 ``HAS_BIAS``       add ``bias`` (N,) of dtype A
 ``LAYOUT``         layout version of the packed codes (1: ``lowbit.pack``'s
-                   LSB-first order along K; 2: bit planes, below); later
-                   versions are new branches
+                   LSB-first order along K; 2: bit planes; 3: kernel
+                   order, below); later versions are new branches
 ``BM, BN, BK``     the block tile; :func:`tile_config` picks them
 =================  ==========================================================
 
@@ -44,7 +44,11 @@ code ``(k, n)`` at bit ``k*bits`` of column n's word stream (layout 1), or
 plane p a ``ceil(K*w_p/32)`` x N layout-1 packing of its ``w_p``-bit codes
 starting at row ``sum(ceil(K*w_q/32) for q < p)``: a K step reads each
 plane's whole words, none straddles, and the code is
-``plane_0 | plane_1 << w_0 | ...``, then decoded as layout 1 decodes it; ``s`` is
+``plane_0 | plane_1 << w_0 | ...``, then decoded as layout 1 decodes it; or
+(layout 3) the planes of layout 2, each ``ceil(K/128)*4*w_p`` rows in kernel
+order (:func:`kernel_order_code`, :mod:`lowbit.ops.layouts`: a thread's
+words hold exactly its mma B fragments' codes; K steps of whole 128-row
+chunks); ``s`` is
 ``(G, N)``, G = ``ceil(K/GROUP)`` (1 per channel); int zeros are one dense
 LSB-first stream of G*N codes of ``W`` bits, row-major ``(g, n)``, in
 uint32 words (GPTQ's ``qzeros`` layout once its off-by-one is undone);
