@@ -34,7 +34,11 @@ are symmetric (``zero="none"``), group 128 or the block of the scaled type
 (MX 32, NVFP4 16).  Scales f16.
 
     python -m benchmarks.bench_formats [--formats uint4,e2m1] [--act bf16] [--tile 16x128x128]
-        [--emu-k 512] [--blocks 1] [--no-triton] [--out X.md] [--json X.json]
+        [--emu-k 512] [--blocks 1] [--layout auto|1|2|3] [--no-triton] [--out X.md] [--json X.json]
+
+``--layout`` stores every weight in that ``QuantizedWeight`` layout version
+(3: kernel order, whose K step is a multiple of 128 rows); the default,
+``auto``, is :func:`weight_layout`'s choice per format.
 """
 
 from __future__ import annotations
@@ -108,6 +112,7 @@ class FormatResult:
     bits: int = 0
     zero: str = ""
     group: int = 0
+    layout: int = 0
     tile: tuple[int, int, int] = (0, 0, 0)
     facts: dict = field(default_factory=dict)
     static: dict = field(default_factory=dict)
@@ -144,22 +149,26 @@ def zero_convention(fmt: object) -> str:
     return "int" if isinstance(fmt, lowbit.IntType) else "none"
 
 
-def weight_layout(fmt: object) -> int:
-    """The layout each format is measured in: bit planes (version 2) for widths that are not powers of two,
-    whose codes would straddle words in version 1; version 1 otherwise (for those the two are identical)."""
+def weight_layout(fmt: object, layout: int | None = None) -> int:
+    """The layout each format is measured in: ``layout`` when given (``--layout``); else bit planes (version 2)
+    for widths that are not powers of two, whose codes would straddle words in version 1; version 1 otherwise
+    (for those the two are identical)."""
+    if layout is not None:
+        return layout
     bits = element_bits(fmt)
     return 1 if bits & (bits - 1) == 0 else 2
 
 
-def legal_bk(bits: int, group: int, want: int) -> int:
-    """``want`` if it covers whole words of codes and nests with the group, else the smallest legal BK above it."""
+def legal_bk(bits: int, group: int, want: int, layout: int = 1) -> int:
+    """``want`` if it covers whole words of codes and nests with the group, else the smallest legal BK above it
+    (layout 3: also whole 128-row chunks)."""
     bk = want
-    while (bk * bits) % 32 or not (group == -1 or group % bk == 0 or bk % group == 0):
+    while (bk * bits) % 32 or not (group == -1 or group % bk == 0 or bk % group == 0) or (layout == 3 and bk % 128):
         bk += 1
     return bk
 
 
-def quantize(name: str, k: int, n: int, seed: int) -> object:
+def quantize(name: str, k: int, n: int, seed: int, layout: int | None = None) -> object:
     """A random (k, n) weight quantized in ``name`` by the convention above, arrays 256-byte aligned."""
     import dataclasses
 
@@ -169,7 +178,7 @@ def quantize(name: str, k: int, n: int, seed: int) -> object:
     fmt = weight_format(name)
     rng = np.random.default_rng(seed)
     w = (rng.standard_normal((k, n)) * 0.5).astype(np.float32)
-    qw = ops.quantize_weight(w, fmt, zero=zero_convention(fmt), layout=weight_layout(fmt))
+    qw = ops.quantize_weight(w, fmt, zero=zero_convention(fmt), layout=weight_layout(fmt, layout))
     return dataclasses.replace(qw, **{f: aligned_copy(v) for f, v in qw.tensors().items()})
 
 
@@ -202,7 +211,7 @@ def build(qw: object, m: int, act: str, tile: tuple[int, int, int], activations:
                      finite)  # fmt: skip
     cx = p.kwargs()
     bits, group = element_bits(qw.wtype), cx["GROUP"]
-    cx.update(BM=tile[0], BN=tile[1], BK=legal_bk(bits, group, tile[2]))
+    cx.update(BM=tile[0], BN=tile[1], BK=legal_bk(bits, group, tile[2], cx["LAYOUT"]))
     npdt = np.float16 if act == "f16" else ml_dtypes.bfloat16
     a = aligned_copy(np.zeros((m, k), npdt) if activations is None else activations.astype(npdt))
     out = aligned_copy(np.full((m, n), np.nan, npdt))
@@ -248,12 +257,13 @@ def columns_match(c: np.ndarray, a: np.ndarray, qw: object, ncols: int) -> tuple
 
 
 def emulate(name: str, act: str, tile: tuple[int, int, int], emu_k: int, blocks: int, seed: int,
-            checks: bool = True, static_facts: dict | None = None, mn: tuple[int, int] = SHAPE[:2]) -> dict:  # fmt: skip
+            checks: bool = True, static_facts: dict | None = None, mn: tuple[int, int] = SHAPE[:2],
+            layout: int | None = None) -> dict:  # fmt: skip
     """Emulate the first ``blocks`` columns of blocks of (M, N, emu_k); per-weight Stats and the float64 check."""
     from lowbit.compiler import run_on_emulator
 
     m, n = mn
-    qw = quantize(name, emu_k, n, seed)
+    qw = quantize(name, emu_k, n, seed, layout)
     rng = np.random.default_rng(seed + 1)
     b = build(qw, m, act, tile, rng.standard_normal((m, emu_k)))
     bm, bn, bk = b.constexprs["BM"], b.constexprs["BN"], b.constexprs["BK"]
@@ -280,7 +290,7 @@ def emulate(name: str, act: str, tile: tuple[int, int, int], emu_k: int, blocks:
 def measure(name: str, act: str = "f16", tile: tuple[int, int, int] = DEFAULT_TILE, emu_k: int = 512,
             blocks: int = 1, seed: int = 0, static: bool = True, emulated: bool = True,
             sass_tool: Path | None = None, checks: bool = True,
-            shape: tuple[int, int, int] = SHAPE) -> FormatResult:  # fmt: skip
+            shape: tuple[int, int, int] = SHAPE, layout: int | None = None) -> FormatResult:  # fmt: skip
     """One format's row: build at ``shape`` for (a), (c), (d); emulate (M, N, ``emu_k``) for (b)."""
     from lowbit.errors import LowbitError
 
@@ -290,8 +300,8 @@ def measure(name: str, act: str = "f16", tile: tuple[int, int, int] = DEFAULT_TI
     res.bits, res.zero = element_bits(fmt), zero_convention(fmt)
     m, n, k = shape
     try:
-        qw = quantize(name, k, n, seed)
-        res.group = qw.group_size
+        qw = quantize(name, k, n, seed, layout)
+        res.group, res.layout = qw.group_size, qw.layout
         res.bytes_per_weight = qw.qweight.nbytes / (k * n)
         res.bytes_ratio = res.bytes_per_weight / (res.bits / 8)
         b = build(qw, m, act, tile)
@@ -306,7 +316,7 @@ def measure(name: str, act: str = "f16", tile: tuple[int, int, int] = DEFAULT_TI
         res.errors.append(f"build: {type(exc).__name__}: {str(exc).splitlines()[0]}")
     if emulated and not res.errors:
         try:
-            res.emu = emulate(name, act, tile, emu_k, blocks, seed + 17, checks, res.facts or None, (m, n))
+            res.emu = emulate(name, act, tile, emu_k, blocks, seed + 17, checks, res.facts or None, (m, n), layout)
         except LowbitError as exc:
             res.errors.append(f"emulator: {type(exc).__name__}: {str(exc).splitlines()[0]}")
     res.seconds = round(time.perf_counter() - t0, 1)
@@ -441,14 +451,14 @@ def markdown(rows: list[FormatResult], triton: dict | None, args: argparse.Names
             ratio = uint4.emu["issue_slots_per_weight"] / t["issue_slots_per_weight"]
             out += ["", f"lowbit uint4 / Triton issue slots: **{ratio:.2f}** (target <= {TRITON_RATIO_TARGET}: "
                         f"{'met' if ratio <= TRITON_RATIO_TARGET else 'not met'})."]  # fmt: skip
-    out += ["", "## Details", "", "| format | tile | main-loop SASS | top SASS opcodes | int->float cvt in the PTX main "
-            "loop | f32 arithmetic in the PTX main loop | mma | emulated s | errors |", "|---|---|---|---|---|---|---|---|---|"]
+    out += ["", "## Details", "", "| format | layout | tile | main-loop SASS | top SASS opcodes | int->float cvt in the PTX main "
+            "loop | f32 arithmetic in the PTX main loop | mma | emulated s | errors |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         top = ", ".join(f"{a} {b}" for a, b in list(r.static.get("top_ops", {}).items())[:6])
         cvt = ", ".join(f"`{a}` {b}" for a, b in r.ptx.get("int_to_float_cvt", {}).items()) or "none"
         f32 = ", ".join(f"`{a}` {b}" for a, b in r.ptx.get("f32_arith", {}).items()) or "none"
         errs = "; ".join(r.errors + ([r.static["error"]] if "error" in r.static else []))
-        out.append(f"| {r.name} | {'x'.join(map(str, r.tile))} | {r.static.get('loop_body', 'n/a')} | {top} | {cvt} | "
+        out.append(f"| {r.name} | {r.layout} | {'x'.join(map(str, r.tile))} | {r.static.get('loop_body', 'n/a')} | {top} | {cvt} | "
                    f"{f32} | {r.ptx.get('has_mma', 'n/a')} | {r.emu.get('seconds', 'n/a')} | {errs} |")  # fmt: skip
     return "\n".join(out) + "\n"
 
@@ -470,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tile", type=_tile, default=DEFAULT_TILE, help="BMxBNxBK (default 16x128x128)")
     ap.add_argument("--emu-k", type=int, default=512, help="K of the emulated problem (default 512)")
     ap.add_argument("--blocks", type=int, default=1, help="columns of blocks to emulate (default 1)")
+    ap.add_argument("--layout", choices=("auto", "1", "2", "3"), default="auto",
+                    help="QuantizedWeight layout version of every weight (default auto: 2 for 3/5/6/7 bits, else 1)")
     ap.add_argument("--no-static", action="store_true", help="skip the SASS count")
     ap.add_argument("--no-emulate", action="store_true", help="skip the emulator (static and PTX facts only)")
     ap.add_argument("--no-triton", action="store_true", help="skip the Triton baseline")
@@ -479,10 +491,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write every result as JSON here")
     args = ap.parse_args(argv)
     names = args.formats.split(",") if args.formats else list(FORMATS)
+    layout = None if args.layout == "auto" else int(args.layout)
     rows = []
     for name in names:
         rows.append(measure(name, args.act, args.tile, args.emu_k, args.blocks, static=not args.no_static,
-                            emulated=not args.no_emulate, sass_tool=args.sass_tool, checks=not args.no_checks))
+                            emulated=not args.no_emulate, sass_tool=args.sass_tool, checks=not args.no_checks,
+                            layout=layout))
         print(progress_line(rows[-1]), flush=True)
     triton = None
     if not args.no_triton and not args.no_emulate and "uint4" in names:

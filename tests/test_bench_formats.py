@@ -86,6 +86,16 @@ def test_legal_bk() -> None:
     assert legal_bk(3, 128, 96) == 128  # 96 covers whole words of 3-bit codes but does not nest with 128
     assert legal_bk(5, 128, 100) == 128  # 100 x 5 bits is not whole words
     assert legal_bk(4, 32, 256) == 256 and legal_bk(6, -1, 20) == 32
+    assert legal_bk(4, 32, 32, layout=3) == 128 and legal_bk(2, 128, 64, layout=3) == 128  # whole 128-row chunks
+
+
+def test_the_layout_option_stores_every_weight_in_that_version() -> None:
+    from benchmarks import bench_formats as bf
+
+    assert bf.quantize("uint4", 256, 8, seed=1, layout=3).layout == 3
+    assert bf.quantize("uint3", 256, 8, seed=1).layout == 2 and bf.quantize("uint4", 256, 8, seed=1).layout == 1
+    b = bf.build(bf.quantize("uint2", 256, 128, seed=1, layout=3), 16, "f16", (16, 128, 64))
+    assert b.constexprs["LAYOUT"] == 3 and b.constexprs["BK"] == 128
 
 
 _LOOP = """

@@ -36,8 +36,8 @@ constexpr          meaning
 ``TENSOR_SCALE``   multiply by NVFP4's per-tensor f32 scale (read from memory)
 ``HAS_BIAS``       add ``bias`` (N,) of dtype A
 ``LAYOUT``         layout version of the packed codes (1: ``lowbit.pack``'s
-                   LSB-first order along K; 2: bit planes, below); later
-                   versions are new branches
+                   LSB-first order along K; 2: bit planes; 3: kernel
+                   order, below); later versions are new branches
 ``BM, BN, BK``     the block tile; :func:`tile_config` picks them
 =================  ==========================================================
 
@@ -49,7 +49,11 @@ code ``(k, n)`` at bit ``k*bits`` of column n's word stream (layout 1), or
 plane p a ``ceil(K*w_p/32)`` x N layout-1 packing of its ``w_p``-bit codes
 starting at row ``sum(ceil(K*w_q/32) for q < p)``: a K step reads each
 plane's whole words, none straddles, and the code is
-``plane_0 | plane_1 << w_0 | ...``, then decoded as layout 1 decodes it; ``s`` is
+``plane_0 | plane_1 << w_0 | ...``, then decoded as layout 1 decodes it; or
+(layout 3) the planes of layout 2, each ``ceil(K/128)*4*w_p`` rows in kernel
+order (:func:`kernel_order_code`, :mod:`lowbit.ops.layouts`: a thread's
+words hold exactly its mma B fragments' codes; K steps of whole 128-row
+chunks); ``s`` is
 ``(G, N)``, G = ``ceil(K/GROUP)`` (1 per channel); int zeros are one dense
 LSB-first stream of G*N codes of ``W`` bits, row-major ``(g, n)``, in
 uint32 words (GPTQ's ``qzeros`` layout once its off-by-one is undone);
@@ -81,14 +85,16 @@ import math
 
 import lowbit
 
-__all__ = ["LAYOUTS", "LAYOUT_LSB", "LAYOUT_PLANES", "plane_code", "scale_to_f32", "tile_config", "wx_matmul"]
+__all__ = ["LAYOUTS", "LAYOUT_KERNEL", "LAYOUT_LSB", "LAYOUT_PLANES", "kernel_order_code", "plane_code", "scale_to_f32", "tile_config", "wx_matmul"]
 
 #: Layout version 1: codes packed by ``lowbit.pack(codes, bits, axis=0)`` (LSB-first along K).
 LAYOUT_LSB = 1
 #: Layout version 2: power-of-two bit planes, each packed as version 1, stacked widest first.
 LAYOUT_PLANES = 2
+#: Layout version 3: kernel order (each thread's words hold its mma B fragments' codes; planes as version 2).
+LAYOUT_KERNEL = 3
 #: The layout versions the kernel reads.
-LAYOUTS = (LAYOUT_LSB, LAYOUT_PLANES)
+LAYOUTS = (LAYOUT_LSB, LAYOUT_PLANES, LAYOUT_KERNEL)
 #: The unsigned integer of each width 1..8 (index bits - 1): a code's bits, to view as the weight format.
 _UINTS = (
     lowbit.uint1, lowbit.uint2, lowbit.uint3, lowbit.uint4, lowbit.uint5, lowbit.uint6, lowbit.uint7, lowbit.uint8,
@@ -111,6 +117,27 @@ def plane_code(w, r0, k, n0, WP, BK, BN):
     """
     words = lowbit.load(w, (r0 + k * WP // 32, n0), (BK * WP // 32, BN))
     return lowbit.cast(lowbit.view(words, _UINTS[WP - 1], axis=0), lowbit.int32)
+
+
+@lowbit.func
+def kernel_order_code(w, r0, k, n0, T, BK, BN):
+    """The [BK, BN] codes (viewed as ``T``, of ``T.bits`` = the plane width) of one version-3 plane
+    (:mod:`lowbit.ops.layouts`) for the K step at row ``k``, from the plane's rows starting at ``r0`` of ``w``.
+
+    The step's words are ``BK/128 * 4 * WP`` rows (chunk c, lane quad position t, word q) whose bits hold
+    the codes of rows ``128c + 16 (q P/4 + j//2) + 8 (j%2) + 2t + e`` at position ``i = e P/2 + j``.  The
+    view splits each word into its P codes in place; the reshape, permute and reshape only rename which
+    coordinate each register holds, so with the mma B fragment layout pulled back through them every
+    thread loads exactly its own words (no replication, no shuffle) and the dequantisation finds each
+    fragment pair in the two halves of one word.  Rows past the plane's end read zero codes.
+    """
+    WP = T.bits
+    P = 32 // WP
+    C = BK // 128
+    words = lowbit.load(w, (r0 + k // 128 * 4 * WP, n0), (C * 4 * WP, BN))
+    codes = lowbit.reshape(lowbit.view(words, T, axis=0), (C, 4, WP, 2, P // 4, 2, BN))  # (c, t, q, e, j//2, j%2, n)
+    codes = lowbit.permute(codes, (0, 2, 4, 5, 1, 3, 6))  # (c, q, j//2, j%2, t, e, n): row-major is k's digits
+    return lowbit.reshape(codes, (BK, BN))
 
 
 @lowbit.func
@@ -197,7 +224,9 @@ def wx_matmul(
     BN: lowbit.constexpr = 32,
     BK: lowbit.constexpr = 32,
 ):
-    lowbit.static_assert(LAYOUT == 1 or LAYOUT == 2, "wx_matmul reads layout versions 1 (lsb) and 2 (planes)")
+    lowbit.static_assert(LAYOUT == 1 or LAYOUT == 2 or LAYOUT == 3,
+                         "wx_matmul reads layout versions 1 (lsb), 2 (planes) and 3 (kernel)")
+    lowbit.static_assert(LAYOUT != 3 or BK % 128 == 0, "layout 3 (kernel order) needs K steps of 128-row chunks")
     lowbit.static_assert(A == lowbit.f16 or A == lowbit.bf16, "activations must be f16 or bf16")
     lowbit.static_assert(ZERO == "none" or ZERO == "int" or ZERO == "float", "ZERO is 'none', 'int' or 'float'")
     lowbit.static_assert(W.bits <= 8, "weight codes have at most 8 bits")
@@ -211,6 +240,8 @@ def wx_matmul(
     a = lowbit.global_view(a_ptr, (M, K))
     if LAYOUT == 1:
         w = lowbit.global_view(w_ptr, (lowbit.cdiv(K * W.bits, 32), N))
+    elif LAYOUT == 3:  # 4 * bits rows of words per 128-row chunk of K (every plane together)
+        w = lowbit.global_view(w_ptr, (lowbit.cdiv(K, 128) * 4 * W.bits, N))
     else:  # the planes (8 >> i bits for each bit of W.bits, widest first): plane i's view ends where it ends
         e8 = lowbit.cdiv(K * (W.bits & 8), 32)
         e4 = e8 + lowbit.cdiv(K * (W.bits & 4), 32)
@@ -228,6 +259,22 @@ def wx_matmul(
         if LAYOUT == 1:
             words = lowbit.load(w, (k * W.bits // 32, n0), (BK * W.bits // 32, BN))
             v = lowbit.cast(lowbit.view(words, W, axis=0), lowbit.f32)  # [BK, BN] decoded codes, exact
+        elif LAYOUT == 3:
+            if W.bits & (W.bits - 1) == 0:  # one plane: the codes are the format's own
+                v = lowbit.cast(kernel_order_code(w, 0, k, n0, W, BK, BN), lowbit.f32)
+            else:  # planes widest first, each in kernel order, composed as layout 2 composes them
+                row = 0
+                shift = 0
+                for i in lowbit.static_range(4):
+                    if W.bits & (8 >> i) != 0:
+                        part = lowbit.cast(kernel_order_code(w, row, k, n0, _UINTS[(8 >> i) - 1], BK, BN), lowbit.int32)
+                        if shift == 0:
+                            code = part
+                        else:
+                            code = code | (part << shift)
+                        row = row + lowbit.cdiv(K, 128) * 4 * (8 >> i)
+                        shift = shift + (8 >> i)
+                v = lowbit.cast(lowbit.view(lowbit.cast(code, _UINTS[W.bits - 1]), W, axis=0), lowbit.f32)
         else:  # compose the code from its planes (the widest holds the low bits), then decode it as layout 1
             shift = 0
             for i in lowbit.static_range(4):
@@ -259,7 +306,8 @@ def wx_matmul(
                 z = lowbit.cast(lowbit.load(zv, (g, n0), (1, BN)), lowbit.f32)
         else:  # BK // GROUP groups in this step: each row of scales repeats GROUP times along K
             ng = BK // GROUP
-            s = scale_to_f32(lowbit.load(sv, (g, n0), (ng, BN)), S, A, PE)
+            # rows past G (layout 3's last K step reads past the padded K): a finite scale (f16/bf16/e8m0 1.0, ue4m3 code 0x38 = 1.0)
+            s = scale_to_f32(lowbit.load(sv, (g, n0), (ng, BN), other=(1.0 if S.bits % 8 == 0 else 0x38)), S, A, PE)
             s = lowbit.reshape(lowbit.broadcast(lowbit.reshape(s, (ng, 1, BN)), (ng, GROUP, BN)), (BK, BN))
             if ZERO != "none":
                 z = lowbit.cast(lowbit.load(zv, (g, n0), (ng, BN)), lowbit.f32)
@@ -282,15 +330,18 @@ def wx_matmul(
     lowbit.store(lowbit.global_view(c_ptr, (M, N)), lowbit.cast(acc, A), (m0, n0))
 
 
-def tile_config(bits: int, group: int, m: int) -> tuple[int, int, int]:
+def tile_config(bits: int, group: int, m: int, layout: int = LAYOUT_LSB) -> tuple[int, int, int]:
     """``(BM, BN, BK)`` for ``bits``-wide codes in groups of ``group`` rows (-1: per channel) at M = ``m``.
 
     BK is the smallest K step that covers whole uint32 words (``BK*bits``
     a multiple of 32) and nests with the group (one divides the other), at
-    least 32 rows; BM is 16 at decode sizes (M <= 16) and 32 above.  Raises
-    ``lowbit.errors.LaunchError`` when no K step up to 1024 rows fits.
+    least 32 rows; BM is 16 at decode sizes (M <= 16) and 32 above.  Layout
+    3 (kernel order) steps by whole 128-row chunks and takes BN = 128, so
+    that each warp holds 4 adjacent columns a thread (its words load as
+    16-byte vectors).  Raises ``lowbit.errors.LaunchError`` when no K step up
+    to 1024 rows fits.
     """
-    word = 32 // math.gcd(bits, 32)  # rows per whole number of words
+    word = 128 if layout == LAYOUT_KERNEL else 32 // math.gcd(bits, 32)  # rows per whole number of words
     bk = None
     for cand in range(word, 1025, word):
         if cand >= min(32, group if group > 0 else 32) and (group == -1 or group % cand == 0 or cand % group == 0):
@@ -301,5 +352,5 @@ def tile_config(bits: int, group: int, m: int) -> tuple[int, int, int]:
             f"wx_matmul: no K step covers whole words of {bits}-bit codes and nests with group_size={group} "
             f"(it must divide or be divided by a multiple of {word} rows up to 1024)"
         )
-    return (16 if m <= 16 else 32), 32, bk
+    return (16 if m <= 16 else 32), (128 if layout == LAYOUT_KERNEL else 32), bk
 

@@ -59,7 +59,7 @@ def plan(wtype: object, group_size: int, zero: str, scale: str, act: str, has_bi
     scaled = isinstance(wtype, lowbit.ScaledType)
     elem = wtype.element if scaled else wtype
     group = wtype.block if scaled else group_size
-    bm, bn, bk = tile_config(int(elem.bits), group, 1 if decode else 17)
+    bm, bn, bk = tile_config(int(elem.bits), group, 1 if decode else 17, layout)
     bits = int(elem.bits)
     twin = finite_twin(elem, act) if finite else None
     if twin is not None:
@@ -68,8 +68,8 @@ def plan(wtype: object, group_size: int, zero: str, scale: str, act: str, has_bi
     table = codebook_in(elem, act)  # a codebook is read with its values rounded to the activation dtype
     if table is not None:
         elem = table
-    if bits & (bits - 1) == 0:  # one plane: version 2 of widths 1, 2, 4, 8 is version 1's bytes, and its kernel
-        layout = 1
+    if bits & (bits - 1) == 0 and layout == 2:  # one plane: version 2 of widths 1, 2, 4, 8 is version 1's bytes,
+        layout = 1  # and its kernel
     cx = (
         ("W", elem),
         ("GROUP", group),

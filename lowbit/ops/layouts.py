@@ -20,8 +20,36 @@ Every version packs each column's codes along K (axis 0), LSB-first, with
   power-of-two width has one plane, so **its version 2 is byte-identical to
   version 1**.
 
+* **Version 3, "kernel"** (Marlin's pre-permutation, lowbit's own order): the
+  words a thread of ``wx_matmul`` loads hold exactly the codes of its
+  ``mma.m16n8k16`` B fragments, in the order its unpack wants.  The code is
+  cut into planes as in version 2 (one plane for widths 1, 2, 4, 8), K is
+  zero-padded to a multiple of :data:`KCHUNK` = 128 rows, and each plane of
+  width ``w`` (``P = 32/w`` codes a word) becomes ``(K/128) * 4w`` rows of N
+  words -- column n's words stay in column n, so slicing columns shards the
+  weight.  Row ``r = c*4w + t*w + q`` (chunk c of 128 rows, lane quad
+  position ``t = lane % 4`` of the fragment, word ``q < w``) of column n
+  holds, at bits ``[i*w, (i+1)*w)``, the code of row
+  ``k = 128c + 16*(q*P/4 + j//2) + 8*(j % 2) + 2t + e`` with
+  ``e = i // (P/2)``, ``j = i % (P/2)``: the lower half of the word holds the
+  first row of each B-fragment pair (rows ``2t``, ``2t+8`` of a 16-row
+  step), the upper half the second (``2t+1``, ``2t+9``) at the same place,
+  so one ``lop3`` with mask ``(2**w - 1) * 0x10001 << (j*w)`` drops pair j
+  into the two f16 halves (shifted once by 8 bits for the upper pairs).  A
+  thread's words for one 128-row chunk are the w words ``r = c*4w + t*w ..``
+  of each of its columns; ``wx_matmul`` interleaves a warp's columns so a
+  thread's columns are adjacent and its words load as vectors.  Planes are
+  stacked along the rows widest first (plane p from row
+  ``R_p = sum(ceil(K/128)*4*w_q for q < p)``).  Rows:
+  ``ceil(K/128)*4*bits``: ``K*bits/32`` exactly (version 1's bytes) when K
+  is a multiple of 128; the padding rows hold zero codes.  The kernel reads
+  it in K steps that are multiples of 128 rows.
+
 Zeros (``zero="int"``) and scales are the same in every version: zeros
 stay a dense version-1 stream (they are G*N codes, tiny next to the weight).
+A kernel-order thread holds whole columns' codes, and the (interleaved)
+columns of a thread are adjacent, so its scales and zeros are contiguous
+runs of a (G, N) row already: no reorder of them would save a load.
 """
 
 from __future__ import annotations
@@ -31,14 +59,17 @@ import numpy as np
 import lowbit
 from lowbit.errors import QuantizeError
 
-__all__ = ["LAYOUTS", "pack_codes", "plane_rows", "qweight_rows", "resolve_layout", "unpack_codes"]
+__all__ = ["KCHUNK", "LAYOUTS", "kernel_order_rows", "pack_codes", "plane_rows", "qweight_rows", "resolve_layout", "unpack_codes"]
 
 #: Layout versions of ``qweight``: version -> name.
-LAYOUTS: dict[int, str] = {1: "lsb", 2: "planes"}
+LAYOUTS: dict[int, str] = {1: "lsb", 2: "planes", 3: "kernel"}
+#: Rows of K per chunk of version 3 (a multiple of every power-of-two plane's rows per word, 128 / w).
+KCHUNK = 128
 
 
 def resolve_layout(layout: object, where: str = "layout") -> int:
-    """A layout version from its number (1, 2) or name ("lsb", "planes"); QuantizeError naming ``where`` otherwise."""
+    """A layout version from its number (1, 2, 3) or name ("lsb", "planes", "kernel"); QuantizeError naming
+    ``where`` otherwise."""
     if isinstance(layout, str):
         for version, name in LAYOUTS.items():
             if name == layout:
@@ -50,18 +81,20 @@ def resolve_layout(layout: object, where: str = "layout") -> int:
 
 
 def plane_rows(k: int, bits: int, layout: int) -> tuple[tuple[int, int, int], ...]:
-    """``((row offset, rows, width), ...)`` of each plane of ``qweight`` (version 1: one plane of ``bits``)."""
+    """``((row offset, rows, width), ...)`` of each plane of ``qweight`` (version 1: one plane of ``bits``;
+    version 3: ``ceil(K/128)*4*w`` rows a plane)."""
     widths = (bits,) if layout == 1 else lowbit.plane_widths(bits)
     out, row = [], 0
     for w in widths:
-        rows = -(-k * w // 32)
+        rows = -(-k // KCHUNK) * 4 * w if layout == 3 else -(-k * w // 32)
         out.append((row, rows, w))
         row += rows
     return tuple(out)
 
 
 def qweight_rows(k: int, bits: int, layout: int) -> int:
-    """Rows of ``qweight`` for K codes of ``bits`` bits: ``sum_p ceil(K*w_p/32)`` (version 1: ``ceil(K*bits/32)``)."""
+    """Rows of ``qweight`` for K codes of ``bits`` bits: ``sum_p ceil(K*w_p/32)`` (version 1: ``ceil(K*bits/32)``;
+    version 3: ``ceil(K/128)*4*bits``)."""
     return sum(rows for _, rows, _ in plane_rows(k, bits, layout))
 
 
@@ -70,7 +103,8 @@ def pack_codes(codes: np.ndarray, bits: int, layout: int) -> np.ndarray:
     if layout == 1:
         return lowbit.pack(codes, bits, axis=0)
     planes = lowbit.split_planes(codes, bits)
-    words = [lowbit.pack(p, w, axis=0) for p, w in zip(planes, lowbit.plane_widths(bits), strict=True)]
+    pack = _pack_kernel_order if layout == 3 else (lambda p, w: lowbit.pack(p, w, axis=0))
+    words = [pack(p, w) for p, w in zip(planes, lowbit.plane_widths(bits), strict=True)]
     return np.ascontiguousarray(np.concatenate(words, axis=0))
 
 
@@ -78,5 +112,47 @@ def unpack_codes(words: np.ndarray, bits: int, k: int, layout: int) -> np.ndarra
     """Inverse of :func:`pack_codes`: the (K, N) uint8 codes."""
     if layout == 1:
         return lowbit.unpack(words, bits, k, axis=0)
-    planes = [lowbit.unpack(words[r0 : r0 + rows], w, k, axis=0) for r0, rows, w in plane_rows(k, bits, layout)]
+    if layout == 3:
+        planes = [_unpack_kernel_order(words[r0 : r0 + rows], w, k) for r0, rows, w in plane_rows(k, bits, layout)]
+    else:
+        planes = [lowbit.unpack(words[r0 : r0 + rows], w, k, axis=0) for r0, rows, w in plane_rows(k, bits, layout)]
     return lowbit.join_planes(planes, bits)
+
+
+def kernel_order_rows(w: int) -> np.ndarray:
+    """``(4w, 32/w)`` int array: the row inside its 128-row chunk of the code at bit ``i*w`` of chunk row ``r``
+    of a version-3 plane of width ``w`` (1, 2, 4 or 8) -- the formula in the module docstring."""
+    if w not in (1, 2, 4, 8):
+        raise QuantizeError(f"kernel order: plane width {w} is not 1, 2, 4 or 8")
+    p = 32 // w
+    r = np.arange(4 * w)[:, None]
+    i = np.arange(p)[None, :]
+    t, q = r // w, r % w
+    e, j = i // (p // 2), i % (p // 2)
+    return 16 * (q * (p // 4) + j // 2) + 8 * (j % 2) + 2 * t + e
+
+
+def _pack_kernel_order(codes: np.ndarray, w: int) -> np.ndarray:
+    """(K, N) codes of ``w`` bits -> (ceil(K/128)*4w, N) uint32 words of version 3 (K zero-padded)."""
+    k, n = codes.shape
+    c = -(-k // KCHUNK)
+    padded = np.zeros((c * KCHUNK, n), dtype=np.uint32)
+    padded[:k] = codes
+    rows = kernel_order_rows(w)  # (4w, P)
+    g = padded.reshape(c, KCHUNK, n)[:, rows, :]  # (c, 4w, P, n)
+    shifts = (np.arange(32 // w, dtype=np.uint32) * np.uint32(w))[None, None, :, None]
+    out = np.bitwise_or.reduce(g << shifts, axis=2)
+    return np.ascontiguousarray(out.reshape(c * 4 * w, n).astype(np.uint32))
+
+
+def _unpack_kernel_order(words: np.ndarray, w: int, k: int) -> np.ndarray:
+    """Inverse of :func:`_pack_kernel_order`: the (K, N) uint8 codes (the padding rows dropped)."""
+    words = np.asarray(words, dtype=np.uint32)
+    n = words.shape[1]
+    c = words.shape[0] // (4 * w)
+    rows = kernel_order_rows(w)
+    shifts = (np.arange(32 // w, dtype=np.uint32) * np.uint32(w))[None, None, :, None]
+    codes = (words.reshape(c, 4 * w, 1, n) >> shifts) & np.uint32((1 << w) - 1)  # (c, 4w, P, n)
+    out = np.zeros((c, KCHUNK, n), dtype=np.uint8)
+    out[:, rows, :] = codes.astype(np.uint8)
+    return out.reshape(c * KCHUNK, n)[:k]

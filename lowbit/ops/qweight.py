@@ -26,6 +26,14 @@ Fields (numpy dtype / torch dtype):
     ``4*N*(planes - 1)`` more otherwise.  Widths 1, 2, 4, 8 have one plane:
     their version 2 is byte-identical to version 1.
 
+  - version 3 (``"kernel"``, Marlin-style pre-permutation): the planes of
+    version 2, each rearranged so that the words one ``wx_matmul`` thread
+    loads hold exactly the codes of its mma B fragments, two rows of a
+    fragment pair in the two halves of one word; K is zero-padded to a
+    multiple of 128, ``rows = ceil(K/128)*4*bits`` (version 1's bytes when
+    K is a multiple of 128), column n's words stay in column n.  The
+    formula is in :mod:`lowbit.ops.layouts`.
+
   :meth:`QuantizedWeight.repack` converts between versions (a new weight;
   ``repack(2).repack(1)`` is the original bit for bit).
 * ``scales`` -- ``(G, N)``, G = ``ceil(K/group)`` (1 per channel): f16, bf16
@@ -41,8 +49,8 @@ Fields (numpy dtype / torch dtype):
 Metadata: ``wtype`` (a lowbit format: ``uint4``, ``e2m1``, ``nf4``, a
 codebook, ``mxfp4``, ``nvfp4``...), ``shape`` (K, N), ``group_size`` (-1:
 per channel; the block for MX/NVFP4), ``zero`` ("none" | "int" | "float"),
-``layout`` (the version number, 1 or 2; the constructor also takes the
-names "lsb" / "planes").  Construction validates every shape and dtype and
+``layout`` (the version number, 1, 2 or 3; the constructor also takes the
+names "lsb" / "planes" / "kernel").  Construction validates every shape and dtype and
 raises :class:`~lowbit.errors.QuantizeError` naming the field.
 """
 
@@ -210,14 +218,15 @@ class QuantizedWeight:
         return unpack_codes(numpy_of(self.qweight), self.bits, self.shape[0], self.layout)
 
     def repack(self, layout: int | str) -> QuantizedWeight:
-        """The same weight with ``qweight`` in layout ``layout`` (1 / "lsb", 2 / "planes"); a new object.
+        """The same weight with ``qweight`` in layout ``layout`` (1 / "lsb", 2 / "planes", 3 / "kernel"); a new object.
 
         ``self`` is never modified; the result has the same kind of storage
         (numpy, or torch on the same device) and shares the other fields'
         arrays with ``self`` (they are the same in every layout); ``qweight``
         is a new array unless the layout is already ``layout`` (then the
-        result shares every array).  For widths 1, 2, 4, 8 both versions are
-        the same bytes.  ``qw.repack(2).repack(1)`` equals ``qw`` bit for bit.
+        result shares every array).  For widths 1, 2, 4, 8 versions 1 and 2
+        are the same bytes.  Any round trip (``qw.repack(3).repack(1)``...)
+        equals ``qw`` bit for bit.
         """
         version = resolve_layout(layout, "QuantizedWeight.repack")
         if version == self.layout:
@@ -315,7 +324,7 @@ def quantize_weight(
     ``scale_dtype``: f16, bf16 or f32.  ``perm``: an optional (K,)
     permutation (act-order): rows are reordered by it *before* grouping and
     the permutation is recorded.  ``layout``: the ``qweight`` layout
-    version, 1 / "lsb" (default) or 2 / "planes" (see the module docstring).
+    version, 1 / "lsb" (default), 2 / "planes" or 3 / "kernel" (see the module docstring).
     A torch input gives a torch-backed result
     on its device; ``w`` is never modified.  Rules: :mod:`lowbit.quant`.
     """

@@ -281,7 +281,8 @@ def _same_registers(ctx: Ctx, op: V.Op) -> None:
             return
         put_tile(ctx, op.result, wrds=words(ctx, x))  # type: ignore[attr-defined]
     elif x.scal is not None:
-        put_tile(ctx, op.result, scal=x.scal)  # type: ignore[attr-defined]
+        out = put_tile(ctx, op.result, scal=x.scal)  # type: ignore[attr-defined]
+        out.gath, out.planes = x.gath, x.planes  # same slots, same registers: the codes' bits stay where they were
     else:
         put_tile(ctx, op.result, wrds=x.wrds)  # type: ignore[attr-defined]
     _ = t

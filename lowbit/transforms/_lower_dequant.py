@@ -238,6 +238,31 @@ def _place_pair(ctx, pos: Gathered, m: int, B: int, target: callable, high: bool
     return x, (q0 + (8 if high else 0), q1 + (8 if high else 0))
 
 
+def _split_pair(ctx, pos: Gathered, m: int, B: int, lim: int, top: bool = False):  # noqa: ANN001,ANN202
+    """Slots ``m`` and ``m + 1`` when one word already holds them at bits ``s`` and ``s + 16`` (kernel-order
+    weights): that word, shifted right by ``d`` so that ``s - d + B <= lim``, *is* the pair -- no ``prmt``.
+
+    ``d`` is 0 when the codes fit where they are, else the code's byte (``s - s % 8``, one shift per word
+    shared by the pairs of that byte) or ``s`` itself.  ``top``: the codes go to the top of their halves
+    instead (``d = s + B - 16``, a left shift when negative; the float path).  Returns ``(register, (q, q))``
+    or None.
+    """
+    if m + 1 >= len(pos.slots):
+        return None
+    (w0, s0, p0), (w1, s1, p1) = pos.slots[m], pos.slots[m + 1]
+    if w0 is not w1 or not (isinstance(s0, Const) and isinstance(s1, Const)):
+        return None
+    s = int(s0.value)
+    if int(s1.value) != s + 16 or s + B > 16 or np.any(np.asarray(p0) != s) or np.any(np.asarray(p1) != s + 16):
+        return None
+    if top:
+        return _shifted(ctx, w0, s + B - 16), (16 - B, 16 - B)
+    d = next((d for d in (0, s - s % 8, s) if s - d + B <= lim), None)
+    if d is None:
+        return None
+    return _shifted(ctx, w0, d), (s - d, s - d)
+
+
 def _place_planes(ctx, planes: list, m: int, base: int, high: bool, first: tuple[int, int] | None):  # noqa: ANN001,ANN202
     """A pair's codes assembled from their bit planes: each plane's bits placed at ``base + offset`` of the
     low (or high) byte of each half by its own ``prmt``, merged by one ``lop3`` a plane.
@@ -562,7 +587,9 @@ def _int_pairs(ctx, codes, pos: Gathered, dst: str, zs: list[Operand] | None, fa
             x, q = got
         else:
             lim = min(room, 8)  # inside one byte, and inside the target's mantissa
-            got = _place_pair(ctx, pos, m, B, lambda q: q if q + B <= lim else lim - B, False)
+            got = _split_pair(ctx, pos, m, B, room) if B < 8 else None  # (8 bits: prmt brings the magic)
+            if got is None:
+                got = _place_pair(ctx, pos, m, B, lambda q: q if q + B <= lim else lim - B, False)
             if got is None:
                 return None
             x, q = got
@@ -669,7 +696,8 @@ def _float_pairs(ctx, codes, pos: Gathered, dst: str, mult: float, nan_fix: bool
         if isinstance(pos, list):
             got = _place_planes(ctx, pos, m, 8 - B, True, None)
         else:
-            got = _place_pair(ctx, pos, m, B, lambda q: 8 - B if q <= 8 - B else None, True)
+            got = _split_pair(ctx, pos, m, B, 16, top=True) or _place_pair(
+                ctx, pos, m, B, lambda q: 8 - B if q <= 8 - B else None, True)
         if got is None:
             return None
         t, _ = got

@@ -361,6 +361,8 @@ class _Resolve(Rewriter):
 
 #: ops a dot's B operand may be computed through (same-shape tiles) and still come from a view of words
 _ELEMENTWISE = (O.Cast, O.ElementwiseBinary, O.ElementwiseUnary, O.Fma, O.Where)
+#: ops that only rename the coordinates of a view's codes (kernel-order weights: a reshape/permute chain)
+_RELABEL = (O.Reshape, O.Permute)
 
 
 def _fed_by_view(v: Value, producer: dict[int, O.Op]) -> bool:
@@ -378,6 +380,8 @@ def _fed_by_view(v: Value, producer: dict[int, O.Op]) -> bool:
         if isinstance(op, _ELEMENTWISE):
             shape = x.type.shape  # type: ignore[union-attr]
             todo += [u for u in op.uses() if isinstance(u, Value) and getattr(u.type, "shape", None) == shape]
+        elif isinstance(op, _RELABEL):
+            todo.append(op.x)  # type: ignore[attr-defined]
     return False
 
 

@@ -55,8 +55,10 @@ def test_tile_config_covers_words_and_nests_with_groups() -> None:
 
 
 def test_constexpr_guards_name_the_problem() -> None:
-    with pytest.raises(DSLError, match=r"layout versions 1 \(lsb\) and 2 \(planes\)"):
-        wx_matmul.specialize(LAYOUT=3)
+    with pytest.raises(DSLError, match=r"layout versions 1 \(lsb\), 2 \(planes\) and 3 \(kernel\)"):
+        wx_matmul.specialize(LAYOUT=4)
+    with pytest.raises(DSLError, match="layout 3 \\(kernel order\\) needs K steps of 128-row chunks"):
+        wx_matmul.specialize(LAYOUT=3, BK=64)
     with pytest.raises(DSLError, match="FOLD applies to float formats without zeros"):
         wx_matmul.specialize(FOLD=True)  # uint4 with integer zeros: (v 2**-F - z)(s 2**F) would be wrong
     with pytest.raises(DSLError, match="f16 or bf16"):

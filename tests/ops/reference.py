@@ -2,9 +2,9 @@
 
 The dequantisation here is written from the format definitions, not from
 lowbit's code paths: codes are extracted from the packed words bit by bit
-(column by column, without ``lowbit.unpack``; layout 2's bit planes are
-located and recombined from the layout's definition, not lowbit's helpers), decoded with the dtype's
-``decode`` (checked against ml_dtypes and the spec tables in tests/dtypes),
+(column by column, without ``lowbit.unpack``; layout 2's bit planes and
+layout 3's kernel order are located and recombined from the layouts'
+definitions, not lowbit's helpers), decoded with the dtype's ``decode`` (checked against ml_dtypes and the spec tables in tests/dtypes),
 and combined with the scales, zeros, block scales and tensor scale by the
 formula of each convention.
 """
@@ -27,25 +27,58 @@ def extract_codes(words: np.ndarray, bits: int, count: int) -> np.ndarray:
     return out
 
 
+def extract_kernel_order(words: np.ndarray, w: int, count: int) -> np.ndarray:
+    """A layout-3 plane of width ``w`` -> (count, N) codes, from the layout's definition, code by code.
+
+    Chunk c of 128 rows, lane quad position t (0..3) and word q (0..w-1) are row ``c*4w + t*w + q``; its
+    code at bit ``i*w`` (P = 32/w codes) is half ``e = i // (P/2)`` of pair ``j = i % (P/2)``, the mma
+    16-row step ``q*P/4 + j//2``, its upper 8 rows when ``j`` is odd: row ``2t + e`` of those 8.
+    """
+    x = np.asarray(words).astype(np.uint64)
+    p = 32 // w
+    out = np.zeros((-(-count // 128) * 128, x.shape[1]), dtype=np.int64)
+    seen = np.zeros(out.shape[0], dtype=bool)
+    for row in range(x.shape[0]):
+        c, rest = divmod(row, 4 * w)
+        t, q = divmod(rest, w)
+        for i in range(p):
+            e, j = divmod(i, p // 2)
+            step, upper = divmod(j, 2)
+            k = c * 128 + (q * (p // 4) + step) * 16 + upper * 8 + 2 * t + e
+            assert not seen[k]
+            seen[k] = True
+            out[k] = ((x[row] >> np.uint64(i * w)) & np.uint64((1 << w) - 1)).astype(np.int64)
+    assert seen.all()
+    assert not out[count:].any(), "padding rows must hold zero codes"
+    return out[:count]
+
+
 def extract_weight_codes(words: np.ndarray, bits: int, count: int, layout: int) -> np.ndarray:
-    """``qweight`` -> (count, N) codes for layout 1 (one LSB-first stream) or 2 (bit planes).
+    """``qweight`` -> (count, N) codes for layout 1 (one LSB-first stream), 2 (bit planes) or 3 (kernel order).
 
     Layout 2: planes of the powers of two in ``bits`` (8, 4, 2, 1 present in
     its binary form), widest first, stacked along the rows; plane p takes
     ``ceil(count*w_p/32)`` rows and holds code bits ``[o_p, o_p + w_p)``, o_p
     the sum of the earlier planes' widths.
+
+    Layout 3 (kernel order): the same planes, each ``ceil(count/128)*4*w_p``
+    rows, decoded by :func:`extract_kernel_order`.
     """
     w = np.asarray(words)
     if layout == 1:
         assert w.shape[0] == -(-count * bits // 32)
         return extract_codes(w, bits, count)
-    assert layout == 2, layout
+    assert layout in (2, 3), layout
     out = np.zeros((count, w.shape[1]), dtype=np.int64)
     row = shift = 0
     for width in (8, 4, 2, 1):
         if bits & width:
-            rows = -(-count * width // 32)
-            out |= extract_codes(w[row : row + rows], width, count) << shift
+            if layout == 2:
+                rows = -(-count * width // 32)
+                out |= extract_codes(w[row : row + rows], width, count) << shift
+            else:
+                rows = -(-count // 128) * 4 * width
+                out |= extract_kernel_order(w[row : row + rows], width, count) << shift
             row, shift = row + rows, shift + width
     assert row == w.shape[0] and shift == bits
     return out

@@ -188,16 +188,17 @@ def test_a_qweight_of_the_wrong_shape_for_its_layout_is_refused() -> None:
 
 def test_an_unknown_layout_is_refused_naming_the_version() -> None:
     qw = ops.quantize_weight(_w(64, 8, 5), "uint4")
-    with pytest.raises(QuantizeError, match=r"QuantizedWeight: unknown layout version 3; known: 1 \('lsb'\), 2"):
-        dataclasses.replace(qw, layout=3)
+    with pytest.raises(QuantizeError, match=r"QuantizedWeight: unknown layout version 4; known: 1 \('lsb'\), 2 "
+                                            r"\('planes'\), 3 \('kernel'\)"):
+        dataclasses.replace(qw, layout=4)
     with pytest.raises(QuantizeError, match="QuantizedWeight.repack: unknown layout version 'marlin'"):
         qw.repack("marlin")
     with pytest.raises(QuantizeError, match="quantize_weight: unknown layout version 0"):
         ops.quantize_weight(_w(64, 8, 5), "uint4", layout=0)
     with pytest.raises(QuantizeError, match="unknown layout version True"):
         qw.repack(True)
-    with pytest.raises(LaunchError, match="weight layout version 3 is not supported"):
-        _launch.plan(lowbit.uint4, 128, "int", "f16", "f16", False, 3, True)
+    with pytest.raises(LaunchError, match="weight layout version 4 is not supported"):
+        _launch.plan(lowbit.uint4, 128, "int", "f16", "f16", False, 4, True)
 
 
 def test_power_of_two_widths_share_the_version_1_kernel() -> None:

@@ -123,7 +123,7 @@ def test_validation_names_the_field() -> None:
     _bad(qw, "zeros is required", zeros=None)
     _bad(qw, "not a permutation", perm=np.zeros(K, dtype=np.int64))
     _bad(qw, "perm has shape", perm=np.arange(K - 1))
-    _bad(qw, "unknown layout version 3", layout=3)
+    _bad(qw, "unknown layout version 4", layout=4)
     _bad(qw, "zero must be", zero="asym")
     _bad(qw, "group_size", group_size=0)
     _bad(qw, "must be contiguous", scales=np.zeros((2, 2 * N), np.float16)[:, ::2])
