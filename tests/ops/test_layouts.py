@@ -254,3 +254,29 @@ def test_the_torch_op_and_its_fake_read_version_2_shapes() -> None:
         with pytest.raises(RuntimeError, match="qweight has 13 rows, K=136 codes of 3 bits need 14 in layout 2"):
             torch.ops.lowbit.matmul(torch.empty((3, 136), dtype=torch.float16), bad,
                                     *torch_ops.weight_operands(v2)[1:], None)  # fmt: skip
+
+
+def test_quant_linear_and_the_torch_op_hold_a_version_3_weight() -> None:
+    torch = __import__(require_tool("torch"))
+    from lowbit.nn import QuantLinear  # noqa: PLC0415 - needs torch
+    from lowbit.ops import torch_ops  # noqa: PLC0415 - registers torch.ops.lowbit.matmul
+
+    qw = ops.quantize_weight(_w(136, 40, 8), "uint3").to("cpu")
+    v3 = qw.repack(3)  # K padded to 256: 2 chunks x 4 x 3 = 24 rows (layout 1 has 13)
+    assert tuple(v3.qweight.shape) == (24, 40)
+    mod = QuantLinear.from_quantized_weight(v3)
+    assert mod.layout == 3 and "layout=3" in repr(mod)
+    _same_bits(mod.quantized_weight(), v3)
+    x = torch.from_numpy(np.random.default_rng(4).standard_normal((3, 136))).half()
+    assert torch.equal(mod(x), QuantLinear.from_quantized_weight(qw)(x))
+    fresh = QuantLinear(136, 40, False, wtype="uint3", layout="kernel")
+    fresh.load_state_dict(mod.state_dict())
+    _same_bits(fresh.quantized_weight(), v3)
+    a = x
+    result = torch.library.opcheck(torch.ops.lowbit.matmul.default, (a, *torch_ops.weight_operands(v3), None))
+    assert all(v == "SUCCESS" for v in result.values()), result
+    with torch._subclasses.fake_tensor.FakeTensorMode(allow_non_fake_inputs=True):
+        bad = torch.empty((13, 40), dtype=torch.int32)
+        with pytest.raises(RuntimeError, match="qweight has 13 rows.*24 in layout 3"):
+            torch.ops.lowbit.matmul(torch.empty((3, 136), dtype=torch.float16), bad,
+                                    *torch_ops.weight_operands(v3)[1:], None)  # fmt: skip
