@@ -31,7 +31,7 @@ allocations), compiled for sm_80.  Reported per format:
 Convention: integer formats (signed or not) have integer zero points
 (``zero="int"``), group 128; floats, codebooks and block-scaled formats
 are symmetric (``zero="none"``), group 128 or the block of the scaled type
-(MX 32, NVFP4 16).  Scales f16.
+(MX 32, NVFP4 16).  Scales of the activation dtype (f16; bf16 with --act bf16).
 
     python -m benchmarks.bench_formats [--formats uint4,e2m1] [--act bf16] [--tile 16x128x128]
         [--emu-k 512] [--blocks 1] [--layout auto|1|2|3] [--no-triton] [--out X.md] [--json X.json]
@@ -168,8 +168,11 @@ def legal_bk(bits: int, group: int, want: int, layout: int = 1) -> int:
     return bk
 
 
-def quantize(name: str, k: int, n: int, seed: int, layout: int | None = None) -> object:
-    """A random (k, n) weight quantized in ``name`` by the convention above, arrays 256-byte aligned."""
+def quantize(name: str, k: int, n: int, seed: int, layout: int | None = None, act: str = "f16") -> object:
+    """A random (k, n) weight quantized in ``name`` by the convention above, arrays 256-byte aligned.
+
+    Scales are of the activation dtype ``act`` (a bf16 model keeps bf16 scales; block-scaled formats have their own).
+    """
     import dataclasses
 
     import lowbit.ops as ops
@@ -178,7 +181,7 @@ def quantize(name: str, k: int, n: int, seed: int, layout: int | None = None) ->
     fmt = weight_format(name)
     rng = np.random.default_rng(seed)
     w = (rng.standard_normal((k, n)) * 0.5).astype(np.float32)
-    qw = ops.quantize_weight(w, fmt, zero=zero_convention(fmt), layout=weight_layout(fmt, layout))
+    qw = ops.quantize_weight(w, fmt, zero=zero_convention(fmt), scale_dtype=act, layout=weight_layout(fmt, layout))
     return dataclasses.replace(qw, **{f: aligned_copy(v) for f, v in qw.tensors().items()})
 
 
@@ -263,7 +266,7 @@ def emulate(name: str, act: str, tile: tuple[int, int, int], emu_k: int, blocks:
     from lowbit.compiler import run_on_emulator
 
     m, n = mn
-    qw = quantize(name, emu_k, n, seed, layout)
+    qw = quantize(name, emu_k, n, seed, layout, act)
     rng = np.random.default_rng(seed + 1)
     b = build(qw, m, act, tile, rng.standard_normal((m, emu_k)))
     bm, bn, bk = b.constexprs["BM"], b.constexprs["BN"], b.constexprs["BK"]
@@ -300,7 +303,7 @@ def measure(name: str, act: str = "f16", tile: tuple[int, int, int] = DEFAULT_TI
     res.bits, res.zero = element_bits(fmt), zero_convention(fmt)
     m, n, k = shape
     try:
-        qw = quantize(name, k, n, seed, layout)
+        qw = quantize(name, k, n, seed, layout, act)
         res.group, res.layout = qw.group_size, qw.layout
         res.bytes_per_weight = qw.qweight.nbytes / (k * n)
         res.bytes_ratio = res.bytes_per_weight / (res.bits / 8)
@@ -398,7 +401,7 @@ def markdown(rows: list[FormatResult], triton: dict | None, args: argparse.Names
     out += [f"Command: `python -m benchmarks.bench_formats {' '.join(sys.argv[1:])}`", "",
             "Convention: integer formats (uint*, int*) use integer zero points (`zero=\"int\"`), group 128; floats, "
             "codebooks (nf4) and block-scaled formats are symmetric (`zero=\"none\"`), group 128 or the scaled "
-            "type's block (MX 32, NVFP4 16). Scales f16. The kernel is `lowbit/kernels/wx_matmul.py` with the "
+            f"type's block (MX 32, NVFP4 16). Scales {args.act} (the activation dtype). The kernel is `lowbit/kernels/wx_matmul.py` with the "
             f"constexprs `lowbit.ops` plans, tile --tile {'x'.join(map(str, args.tile))} (BK raised to the smallest "
             f"legal K step where needed), num_warps {NUM_WARPS}, num_stages {NUM_STAGES}, specialised on the facts "
             "`kernel[grid]` detects for the real (256-byte aligned) arguments.", "",

@@ -70,26 +70,26 @@ def finite_twin(elem: object, act: str) -> object | None:
 
     The twin has the same exponent, mantissa, bias and sign and no NaN or
     infinity codes; it decodes every finite code of ``elem`` to the same
-    value (checked on the whole table).  Only formats whose packed lowering
-    needs the NaN fix-up for ``act`` and whose twin does not get one.
+    value (checked on the whole table).  Only for formats whose special
+    codes the packed field move cannot keep: an exponent narrower than the
+    target's (an all-ones exponent is then an ordinary target exponent:
+    e4m3fn's NaN into f16 or bf16, e5m2's infinities and NaNs into bf16),
+    with fields that fit the target's.  e5m2 into f16 keeps its specials
+    (f16's top byte) and gets no twin.
     """
-    from lowbit.dtypes import FloatType  # noqa: PLC0415
-    from lowbit.transforms._lower_dequant import float_map  # noqa: PLC0415
-
-    if not isinstance(elem, FloatType) or elem.bits > 8 or elem.nan == "none":
+    if not isinstance(elem, lowbit.FloatType) or elem.bits > 8 or elem.nan == "none":
         return None
-    have = float_map(elem, act, 1.0)
-    if have is None or not have[1]:  # no packed form, or one without the fix-up (e5m2 into f16)
+    te, tm = (5, 10) if act == "f16" else (8, 7)
+    if elem.exponent >= te or elem.mantissa > tm:
         return None
-    twin = FloatType(elem.exponent, elem.mantissa, elem.bias, nan="none", signed=elem.signed)
+    twin = lowbit.FloatType(elem.exponent, elem.mantissa, elem.bias, nan="none", signed=elem.signed)
     codes = np.arange(1 << elem.bits, dtype=np.uint64)
     a = np.asarray(elem.decode(codes), dtype=np.float64)
     b = np.asarray(twin.decode(codes), dtype=np.float64)
     finite = np.isfinite(a)
     if not np.array_equal(a[finite], b[finite]) or not np.array_equal(np.signbit(a[finite]), np.signbit(b[finite])):
         return None
-    got = float_map(twin, act, 1.0)
-    return twin if got is not None and not got[1] else None
+    return twin
 
 
 def codes_finite(qweight: np.ndarray, elem: object, k: int, layout: int) -> bool:
@@ -132,15 +132,13 @@ def codebook_in(elem: object, act: str) -> object | None:
     (at most half an ulp of ``act`` each: nf4's 16 values are 3 exact and 13
     rounded in f16).  None for non-codebooks and for tables already exact.
     """
-    from lowbit.dtypes import CodebookType  # noqa: PLC0415
-
-    if not isinstance(elem, CodebookType):
+    if not isinstance(elem, lowbit.CodebookType):
         return None
     values = np.asarray(elem.table, dtype=np.float64)
     rounded = np.asarray(lowbit.dtype(act).decode(lowbit.dtype(act).encode(values)), dtype=np.float64)
     if np.array_equal(rounded, values):
         return None
-    return CodebookType(tuple(float(v) for v in rounded))
+    return lowbit.CodebookType(tuple(float(v) for v in rounded))
 
 
 def block_fold(wtype: object, act: str) -> int | None:
