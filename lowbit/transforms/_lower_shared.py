@@ -20,8 +20,10 @@ per 32-bit word they touch, because neighbouring bits belong to other
 threads (the argument of :func:`lowbit.transforms._lower_memory._store_bits`).
 
 ``copy_async`` moves runs of its copy layout as one 4/8/16-byte
-``cp.async`` where the run starts in bounds and aligned (tested at run
-time; the row's tail is zero-filled through ``src_size``), other runs
+``cp.async`` where the run starts in bounds and aligned (proven by
+selection, then issued whatever its bounds: all or nothing through
+``ignore-src`` when no run straddles the row's end, else the tail
+zero-filled through ``src_size``; or tested at run time), other runs
 through registers (loaded, zero where out of bounds, then stored as the
 run's bytes at once), and single elements by ``cp.async.ca`` (4/8 bytes,
 zero-filled when off) or synchronously.  Cache hints ride on the
