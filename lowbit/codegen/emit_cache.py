@@ -30,6 +30,8 @@ __all__ = ["TABLE", "HINTS_PTX", "min_ptx"]
 
 #: The PTX ISA version that has the eviction-priority and cache-hint qualifiers and createpolicy (7.4).
 HINTS_PTX = (7, 4)
+#: The PTX ISA version that has cp.async's ``ignore-src`` predicate operand (7.5).
+IGNORE_SRC_PTX = (7, 5)
 
 I16T, I64T = ir.IntType(16), ir.IntType(64)
 
@@ -109,9 +111,14 @@ def hinted_load(em: _Emitter, op: O.Load) -> None:
 
 
 def hinted_cp_async(em: _Emitter, op: O.CpAsync) -> None:
+    """``cp.async`` as asm: the cache qualifiers, then ``src-size`` (a register) or ``ignore-src`` (a predicate:
+    constraint ``b``), then the policy (PTX ISA 9.7.9.25's operand order)."""
     dst, src = em.val(op.dst), em.val(op.src)
-    size = em.val(op.src_size) if op.src_size is not None else ir.Constant(I32T, op.size)
-    ins, cons = [dst, src, size], "l,l,r"
+    if op.ignore_src is not None:
+        ins, cons = [dst, src, em.val(op.ignore_src)], "l,l,b"
+    else:
+        size = em.val(op.src_size) if op.src_size is not None else ir.Constant(I32T, op.size)
+        ins, cons = [dst, src, size], "l,l,r"
     pol = ""
     if op.policy is not None:
         ins.append(em.val(op.policy))
@@ -175,4 +182,8 @@ def _ops(body: tuple[O.Op, ...]):  # noqa: ANN202
 
 def min_ptx(body: tuple[O.Op, ...], floor: tuple[int, int]) -> tuple[int, int]:
     """The lowest PTX version that has every qualifier the kernel uses (at least ``floor``, the target's)."""
-    return max(floor, HINTS_PTX) if any(_hinted(op) for op in _ops(body)) else floor
+    ops = list(_ops(body))
+    out = max(floor, HINTS_PTX) if any(_hinted(op) for op in ops) else floor
+    if any(isinstance(op, O.CpAsync) and op.ignore_src is not None for op in ops):
+        out = max(out, IGNORE_SRC_PTX)
+    return out

@@ -182,7 +182,7 @@ def _atomic_bits(em: _Emitter, op: O.AtomicBits) -> None:
 def _cp_async(em: _Emitter, op: O.CpAsync) -> None:
     if not em.tgt.supports("cp.async"):
         raise CodegenError(f"cp.async is not available on {em.tgt.name}")
-    if op.policy is not None or op.prefetch:
+    if op.policy is not None or op.prefetch or op.ignore_src is not None:  # (no intrinsic takes ignore-src either)
         hinted_cp_async(em, op)
         return
     dst, src = em.val(op.dst), em.val(op.src)

@@ -272,7 +272,10 @@ class CopyAsync(Op):
     ``.L2::128B``...; PTX ISA 9.7.9.25), never meaning.  ``vec`` > 1 says
     instruction selection proved every run of ``vec`` elements the copy
     issues starts on a multiple of its size in global memory (1: tested at
-    run time); it changes how the copy is issued, never what it copies.
+    run time); ``whole`` says it also proved the view's last extent a
+    multiple of ``vec``, so each run lies wholly inside or wholly outside
+    the view (no partial run at a row's end).  Both change how the copy is
+    issued, never what it copies.
     """
 
     dst: Value
@@ -282,8 +285,9 @@ class CopyAsync(Op):
     l2: str = ""
     prefetch: int = 0
     vec: int = 1
+    whole: bool = False
     opname = "copy_async"
-    spec = OpSpec(operands=("dst", "src", "offsets"), optional=("mask",), attrs=("l2", "prefetch", "vec"),
+    spec = OpSpec(operands=("dst", "src", "offsets"), optional=("mask",), attrs=("l2", "prefetch", "vec", "whole"),
                   effect=Effect.WRITE)  # fmt: skip
 
     def __post_init__(self) -> None:
@@ -295,6 +299,8 @@ class CopyAsync(Op):
         _mask(self, self.mask, s.shape)
         _hints(self, None, self.l2, self.prefetch)
         _vec(self, self.vec)
+        if not isinstance(self.whole, bool) or self.whole and self.vec == 1:
+            raise self.fail(f"whole (no run straddles the view's end) is a bool that needs vec > 1, got {self.whole!r}")
 
 
 @dataclass(frozen=True, eq=False)

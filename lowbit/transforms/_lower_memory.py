@@ -36,7 +36,7 @@ from lowbit.transforms._lower_compute import put_tile
 from lowbit.transforms._lower_shared import HANDLERS as SHARED
 from lowbit.transforms._tiles import scalars, word_count, words
 
-__all__ = ["HANDLERS", "storage_type"]
+__all__ = ["HANDLERS", "in_bounds", "offset_parts", "storage_type"]
 
 
 def nbytes(t: ScalarType) -> int:
@@ -149,34 +149,108 @@ def _layout_of(v: object) -> RegisterLayout:
     return lay  # type: ignore[return-value]
 
 
+def in_bounds(ctx: Ctx, off: Operand, c: Operand, lim: Operand) -> tuple[Operand, Operand]:
+    """(``idx = off + c``, the predicate ``0 <= off + c < lim``) for a layout coordinate ``c`` in [0, 2**31).
+
+    One unsigned compare against ``max(lim, 0)`` (loop-invariant, made once
+    per scope) instead of two signed ones.  The law: for ``off`` of w = 32 or
+    64 bits the exact sum ``off + c`` lies in [-2**(w-1), 2**w - 1), so the
+    w-bit ``idx`` read unsigned is the sum itself when the sum is not
+    negative -- also where the signed w-bit add wrapped, giving an unsigned
+    value >= 2**(w-1), above every extent -- and >= 2**(w-1) when it is
+    negative: the compare is the exact bounds test of the mathematical sum,
+    and of the wrapped ``idx`` as well (the two agree).  So where the
+    predicate holds the add did not wrap, ``idx`` is exact and ``sext(idx) ==
+    sext(off) + c`` (what :func:`offset_parts` relies on).
+    """
+    b = ctx.b
+    key = ("nonneg", id(lim), off.type != lim.type)
+    if off.type != lim.type:
+        off, lim = ctx.i64(off), ctx.i64(lim)
+    t = off.type
+    if isinstance(c, Const):
+        idx = ctx.add(off, c.value, "idx")
+    else:
+        idx = b.binary("add", off, c if t == c.type else ctx.i64(c), "idx")
+    top = ctx.find(key)
+    if top is None:
+        top = Const(max(lim.value, 0), t) if isinstance(lim, Const) else b.binary("smax", lim, Const(0, t), "lim")
+        ctx.put(key, top)
+    return idx, b.cmp("ult", idx, top, "inb")  # type: ignore[arg-type]
+
+
+def offset_parts(ctx: Ctx, view: GView, offsets: tuple,
+                 coords: tuple[Operand, ...]) -> tuple[Operand | None, Operand | None]:  # fmt: skip
+    """The i64 element offset of ``offsets + coords`` split as (offsets' part, coordinates' part), None for 0.
+
+    ``sum(sext(off_d) * stride_d) + sum(sext(c_d) * stride_d)``: the offset
+    of the exact sums ``off_d + c_d`` (an i32 add that wraps leaves the view:
+    :func:`in_bounds`), so the element's offset wherever it is in bounds, and
+    shaped for the loop: the first part is shared by every access of the op
+    (it alone changes from one K step to the next), the second is
+    loop-invariant per thread, so an address becomes one add to a hoisted
+    pointer.  Out of bounds the value is some offset the access must not use.
+    """
+    b = ctx.b
+    base: Operand | None = None
+    inv: Operand | None = None
+    for d, c in enumerate(coords):
+        off = ctx.scalar(offsets[d])
+        stride = _wide(ctx, ctx.scalar(view.strides[d]))
+        if not (isinstance(off, Const) and off.value == 0):
+            key = ("off_part", id(off), id(stride))  # (cached per scope, so the ids stay valid)
+            term = ctx.find(key)
+            if term is None:
+                term = _times(ctx, _wide(ctx, off), stride)
+                ctx.put(key, term)
+            base = term if base is None else b.binary("add", base, term, "off")  # type: ignore[arg-type]
+        if not (isinstance(c, Const) and c.value == 0):
+            t2 = _times(ctx, ctx.i64(c), stride)
+            both = isinstance(inv, Const) and isinstance(t2, Const)
+            inv = t2 if inv is None else Const(inv.value + t2.value, I64) if both else b.binary("add", inv, t2, "off")
+    return base, inv
+
+
+def _wide(ctx: Ctx, x: Operand) -> Operand:
+    """``x`` sign-extended to i64, once per scope."""
+    if x.type == I64 or isinstance(x, Const):
+        return ctx.i64(x)
+    key = ("i64", id(x))
+    got = ctx.find(key)
+    if got is None:
+        got = ctx.i64(x)
+        ctx.put(key, got)
+    return got  # type: ignore[return-value]
+
+
+def _times(ctx: Ctx, x: Operand, stride: Operand) -> Operand:
+    if isinstance(stride, Const) and stride.value == 1:
+        return x
+    if isinstance(x, Const) and isinstance(stride, Const):
+        return Const(x.value * stride.value, I64)
+    return ctx.b.binary("mul", x, stride, "off")
+
+
 def _element(ctx: Ctx, view: GView, offsets: tuple, coords: tuple[Operand, ...]):  # noqa: ANN202
-    """(in-bounds predicate, i64 element offset) of the element at ``offsets + coords`` of ``view``."""
+    """(in-bounds predicate, i64 element offset) of the element at ``offsets + coords`` of ``view``.
+
+    The offset is exact where the predicate holds (and only used there: accesses are predicated on it).
+    """
     b = ctx.b
     ok = None
-    lin: Operand | None = None
     for d, c in enumerate(coords):
         off = ctx.scalar(offsets[d])
         lim = ctx.scalar(view.shape[d])
-        if off.type != lim.type:
-            off, lim = ctx.i64(off), ctx.i64(lim)
         key = ("elem", id(off), id(lim), c.value if isinstance(c, Const) else id(c))
-        got = ctx.find(key)
-        if got is None:  # one index and bounds test per distinct coordinate of a dimension, not per element
-            zero = isinstance(c, Const) and c.value == 0
-            idx = off if zero else (ctx.add(off, c.value, "idx") if isinstance(c, Const) else
-                                    b.binary("add", off, c if off.type == I32 else ctx.i64(c), "idx"))  # fmt: skip
-            got = (idx, b.binary("and", b.cmp("sge", idx, Const(0, idx.type)), b.cmp("slt", idx, lim)))
-            ctx.put(key, got)
-        idx, inb = got  # type: ignore[misc]
+        inb = ctx.find(key)
+        if inb is None:  # one bounds test per distinct coordinate of a dimension, not per element
+            inb = in_bounds(ctx, off, c, lim)[1]
+            ctx.put(key, inb)
         ok = inb if ok is None else b.binary("and", ok, inb)
-        stride = ctx.scalar(view.strides[d])
-        if isinstance(stride, Const) and stride.value == 1:
-            term = ctx.i64(idx)
-        else:
-            term = b.binary("mul", ctx.i64(idx), ctx.i64(stride), "off")
-        lin = term if lin is None else b.binary("add", lin, term, "off")
-    assert ok is not None and lin is not None  # noqa: S101
-    return ok, lin
+    base, inv = offset_parts(ctx, view, offsets, coords)
+    lin = base if inv is None else inv if base is None else b.binary("add", base, inv, "off")
+    assert ok is not None  # noqa: S101
+    return ok, lin if lin is not None else Const(0, I64)
 
 
 def _with_valid(ctx: Ctx, ok: Operand | None, valid: Operand | bool) -> Operand | None:

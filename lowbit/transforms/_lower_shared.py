@@ -20,8 +20,10 @@ per 32-bit word they touch, because neighbouring bits belong to other
 threads (the argument of :func:`lowbit.transforms._lower_memory._store_bits`).
 
 ``copy_async`` moves runs of its copy layout as one 4/8/16-byte
-``cp.async`` where the run starts in bounds and aligned (tested at run
-time; the row's tail is zero-filled through ``src_size``), other runs
+``cp.async`` where the run starts in bounds and aligned (proven by
+selection, then issued whatever its bounds: all or nothing through
+``ignore-src`` when no run straddles the row's end, else the tail
+zero-filled through ``src_size``; or tested at run time), other runs
 through registers (loaded, zero where out of bounds, then stored as the
 run's bytes at once), and single elements by ``cp.async.ca`` (4/8 bytes,
 zero-filled when off) or synchronously.  Cache hints ride on the
@@ -410,8 +412,9 @@ def _copy_runs(ctx: Ctx, op: V.CopyAsync, view: GView, buf: SBuf, lay: RegisterL
     b, m = ctx.b, _mem()
     bits = buf.dtype.bits
     size = vw * bits // 8
-    addr0 = b.binary("mul", b.cast("ptrtoint", view.ptr, I64, "pa"), Const(8, I64), "pb")  # the pointer's bit address
     zero_offs = tuple(EConst(0, o.dtype) for o in op.offsets)
+    proven = op.vec >= vw and bits % 8 == 0  # alignment proven by selection: one cp.async per run
+    addr0 = None if proven else b.binary("mul", b.cast("ptrtoint", view.ptr, I64, "pa"), Const(8, I64), "pb")
     st = m.storage_type(buf.dtype)
     for r in range(lay.local_size // vw):
         valid = ctx.valid(lay, buf.shape, r * vw)
@@ -419,6 +422,9 @@ def _copy_runs(ctx: Ctx, op: V.CopyAsync, view: GView, buf: SBuf, lay: RegisterL
             continue
         own = m._with_valid(ctx, ctx.primary(lay), valid)  # noqa: SLF001
         coords = ctx.coords(lay, r * vw)
+        if proven:
+            _copy_aligned_run(ctx, op, view, element_pointer(ctx, buf, zero_offs, coords), coords, vw, own)
+            continue
         _, lin = m._element(ctx, view, op.offsets, coords)  # noqa: SLF001
 
         def at(d: int) -> Operand:
@@ -440,23 +446,9 @@ def _copy_runs(ctx: Ctx, op: V.CopyAsync, view: GView, buf: SBuf, lay: RegisterL
             inb = b.binary("and", b.cmp("sge", ck, Const(0, I64)), b.cmp("slt", ck, extent))
             return inb if rows_ok is None else b.binary("and", rows_ok, inb)
 
-        left = b.binary("smin", b.binary("sub", extent, col), Const(vw, I64))  # >= 1 when in_row(0)
         dst0 = element_pointer(ctx, buf, zero_offs, coords)
-        if op.vec >= vw and bits % 8 == 0:
-            # alignment proven by selection: one cp.async per run, whatever its bounds -- out of bounds it reads
-            # nothing (source size 0, at the view's base) and zero-fills; a K tail reads only its part
-            inb = in_row(0)
-            nbytes_in = b.select(inb, b.binary("mul", b.cast("trunc", left, I32), Const(bits // 8, I32), "sz"),
-                                 Const(0, I32))  # fmt: skip
-            src = m._byte_address(ctx, view, b.select(inb, lin, Const(0, I64)), buf.dtype)  # noqa: SLF001
-            cp = S.CpAsync(dst0, src, size, "cg" if size == 16 else "ca", nbytes_in, **_cp_hints(ctx, op))
-            if own is None:
-                b.emit(cp)
-            else:
-                with b.if_(own):
-                    b.emit(cp)
-            continue
-        bit = b.binary("add", addr0, b.binary("mul", lin, Const(bits, I64)), "gb")
+        left = b.binary("smin", b.binary("sub", extent, col), Const(vw, I64))  # >= 1 when in_row(0)
+        bit = b.binary("add", addr0, b.binary("mul", lin, Const(bits, I64)), "gb")  # type: ignore[arg-type]
         aligned = b.cmp("eq", b.binary("and", bit, Const(size * 8 - 1, I64)), Const(0, I64), "al")
         fast = b.binary("and", in_row(0), aligned, "fast")
         if bits % 8:  # a row ending inside a byte: its last byte holds the next row's bits, which must not land
@@ -469,6 +461,50 @@ def _copy_runs(ctx: Ctx, op: V.CopyAsync, view: GView, buf: SBuf, lay: RegisterL
             b.emit(S.CpAsync(dst0, src, size, "cg" if size == 16 else "ca", nbytes_in, **_cp_hints(ctx, op)))
             b.else_(scope)
             _copy_run_sync(ctx, view, buf, dst0, lin, vw, in_row, own, st)
+
+
+def _copy_aligned_run(ctx: Ctx, op: V.CopyAsync, view: GView, dst: Operand, coords: tuple[Operand, ...], vw: int,
+                      own: Operand | None) -> None:
+    """One cp.async for a run whose alignment selection proved, whatever its bounds.
+
+    Out of bounds it reads nothing and zero-fills: with ``ignore-src`` when
+    selection also proved every run wholly in or wholly out of its row
+    (``op.whole``), else through ``src_size``, which reads only a K tail's
+    part.  A copy that reads nothing touches no memory (PTX ISA 9.7.9.25;
+    the emulator resolves no address for it either), so its source address
+    is left as computed -- an address past the view is never read -- and
+    every address is one add to a loop-invariant pointer
+    (:func:`~lowbit.transforms._lower_memory.offset_parts`).
+    """
+    b, m = ctx.b, _mem()
+    size = vw * view.dtype.bits // 8
+    ok: Operand | None = None
+    col: Operand | None = None
+    for d, c in enumerate(coords):
+        lim = ctx.scalar(view.shape[d])
+        idx, inb = m.in_bounds(ctx, ctx.scalar(op.offsets[d]), c, lim)
+        ok = ctx.and_(ok, inb)
+        col, ext = idx, lim
+    assert ok is not None and col is not None  # noqa: S101
+    base, inv = m.offset_parts(ctx, view, op.offsets, coords)
+    st = m.storage_type(view.dtype)
+    ptr = view.ptr if inv is None else b.gep(view.ptr, inv, st, "ga")  # loop-invariant: hoisted
+    src = ptr if base is None else b.gep(ptr, base, st, "ga")
+    cache = "cg" if size == 16 else "ca"
+    if op.whole:
+        cp = S.CpAsync(dst, src, size, cache, ignore_src=b.unary("not", ok, "skip"), **_cp_hints(ctx, op))
+    else:  # in bounds, ext - col is in [1, ext] (no wrap): the elements left in the row, at most the run
+        if ext.type != col.type:
+            ext = ctx.i64(ext)
+        left = b.cast("trunc", b.binary("smin", b.binary("sub", ext, col), Const(vw, col.type)), I32) \
+            if col.type == I64 else b.binary("smin", b.binary("sub", ext, col), Const(vw, I32))
+        nbytes = b.select(ok, _scale(ctx, left, view.dtype.bits // 8), Const(0, I32), "sz")
+        cp = S.CpAsync(dst, src, size, cache, nbytes, **_cp_hints(ctx, op))
+    if own is None:
+        b.emit(cp)
+    else:
+        with b.if_(own):
+            b.emit(cp)
 
 
 def _copy_run_sync(ctx: Ctx, view: GView, buf: SBuf, dst: Operand, lin: Operand, vw: int, in_row, own,

@@ -227,7 +227,7 @@ class _Pipeline(Rewriter):
         view = self._stage(ring, stage)
         offs = tuple(substitute(self.expr(o), {id(var): k}) for o in lg.offsets)
         cp = O.CopyAsync(dst=view, src=self.value(lg.src), offsets=offs, l2=lg.l2, prefetch=lg.prefetch, loc=lg.loc)
-        self.emit(cp.replace(vec=self.sel.copy_vec(cp)))
+        self.emit(self.sel.vectorize_copy(cp))
 
     def _stage(self, ring: Value, stage: Expr) -> Value:
         t = ring.type

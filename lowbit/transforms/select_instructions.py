@@ -328,7 +328,15 @@ class _Select(MemorySelect, Rewriter):
         self.emit(self.vectorize_shared(op))
 
     def _CopyAsync(self, op: O.CopyAsync) -> None:
-        self.emit(op.replace(vec=self.copy_vec(op)))
+        self.emit(self.vectorize_copy(op))
+
+    def vectorize_copy(self, op: O.CopyAsync) -> O.CopyAsync:
+        """The copy with its run (:meth:`copy_vec`) and, when the view's last extent is a multiple of it,
+        ``whole``: then no run straddles a row's end, and each is copied all or nothing."""
+        vec = self.copy_vec(op)
+        gv = self.views.get(id(op.src))
+        whole = vec > 1 and gv is not None and self.div(gv.shape[-1]) % vec == 0
+        return op.replace(vec=vec, whole=whole)
 
     def copy_vec(self, op: O.CopyAsync) -> int:
         """The run a ``copy_async`` issues as one ``cp.async`` when its alignment is provable, else 1."""

@@ -217,6 +217,32 @@ kernel @unpack_u4(%w: ptr.global[uint32], %out: ptr.global[f16], %nw: i32) threa
 """
 
 
+CP_ASYNC_IGNORE = """\
+// all-or-nothing 16-byte copies (cp.async's ignore-src predicate): a thread's chunk is copied when it lies
+// wholly below n, else zero-filled without a read -- its address, past the end of x, is never clamped
+kernel @async_ignore(%x: ptr.global[f32], %out: ptr.global[f32], %n: i32) threads 64 {
+  shared @stage size 1024 align 16
+  %tid: i32 = sreg tid.x
+  %bid: i32 = sreg ctaid.x
+  %base: i32 = mul %bid, 256:i32
+  %t4: i32 = shl %tid, 2:i32
+  %e0: i32 = add %base, %t4
+  %end: i32 = add %e0, 4:i32
+  %skip: pred = icmp sgt %end, %n
+  %src: ptr.global = gep f32 %x, %e0
+  %sh: ptr.shared = shared_addr @stage
+  %dst: ptr.shared = gep f32x4 %sh, %tid
+  cp_async.cg.16 %dst, %src ignore_src %skip
+  cp_async_commit
+  cp_async_wait 0
+  barrier
+  %v: f32x4 = load %dst align 16
+  %po: ptr.global = gep f32 %out, %e0
+  store %po, %v align 16
+}
+"""
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -293,6 +319,19 @@ def _cp_async_ref(args: list) -> np.ndarray:
     return out
 
 
+def _cp_ignore(rng: np.random.Generator, n: int) -> tuple[list, int, int]:
+    blocks = -(-n // 256)
+    x = rng.standard_normal(n).astype(np.float32)  # exactly n: a read of an ignored chunk would leave it
+    return [x, np.full(blocks * 256, np.nan, np.float32), np.int32(n)], blocks, 1
+
+
+def _cp_ignore_ref(args: list) -> np.ndarray:
+    x, out = args[0], np.zeros(len(args[1]), np.float32)
+    whole = len(x) // 4 * 4
+    out[:whole] = x[:whole]
+    return out
+
+
 def _unpack(rng: np.random.Generator, n: int) -> tuple[list, int, int]:
     w = rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
     return [w, np.full(8 * n, np.nan, np.float16), np.int32(n)], -(-n // 128), 1
@@ -310,5 +349,6 @@ CASES = (
     Case("block_reverse", REVERSE, 128, _reverse, _reverse_ref),
     Case("block_sum", BLOCK_SUM, 256, _block_sum, _block_sum_ref),
     Case("async_swap", CP_ASYNC, 64, _cp_async, _cp_async_ref),
+    Case("async_ignore", CP_ASYNC_IGNORE, 64, _cp_ignore, _cp_ignore_ref),
     Case("unpack_u4", UNPACK_U4, 128, _unpack, _unpack_ref),
 )

@@ -8,6 +8,7 @@ Regenerate the golden PTX after a reviewed codegen change with
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,9 @@ def test_instruction_selection_reaches_the_ptx(worker: LLVMWorker) -> None:
     assert "st.global.v4.b32" in unpack
     assert "cp.async.cg.shared.global" in by_name["async_swap"] and "cp.async.wait_group" in by_name["async_swap"]
     assert "ld.shared.v4.b32" in by_name["async_swap"] and "st.global.v4.b32" in by_name["async_swap"]
+    ignore = by_name["async_ignore"]  # the predicate operand, which needs PTX ISA 7.5
+    assert re.search(r"cp\.async\.cg\.shared\.global \[%rd\d+\], \[%rd\d+\], 16, %p\d+;", ignore)
+    assert ".version 7.5" in ignore and ".version 7.0" in by_name["async_swap"]
     assert "shfl.sync.bfly.b32" in by_name["block_sum"] and "shfl.sync.down.b32" in by_name["block_sum"]
     assert "bar.sync" in by_name["block_reverse"]
     assert "fma.rn.f32" in by_name["rowdot"] and "mul.lo.s64" in by_name["rowdot"]  # the i64 row offset

@@ -192,7 +192,10 @@ class CpAsync(Op):
 
     ``src_size`` (an i32 register or constant, 0..size) reads only that many
     bytes and zero-fills the rest; 0 reads nothing, which is how a masked-off
-    copy is written.  ``cg`` (bypass L1) exists only for 16 bytes.
+    copy is written.  ``ignore_src`` (a predicate, PTX ISA 7.5's ``ignore-src``
+    operand) is the all-or-nothing form: where it is true nothing is read and
+    all ``size`` bytes are zero-filled, else all are copied; it takes no
+    ``src_size``.  ``cg`` (bypass L1) exists only for 16 bytes.
     """
 
     dst: Operand
@@ -202,8 +205,9 @@ class CpAsync(Op):
     src_size: Operand | None = None
     policy: Operand | None = None
     prefetch: int = 0
+    ignore_src: Operand | None = None
     opname = "cp_async"
-    operand_fields = ("dst", "src", "src_size", "policy")
+    operand_fields = ("dst", "src", "src_size", "policy", "ignore_src")
 
     def __post_init__(self) -> None:
         if self.want(self.dst, "dst") != PtrType(Space.SHARED):
@@ -218,6 +222,11 @@ class CpAsync(Op):
             self.expect(I32, "src_size")
             if isinstance(self.src_size, Const) and not 0 <= self.src_size.value <= self.size:
                 raise self.fail(f"src_size {self.src_size.value} is outside 0..{self.size}")
+        if self.ignore_src is not None:
+            if self.src_size is not None:
+                raise self.fail("ignore_src and src_size exclude each other (ignore_src copies all or nothing)")
+            if self.want(self.ignore_src, "ignore_src") != PRED:
+                raise self.fail(f"ignore_src must be a predicate, got {self.ignore_src.type}")
         _check_hints(self, "", self.policy, self.prefetch)
 
 

@@ -191,7 +191,7 @@ def _build(words: list[str], gname: str | None, args: tuple[Item, ...], named: d
         raise IRError(f"unexpected word {extra[0]!r} after {head}")
     allowed = {"load": {"align", "mask", "other", "policy", "prefetch"}, "store": {"align", "mask"}}.get(head, set())
     if head.startswith("cp_async."):
-        allowed = {"src_size", "policy", "prefetch"}
+        allowed = {"src_size", "policy", "prefetch", "ignore_src"}
     if set(named) - allowed:
         raise IRError(f"{head} does not take {', '.join(sorted(set(named) - allowed))}")
     if head in O.INT_BINARY or head in O.FLOAT_BINARY:
@@ -248,7 +248,8 @@ def _build(words: list[str], gname: str | None, args: tuple[Item, ...], named: d
         if len(parts) != 3 or not parts[2].isdigit():
             raise IRError(f"cp_async is spelt cp_async.<ca|cg>.<bytes>, got {head}")
         return O.CpAsync(*_ints(args, 2, head), int(parts[2]), parts[1], named.get("src_size"),  # type: ignore[arg-type]
-                         named.get("policy"), int(named.get("prefetch", 0)))  # type: ignore[arg-type]
+                         named.get("policy"), int(named.get("prefetch", 0)),  # type: ignore[arg-type]
+                         named.get("ignore_src"))  # type: ignore[arg-type]
     if head.startswith("createpolicy."):
         return O.CreatePolicy(_one(results, "createpolicy"), head[13:])
     if head.startswith("atom."):

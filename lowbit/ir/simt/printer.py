@@ -95,6 +95,7 @@ def op_rhs(op: O.Op) -> str:
             return f"atomic_{op.kind} {_args(op.ptr, op.value)}"
         case O.CpAsync():
             extra = "" if op.src_size is None else f" src_size {operand(op.src_size)}"
+            extra += "" if op.ignore_src is None else f" ignore_src {operand(op.ignore_src)}"
             return f"cp_async.{op.cache}.{op.size} {_args(op.dst, op.src)}{extra}{_hints(op)}"
         case O.CreatePolicy():
             return f"createpolicy.{op.priority}"

@@ -51,6 +51,8 @@ kernel @sink(%x: ptr.global[f32], %w: ptr.global[uint4], %n: i32, %big: i64, %s:
   %hl: f32 = load.evict_first %px align 4 mask %ok else 0.0:f32 policy %pol prefetch 128
   %hv: i32x4 = load.no_allocate %px align 16
   cp_async.cg.16 %sp, %px src_size 16:i32 policy %pol prefetch 256
+  cp_async.cg.16 %sp, %px ignore_src %e
+  cp_async.ca.8 %sp, %px ignore_src %ok policy %pol
   %ad: f32 = atom.add.f32 %px, %hl
   %a2: i32 = atom.add.f16x2 %px, %vi
   %mx: i32 = atom.max.s32 %px, %tid
@@ -133,6 +135,9 @@ def test_constants_are_canonical() -> None:
         ("%a: f32 = load %x align 3", r"align must be a power of two"),
         ("%p: ptr.global = gep pred %x, %n", r"element type must be a non-predicate"),
         ("cp_async.cg.8 %x, %x", r"dst must be a shared pointer"),
+        ("%s: ptr.shared = shared_addr @b\n  %q: pred = icmp eq %n, 0:i32\n  cp_async.cg.16 %s, %x src_size 16:i32 "
+         "ignore_src %q", r"line 5: .*ignore_src and src_size exclude each other"),
+        ("%s: ptr.shared = shared_addr @b\n  cp_async.cg.16 %s, %x ignore_src %n", r"ignore_src must be a predicate"),
         ("%a: i32 = frobnicate %n", r"unknown SIMT op 'frobnicate'"),
         ("%a: i32 = add %n, 4294967296:i32", r"4294967296 does not fit in i32"),
         ("%a: f16 = fptrunc 0.1:f16", r"0\.1 is not exactly representable as f16"),
