@@ -9,6 +9,10 @@ format, group and zero convention: ``backend="emulator"`` runs its PTX on lowbit
 needed), ``"reference"`` is ops' float32 dequantise-then-matmul.  Each result is checked against a
 float64 dequantise-then-matmul written here from the packed fields, on a shape that no tile divides.
 
+Each format runs in two packed layouts: version 1 (``lowbit.pack``'s LSB-first order along K; bit planes
+for 3/5/6/7-bit codes) and version 3, the kernel order (``layout="kernel"``), in which each thread's
+words hold exactly its tensor-core fragments' codes, so the kernel dequantises them with no byte moves.
+
     python examples/05_wx_matmul.py [uint4,e2m1,...]
 """
 
@@ -44,22 +48,26 @@ def dequantize64(qw: "ops.QuantizedWeight") -> np.ndarray:
     return w * (1.0 if qw.tensor_scale is None else float(qw.tensor_scale[0]))
 
 
-def bound(a: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(float64 A @ W, its error bound) for f16 A: each weight rounded once to f16 (2**-11 relative, 2**-25
-    absolute below f16's normals), once to f32 on the way (2**-24), K + 2 f32 additions/products
-    (2**-24 each, relative to sum |a||w|), one final f16 rounding of C (2**-11 of |C|)."""
+def bound(a: np.ndarray, w: np.ndarray, roundings: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(float64 A @ W, its error bound) for f16 A: each weight rounded ``roundings`` times to f16 (2**-11
+    relative each, 2**-25 absolute below f16's normals; a codebook's table is rounded to f16 first, then
+    the product), once to f32 on the way (2**-24), K + 2 f32 additions/products (2**-24 each, relative
+    to sum |a||w|), one final f16 rounding of C (2**-11 of |C|)."""
     a64 = a.astype(np.float64)
     ref, mag = a64 @ w, np.abs(a64) @ np.abs(w)
-    sub = np.abs(a64).sum(axis=1, keepdims=True) * 2.0**-25
-    return ref, (2.0**-11 + 2.0**-24 + (K + 2) * 2.0**-24) * mag + sub + 2.0**-11 * np.abs(ref) + 2.0**-24
+    sub = np.abs(a64).sum(axis=1, keepdims=True) * 2.0**-25 * roundings
+    return ref, (roundings * 2.0**-10 / 2 + 2.0**-24 + (K + 2) * 2.0**-24) * mag + sub + 2.0**-11 * np.abs(ref) + 2.0**-24
 
 
-def run(fmt: str, backend: str = "emulator", seed: int = 5) -> bool:
+def run(fmt: str, backend: str = "emulator", seed: int = 5, layout: str = "lsb") -> bool:
     rng = np.random.default_rng(seed)
-    qw = ops.quantize_weight(rng.standard_normal((K, N)) * 0.5, fmt)  # zero: "int" for uint*, "none" otherwise
+    w = rng.standard_normal((K, N)) * 0.5
+    if layout == "lsb" and lowbit.dtype(fmt).bits in (3, 5, 6, 7):
+        layout = "planes"  # version 2: the bit-plane split, so that no code straddles a word
+    qw = ops.quantize_weight(w, fmt, layout=layout)  # zero: "int" for uint*, "none" otherwise
     a = rng.standard_normal((M, K)).astype(np.float16)
     c = ops.matmul(a, qw, backend=backend)  # (M, N) f16
-    ref, tol = bound(a, dequantize64(qw))
+    ref, tol = bound(a, dequantize64(qw), 2 if isinstance(qw.wtype, lowbit.CodebookType) else 1)
     return bool(np.all(np.isfinite(c)) and np.all(np.abs(c.astype(np.float64) - ref) <= tol))
 
 
@@ -70,8 +78,9 @@ def main(formats: list[str]) -> bool:
     for fmt in formats:
         qw = ops.quantize_weight(np.zeros((K, N)), fmt)
         res = {backend: run(fmt, backend) for backend in ("reference", "emulator")}
+        res["kernel order"] = run(fmt, "emulator", layout="kernel")
         print(f"{fmt:7s} {qw.bits}-bit codes, zero={qw.zero!r}, group {qw.group_size}, {qw.qweight.nbytes} B of codes: "
-              f"reference {res['reference']}, emulator {res['emulator']}")
+              f"reference {res['reference']}, emulator {res['emulator']}, emulator in kernel order {res['kernel order']}")
         ok = ok and all(res.values())
     print(f"wx_matmul on the emulator matches the float64 dequantise-then-matmul for {', '.join(formats)}: {ok}")
     return ok
