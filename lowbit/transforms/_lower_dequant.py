@@ -437,11 +437,53 @@ def _entries(g, m: int) -> tuple:  # noqa: ANN001
     return g.slots[m], g.slots[m + 1 if m + 1 < n else m]
 
 
+def _split_word(g, m: int) -> tuple[Operand, int] | None:  # noqa: ANN001
+    """``(word, s)`` when slots ``m`` and ``m + 1`` of the plane ``g`` sit at bits ``s`` and ``s + 16`` of one word
+    in every thread (kernel order, layout 3), else None."""
+    if m + 1 >= len(g.slots):
+        return None
+    (w0, s0, p0), (w1, s1, p1) = g.slots[m], g.slots[m + 1]
+    if w0 is not w1 or not (isinstance(s0, Const) and isinstance(s1, Const)):
+        return None
+    s = int(s0.value)
+    if int(s1.value) != s + 16 or np.any(np.asarray(p0) != s) or np.any(np.asarray(p1) != s + 16):
+        return None
+    return w0, s
+
+
+def _split_shifts(segs: list, m: int) -> list[tuple[Operand, int]] | None:
+    """Per segment ``(word, d)``: the right shift (left when negative) that puts the segment's bits of both
+    halves in place, when every plane holds the pair as :func:`_split_word` says (else None)."""
+    out = []
+    for g, sub, _, t in segs:
+        got = _split_word(g, m)
+        if got is None:
+            return None
+        out.append((got[0], got[1] + sub - t))
+    return out
+
+
 def _merge_segments(ctx, segs_lo: list, segs_hi: list, m: int, first_const: int) -> Operand | None:  # noqa: ANN001
     """One prmt + lop3 per segment: segment i of the low half (slot m) with segment i of the high half (slot
-    m + 1); the first lop3 XORs ``first_const`` in (the magic exponent and a sign flip), the rest OR."""
+    m + 1); the first lop3 XORs ``first_const`` in (the magic exponent and a sign flip), the rest OR.
+
+    Kernel order (both halves' bits at the same place of one word, the same target bits in both halves):
+    no prmt -- the segment's word shifted (once per word and amount) is both halves already.
+    """
     b = ctx.b
     acc = None
+    split = _split_shifts(segs_lo, m) if [s[3] for s in segs_lo] == [s[3] for s in segs_hi] else None
+    if split is not None:
+        for (_, _, w, t), (word, d) in zip(segs_lo, split, strict=True):
+            x = _shifted(ctx, word, d)
+            mask = ((1 << w) - 1) << t
+            mask |= mask << 16
+            if acc is None:
+                acc = (b.lop3(x, Const(mask, I32), Const(first_const, I32), 0x6A, hint="dq") if first_const
+                       else b.binary("and", x, Const(mask, I32), "dq"))  # fmt: skip
+            else:
+                acc = b.lop3(x, Const(mask, I32), acc, 0xEA, hint="dq")  # (x & mask) | acc
+        return acc
     for (g, sub, w, t0), (_, _, _, t1) in zip(segs_lo, segs_hi, strict=True):
         e0, e1 = _entries(g, m)
         srcs = []
@@ -471,11 +513,66 @@ def _merge_segments(ctx, segs_lo: list, segs_hi: list, m: int, first_const: int)
     return acc
 
 
-def _int_planes(ctx, planes: list, m: int, B: int, room: int, magic: int, signed: bool):  # noqa: ANN001,ANN202
+def _split_plan(ctx, planes: list, n: int, B: int, room: int, zkeys: list | None) -> list[int] | None:  # noqa: ANN001
+    """Kernel order: the bit ``q`` of each pair's code in both halves, chosen over the whole tile for the fewest
+    new instructions -- shifts (one per plane word and amount) and, with zeros, fma constants (one per zero
+    pair and q).  None unless every pair of every plane sits at bits s and s + 16 of one word.
+
+    A greedy pass, then passes moving one pair at a time to its cheapest q given all the others, until none
+    improves (the cost is a count of distinct keys, so each move is exact)."""
+    order = sorted(planes, key=lambda p: -p[1])
+    opts: list[dict[int, frozenset]] = []
+    for m in range(0, n, 2):
+        o: dict[int, frozenset] = {}
+        for q in range(0, room - B + 1):
+            segs = _segments(order, lambda i, q=q: q + i)
+            sh = _split_shifts(segs, m) if segs is not None else None
+            if sh is None:
+                continue
+            keys = {("s", id(w), d) for w, d in sh if d and ctx.find(("dq_shift", id(w), d)) is None}
+            if zkeys is not None:
+                keys.add(("z", zkeys[m // 2], q))
+            o[q] = frozenset(keys)
+        if not o:
+            return None
+        opts.append(o)
+    count: dict = {}
+
+    def add(keys: frozenset, k: int) -> None:
+        for x in keys:
+            count[x] = count.get(x, 0) + k
+
+    def extra(keys: frozenset) -> int:
+        return sum(1 for x in keys if not count.get(x))
+
+    plan = []
+    for o in opts:
+        q = min(o, key=lambda q: (extra(o[q]), q))
+        plan.append(q)
+        add(o[q], 1)
+    for _ in range(8):
+        moved = False
+        for i, o in enumerate(opts):
+            add(o[plan[i]], -1)
+            q = min(o, key=lambda q: (extra(o[q]), q != plan[i], q))
+            moved |= q != plan[i]
+            plan[i] = q
+            add(o[q], 1)
+        if not moved:
+            break
+    return plan
+
+
+def _int_planes(ctx, planes: list, m: int, B: int, room: int, magic: int, signed: bool, q: int | None = None):  # noqa: ANN001,ANN202
     """A pair's integer codes from their planes: (register, (q0, q1)) with code ``c`` at bit ``q`` of each
     half, the magic exponent ORed in and the sign bit flipped for signed codes; q chosen per half (the two
-    halves' rotations are independent) for the fewest new rotations, then the lowest q."""
+    halves' rotations are independent) for the fewest new rotations, then the lowest q -- or, given (kernel
+    order, :func:`_split_plan`), ``q`` in both halves."""
     order = sorted(planes, key=lambda p: -p[1])  # the plane with the code's top bit first (it takes the flip)
+    if q is not None:
+        segs = _segments(order, lambda i: q + i)
+        flip = ((1 << (q + B - 1)) | (1 << (q + B - 1)) << 16) if signed else 0
+        return _merge_segments(ctx, segs, segs, m, magic | magic << 16 | flip), (q, q)
     best = []
     for half in (0, 1):
         cands = []
@@ -572,6 +669,10 @@ def _int_pairs(ctx, codes, pos: Gathered, dst: str, zs: list[Operand] | None, fa
     magic, M, room = _MAGIC[dst]
     b = ctx.b
     out = []
+    plan = None
+    if isinstance(pos, list):
+        zkeys = None if zs is None else [(id(zs[m]), id(zs[m + 1] if m + 1 < n else zs[m])) for m in range(0, n, 2)]
+        plan = _split_plan(ctx, pos, n, B, room, zkeys)
     for m in range(0, n, 2):
         if B == 8 and dst == "f16":  # the code is the whole low byte: prmt brings the magic byte 0x64 too
             got = _place_pair(ctx, pos, m, B, lambda q: q if q == 0 else None, False, second=Const(0x64646464, I32))
@@ -581,7 +682,7 @@ def _int_pairs(ctx, codes, pos: Gathered, dst: str, zs: list[Operand] | None, fa
             if signed:
                 x = b.binary("xor", x, Const(0x00800080, I32), "dq")
         elif isinstance(pos, list):  # bit planes: the magic and the sign flip go in with the top plane
-            got = _int_planes(ctx, pos, m, B, room, magic, signed)
+            got = _int_planes(ctx, pos, m, B, room, magic, signed, plan[m // 2] if plan is not None else None)
             if got is None:
                 return None
             x, q = got
