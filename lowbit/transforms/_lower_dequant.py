@@ -545,22 +545,38 @@ def _split_plan(ctx, planes: list, n: int, B: int, room: int, zkeys: list | None
     def extra(keys: frozenset) -> int:
         return sum(1 for x in keys if not count.get(x))
 
-    plan = []
+    def settle(plan: list[int]) -> list[int]:
+        count.clear()
+        for o, q in zip(opts, plan, strict=True):
+            add(o[q], 1)
+        for _ in range(16):
+            moved = False
+            for i, o in enumerate(opts):
+                add(o[plan[i]], -1)
+                q = min(o, key=lambda q: (extra(o[q]), q != plan[i], q))
+                moved |= q != plan[i]
+                plan[i] = q
+                add(o[q], 1)
+            if not moved:
+                break
+        return plan
+
+    greedy: list[int] = []
     for o in opts:
         q = min(o, key=lambda q: (extra(o[q]), q))
-        plan.append(q)
+        greedy.append(q)
         add(o[q], 1)
-    for _ in range(8):
-        moved = False
-        for i, o in enumerate(opts):
-            add(o[plan[i]], -1)
-            q = min(o, key=lambda q: (extra(o[q]), q != plan[i], q))
-            moved |= q != plan[i]
-            plan[i] = q
-            add(o[q], 1)
-        if not moved:
-            break
-    return plan
+    def used() -> int:
+        return sum(1 for v in count.values() if v > 0)
+
+    best = settle(greedy)
+    best_cost = used()
+    rng = np.random.default_rng(13)  # deterministic restarts: the same tile always gets the same plan
+    for _ in range(24):
+        got = settle([int(rng.choice(list(o))) for o in opts])
+        if used() < best_cost:
+            best, best_cost = got, used()
+    return best
 
 
 def _int_planes(ctx, planes: list, m: int, B: int, room: int, magic: int, signed: bool, q: int | None = None):  # noqa: ANN001,ANN202
