@@ -463,6 +463,91 @@ def _split_shifts(segs: list, m: int) -> list[tuple[Operand, int]] | None:
     return out
 
 
+def _seg_mask(w: int, t: int) -> int:
+    """Bits ``t .. t + w - 1`` of both halves."""
+    mask = ((1 << w) - 1) << t
+    return mask | mask << 16
+
+
+def _plane_groups(segs: list) -> list[list]:
+    """The segments grouped by their plane, in order of first appearance."""
+    groups: dict[int, list] = {}
+    for seg in segs:
+        groups.setdefault(id(seg[0]), []).append(seg)
+    return list(groups.values())
+
+
+def _respaced(ctx, group: list, m: int) -> Operand | None:  # noqa: ANN001
+    """Kernel order, one plane cut into several segments (a float's sign and top exponent bit, whose gap in the
+    half differs from the gap in the code): the pair's word *respaced* -- the plane word's copies, one per
+    segment moved by the difference of the gaps, selected bit by bit with constant masks (one shift and one
+    lop3 per extra copy, once per word, shared by every pair of the word it serves) -- shifted so that all
+    segments land at once: one shift and one lop3 for the plane instead of one per segment.  None when no
+    respacing of the word serves this pair (see :func:`_respace_plan`)."""
+    got = _split_word(group[0][0], m)
+    if got is None:
+        return None
+    word, s = got
+    key = ("dq_resp", id(word), tuple(seg[1:] for seg in group))
+    plan = ctx.find(key)
+    if plan is None:
+        plan = _respace_plan(ctx, group, word)
+        ctx.put(key, plan)
+    if s not in plan:
+        return None
+    z, a = plan[s]
+    return _shifted(ctx, z, s + group[a][1] - group[a][3])
+
+
+def _respace_plan(ctx, group: list, word: Operand) -> dict[int, tuple[Operand, int]]:  # noqa: ANN001
+    """``{s: (respaced word, anchor segment)}`` for the pairs of ``word`` (at bits s and s + 16) that a respacing
+    serves.
+
+    A respacing keeps segment ``a`` (the anchor) where it is and moves a copy of the word left by
+    ``d_k = (t_k - sub_k) - (t_a - sub_a)`` for each other segment k; a pair is served when each of its
+    segments' bits (both halves) stays inside the word and no other served pair wants that bit from another
+    copy.  Respacings are taken greedily, the one serving most of the remaining pairs first, while one
+    serves enough pairs to pay for its copies."""
+    g = group[0][0]
+    ss = sorted({got[1] for mm in range(0, len(g.slots) - 1, 2) if (got := _split_word(g, mm)) is not None
+                 and got[0] is word})  # fmt: skip
+    b = ctx.b
+    plan: dict[int, tuple[Operand, int]] = {}
+    left = list(ss)
+    while left:
+        best = None
+        for a in range(len(group)):
+            base = group[a][3] - group[a][1]
+            deltas = [t - sub - base for _, sub, _, t in group]
+            claim: dict[int, int] = {}
+            served = []
+            for s in left:
+                want = {}
+                for (_, sub, w, _), d in zip(group, deltas, strict=True):
+                    for j in range(w):
+                        p = s + sub + j + d
+                        want[p], want[p + 16] = d, d
+                if min(want) < 0 or max(want) > 31 or any(claim.get(p, d) != d for p, d in want.items()):
+                    continue
+                claim.update(want)
+                served.append(s)
+            copies = len(set(deltas))
+            if len(served) * (len(group) - 1) > 2 * (copies - 1) and (best is None or len(served) > len(best[1])):
+                best = (a, served, claim, deltas)
+        if best is None:
+            break
+        a, served, claim, deltas = best
+        z = None
+        for d in sorted(set(deltas), key=lambda d: d != 0):  # the anchor's (unmoved) copy first
+            x = _shifted(ctx, word, -d)
+            mask = sum(1 << p for p, dd in claim.items() if dd == d)
+            z = x if z is None else b.lop3(x, z, Const(mask, I32), 0xE4, hint="dqr")  # (x & mask) | (z & ~mask)
+        for s in served:
+            plan[s] = (z, a)
+        left = [s for s in left if s not in served]
+    return plan
+
+
 def _merge_segments(ctx, segs_lo: list, segs_hi: list, m: int, first_const: int) -> Operand | None:  # noqa: ANN001
     """One prmt + lop3 per segment: segment i of the low half (slot m) with segment i of the high half (slot
     m + 1); the first lop3 XORs ``first_const`` in (the magic exponent and a sign flip), the rest OR.
@@ -474,10 +559,15 @@ def _merge_segments(ctx, segs_lo: list, segs_hi: list, m: int, first_const: int)
     acc = None
     split = _split_shifts(segs_lo, m) if [s[3] for s in segs_lo] == [s[3] for s in segs_hi] else None
     if split is not None:
-        for (_, _, w, t), (word, d) in zip(segs_lo, split, strict=True):
-            x = _shifted(ctx, word, d)
-            mask = ((1 << w) - 1) << t
-            mask |= mask << 16
+        items = []  # (register, mask): one lop3 each
+        for group in _plane_groups(segs_lo):
+            z = _respaced(ctx, group, m) if len(group) > 1 else None
+            if z is not None:
+                items.append((z, sum(_seg_mask(w, t) for _, _, w, t in group)))
+                continue
+            for seg, (word, d) in zip(group, _split_shifts(group, m), strict=True):
+                items.append((_shifted(ctx, word, d), _seg_mask(seg[2], seg[3])))
+        for x, mask in items:
             if acc is None:
                 acc = (b.lop3(x, Const(mask, I32), Const(first_const, I32), 0x6A, hint="dq") if first_const
                        else b.binary("and", x, Const(mask, I32), "dq"))  # fmt: skip
