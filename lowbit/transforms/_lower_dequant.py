@@ -14,6 +14,15 @@ source registers, each the code's word shifted (once per word and shift,
 shared by every pair that needs it) so that the code lands where the next
 step wants it inside its byte.
 
+**Kernel order** (layout 3: the two codes of a pair at bits ``s`` and
+``s + 16`` of one word of each bit plane) needs no ``prmt``: each plane's
+word, shifted so that the bits land where the half wants them (once per word
+and amount, shared by the pairs of that word), is both halves at once, and
+one ``lop3`` a plane merges it.  Integers choose the code's bit offset per
+pair over the whole tile for the fewest shifts and zero constants; a float
+plane whose bits go to non-adjacent fields (sign, top exponent bit) is
+respaced once per word so that it too takes one shift and one ``lop3``.
+
 **Integers** (code ``c``, ``B`` bits; ``o = 2**(B-1)`` for signed codes,
 whose sign bit is flipped on the way in, else 0).  ``lop3`` keeps each
 half's code bits and ORs in the magic exponent: the half *is* the value
@@ -299,7 +308,8 @@ def _place_planes(ctx, planes: list, m: int, base: int, high: bool, first: tuple
 # amount is a per-thread register when the code's bit inside its byte differs between threads), one
 # ``prmt`` per segment for both halves, one ``lop3`` merging it: ``(x & mask) ^ magic`` for the first,
 # ``(x & mask) | acc`` after.  For integers the half's bit offset of the code (q0, q1) is free (the fma
-# constants follow it) and is chosen per pair to need the fewest new rotations.
+# constants follow it) and is chosen per pair to need the fewest new rotations.  Kernel order (every pair
+# of every plane at bits s and s + 16 of one word) skips the rotations and the prmt: see _merge_segments.
 
 
 def _rotl(ctx, w: Operand, d: int) -> Operand:  # noqa: ANN001
@@ -608,8 +618,10 @@ def _split_plan(ctx, planes: list, n: int, B: int, room: int, zkeys: list | None
     new instructions -- shifts (one per plane word and amount) and, with zeros, fma constants (one per zero
     pair and q).  None unless every pair of every plane sits at bits s and s + 16 of one word.
 
-    A greedy pass, then passes moving one pair at a time to its cheapest q given all the others, until none
-    improves (the cost is a count of distinct keys, so each move is exact)."""
+    Pairs that can share no instruction (another column's words and zero) are independent problems; each is
+    solved by descent -- one pair at a time moved to its cheapest q given all the others, until none moves
+    (the cost is a count of distinct keys, so each move is exact) -- from a greedy start and from seeded
+    random starts (deterministic: the same tile always gets the same plan), keeping the cheapest."""
     order = sorted(planes, key=lambda p: -p[1])
     opts: list[dict[int, frozenset]] = []
     for m in range(0, n, 2):
@@ -620,22 +632,55 @@ def _split_plan(ctx, planes: list, n: int, B: int, room: int, zkeys: list | None
             if sh is None:
                 continue
             keys = {("s", id(w), d) for w, d in sh if d and ctx.find(("dq_shift", id(w), d)) is None}
+            keys.add(("w",) + tuple(id(w) for w, _ in sh))  # free, but ties the pairs of shared words together
             if zkeys is not None:
                 keys.add(("z", zkeys[m // 2], q))
             o[q] = frozenset(keys)
         if not o:
             return None
         opts.append(o)
+    plan = [0] * len(opts)
+    for part in _components(opts):
+        for i, q in zip(part, _descend([opts[i] for i in part]), strict=True):
+            plan[i] = q
+    return plan
+
+
+def _components(opts: list[dict[int, frozenset]]) -> list[list[int]]:
+    """The pairs grouped into sets that share no key in any of their options."""
+    parent = list(range(len(opts)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict = {}
+    for i, o in enumerate(opts):
+        for keys in o.values():
+            for k in keys:
+                j = owner.setdefault(k, i)
+                parent[root(i)] = root(j)
+    parts: dict[int, list[int]] = {}
+    for i in range(len(opts)):
+        parts.setdefault(root(i), []).append(i)
+    return list(parts.values())
+
+
+def _descend(opts: list[dict[int, frozenset]], restarts: int = 48) -> list[int]:
+    """The cheapest plan (one option per entry, cost: distinct keys with a ``("s" | "z", ...)`` tag) found."""
     count: dict = {}
 
     def add(keys: frozenset, k: int) -> None:
         for x in keys:
-            count[x] = count.get(x, 0) + k
+            if x[0] != "w":
+                count[x] = count.get(x, 0) + k
 
     def extra(keys: frozenset) -> int:
-        return sum(1 for x in keys if not count.get(x))
+        return sum(1 for x in keys if x[0] != "w" and not count.get(x))
 
-    def settle(plan: list[int]) -> list[int]:
+    def settle(plan: list[int]) -> tuple[int, list[int]]:
         count.clear()
         for o, q in zip(opts, plan, strict=True):
             add(o[q], 1)
@@ -649,24 +694,20 @@ def _split_plan(ctx, planes: list, n: int, B: int, room: int, zkeys: list | None
                 add(o[q], 1)
             if not moved:
                 break
-        return plan
+        return sum(1 for v in count.values() if v > 0), plan
 
     greedy: list[int] = []
     for o in opts:
         q = min(o, key=lambda q: (extra(o[q]), q))
         greedy.append(q)
         add(o[q], 1)
-    def used() -> int:
-        return sum(1 for v in count.values() if v > 0)
-
     best = settle(greedy)
-    best_cost = used()
-    rng = np.random.default_rng(13)  # deterministic restarts: the same tile always gets the same plan
-    for _ in range(24):
-        got = settle([int(rng.choice(list(o))) for o in opts])
-        if used() < best_cost:
-            best, best_cost = got, used()
-    return best
+    rng = np.random.default_rng(13)
+    for _ in range(restarts):
+        got = settle([int(rng.choice(sorted(o))) for o in opts])
+        if got[0] < best[0]:
+            best = got
+    return best[1]
 
 
 def _int_planes(ctx, planes: list, m: int, B: int, room: int, magic: int, signed: bool, q: int | None = None):  # noqa: ANN001,ANN202
