@@ -14,6 +14,15 @@ source registers, each the code's word shifted (once per word and shift,
 shared by every pair that needs it) so that the code lands where the next
 step wants it inside its byte.
 
+**Kernel order** (layout 3: the two codes of a pair at bits ``s`` and
+``s + 16`` of one word of each bit plane) needs no ``prmt``: each plane's
+word, shifted so that the bits land where the half wants them (once per word
+and amount, shared by the pairs of that word), is both halves at once, and
+one ``lop3`` a plane merges it.  Integers choose the code's bit offset per
+pair over the whole tile for the fewest shifts and zero constants; a float
+plane whose bits go to non-adjacent fields (sign, top exponent bit) is
+respaced once per word so that it too takes one shift and one ``lop3``.
+
 **Integers** (code ``c``, ``B`` bits; ``o = 2**(B-1)`` for signed codes,
 whose sign bit is flipped on the way in, else 0).  ``lop3`` keeps each
 half's code bits and ORs in the magic exponent: the half *is* the value
@@ -299,7 +308,8 @@ def _place_planes(ctx, planes: list, m: int, base: int, high: bool, first: tuple
 # amount is a per-thread register when the code's bit inside its byte differs between threads), one
 # ``prmt`` per segment for both halves, one ``lop3`` merging it: ``(x & mask) ^ magic`` for the first,
 # ``(x & mask) | acc`` after.  For integers the half's bit offset of the code (q0, q1) is free (the fma
-# constants follow it) and is chosen per pair to need the fewest new rotations.
+# constants follow it) and is chosen per pair to need the fewest new rotations.  Kernel order (every pair
+# of every plane at bits s and s + 16 of one word) skips the rotations and the prmt: see _merge_segments.
 
 
 def _rotl(ctx, w: Operand, d: int) -> Operand:  # noqa: ANN001
@@ -437,11 +447,143 @@ def _entries(g, m: int) -> tuple:  # noqa: ANN001
     return g.slots[m], g.slots[m + 1 if m + 1 < n else m]
 
 
+def _split_word(g, m: int) -> tuple[Operand, int] | None:  # noqa: ANN001
+    """``(word, s)`` when slots ``m`` and ``m + 1`` of the plane ``g`` sit at bits ``s`` and ``s + 16`` of one word
+    in every thread (kernel order, layout 3), else None."""
+    if m + 1 >= len(g.slots):
+        return None
+    (w0, s0, p0), (w1, s1, p1) = g.slots[m], g.slots[m + 1]
+    if w0 is not w1 or not (isinstance(s0, Const) and isinstance(s1, Const)):
+        return None
+    s = int(s0.value)
+    if int(s1.value) != s + 16 or np.any(np.asarray(p0) != s) or np.any(np.asarray(p1) != s + 16):
+        return None
+    return w0, s
+
+
+def _split_shifts(segs: list, m: int) -> list[tuple[Operand, int]] | None:
+    """Per segment ``(word, d)``: the right shift (left when negative) that puts the segment's bits of both
+    halves in place, when every plane holds the pair as :func:`_split_word` says (else None)."""
+    out = []
+    for g, sub, _, t in segs:
+        got = _split_word(g, m)
+        if got is None:
+            return None
+        out.append((got[0], got[1] + sub - t))
+    return out
+
+
+def _seg_mask(w: int, t: int) -> int:
+    """Bits ``t .. t + w - 1`` of both halves."""
+    mask = ((1 << w) - 1) << t
+    return mask | mask << 16
+
+
+def _plane_groups(segs: list) -> list[list]:
+    """The segments grouped by their plane, in order of first appearance."""
+    groups: dict[int, list] = {}
+    for seg in segs:
+        groups.setdefault(id(seg[0]), []).append(seg)
+    return list(groups.values())
+
+
+def _respaced(ctx, group: list, m: int) -> Operand | None:  # noqa: ANN001
+    """Kernel order, one plane cut into several segments (a float's sign and top exponent bit, whose gap in the
+    half differs from the gap in the code): the pair's word *respaced* -- the plane word's copies, one per
+    segment moved by the difference of the gaps, selected bit by bit with constant masks (one shift and one
+    lop3 per extra copy, once per word, shared by every pair of the word it serves) -- shifted so that all
+    segments land at once: one shift and one lop3 for the plane instead of one per segment.  None when no
+    respacing of the word serves this pair (see :func:`_respace_plan`)."""
+    got = _split_word(group[0][0], m)
+    if got is None:
+        return None
+    word, s = got
+    key = ("dq_resp", id(word), tuple(seg[1:] for seg in group))
+    plan = ctx.find(key)
+    if plan is None:
+        plan = _respace_plan(ctx, group, word)
+        ctx.put(key, plan)
+    if s not in plan:
+        return None
+    z, a = plan[s]
+    return _shifted(ctx, z, s + group[a][1] - group[a][3])
+
+
+def _respace_plan(ctx, group: list, word: Operand) -> dict[int, tuple[Operand, int]]:  # noqa: ANN001
+    """``{s: (respaced word, anchor segment)}`` for the pairs of ``word`` (at bits s and s + 16) that a respacing
+    serves.
+
+    A respacing keeps segment ``a`` (the anchor) where it is and moves a copy of the word left by
+    ``d_k = (t_k - sub_k) - (t_a - sub_a)`` for each other segment k; a pair is served when each of its
+    segments' bits (both halves) stays inside the word and no other served pair wants that bit from another
+    copy.  Respacings are taken greedily, the one serving most of the remaining pairs first, while one
+    serves enough pairs to pay for its copies."""
+    g = group[0][0]
+    ss = sorted({got[1] for mm in range(0, len(g.slots) - 1, 2) if (got := _split_word(g, mm)) is not None
+                 and got[0] is word})  # fmt: skip
+    b = ctx.b
+    plan: dict[int, tuple[Operand, int]] = {}
+    left = list(ss)
+    while left:
+        best = None
+        for a in range(len(group)):
+            base = group[a][3] - group[a][1]
+            deltas = [t - sub - base for _, sub, _, t in group]
+            claim: dict[int, int] = {}
+            served = []
+            for s in left:
+                want = {}
+                for (_, sub, w, _), d in zip(group, deltas, strict=True):
+                    for j in range(w):
+                        p = s + sub + j + d
+                        want[p], want[p + 16] = d, d
+                if min(want) < 0 or max(want) > 31 or any(claim.get(p, d) != d for p, d in want.items()):
+                    continue
+                claim.update(want)
+                served.append(s)
+            copies = len(set(deltas))
+            if len(served) * (len(group) - 1) > 2 * (copies - 1) and (best is None or len(served) > len(best[1])):
+                best = (a, served, claim, deltas)
+        if best is None:
+            break
+        a, served, claim, deltas = best
+        z = None
+        for d in sorted(set(deltas), key=lambda d: d != 0):  # the anchor's (unmoved) copy first
+            x = _shifted(ctx, word, -d)
+            mask = sum(1 << p for p, dd in claim.items() if dd == d)
+            z = x if z is None else b.lop3(x, z, Const(mask, I32), 0xE4, hint="dqr")  # (x & mask) | (z & ~mask)
+        for s in served:
+            plan[s] = (z, a)
+        left = [s for s in left if s not in served]
+    return plan
+
+
 def _merge_segments(ctx, segs_lo: list, segs_hi: list, m: int, first_const: int) -> Operand | None:  # noqa: ANN001
     """One prmt + lop3 per segment: segment i of the low half (slot m) with segment i of the high half (slot
-    m + 1); the first lop3 XORs ``first_const`` in (the magic exponent and a sign flip), the rest OR."""
+    m + 1); the first lop3 XORs ``first_const`` in (the magic exponent and a sign flip), the rest OR.
+
+    Kernel order (both halves' bits at the same place of one word, the same target bits in both halves):
+    no prmt -- the segment's word shifted (once per word and amount) is both halves already.
+    """
     b = ctx.b
     acc = None
+    split = _split_shifts(segs_lo, m) if [s[3] for s in segs_lo] == [s[3] for s in segs_hi] else None
+    if split is not None:
+        items = []  # (register, mask): one lop3 each
+        for group in _plane_groups(segs_lo):
+            z = _respaced(ctx, group, m) if len(group) > 1 else None
+            if z is not None:
+                items.append((z, sum(_seg_mask(w, t) for _, _, w, t in group)))
+                continue
+            for seg, (word, d) in zip(group, _split_shifts(group, m), strict=True):
+                items.append((_shifted(ctx, word, d), _seg_mask(seg[2], seg[3])))
+        for x, mask in items:
+            if acc is None:
+                acc = (b.lop3(x, Const(mask, I32), Const(first_const, I32), 0x6A, hint="dq") if first_const
+                       else b.binary("and", x, Const(mask, I32), "dq"))  # fmt: skip
+            else:
+                acc = b.lop3(x, Const(mask, I32), acc, 0xEA, hint="dq")  # (x & mask) | acc
+        return acc
     for (g, sub, w, t0), (_, _, _, t1) in zip(segs_lo, segs_hi, strict=True):
         e0, e1 = _entries(g, m)
         srcs = []
@@ -471,11 +613,113 @@ def _merge_segments(ctx, segs_lo: list, segs_hi: list, m: int, first_const: int)
     return acc
 
 
-def _int_planes(ctx, planes: list, m: int, B: int, room: int, magic: int, signed: bool):  # noqa: ANN001,ANN202
+def _split_plan(ctx, planes: list, n: int, B: int, room: int, zkeys: list | None) -> list[int] | None:  # noqa: ANN001
+    """Kernel order: the bit ``q`` of each pair's code in both halves, chosen over the whole tile for the fewest
+    new instructions -- shifts (one per plane word and amount) and, with zeros, fma constants (one per zero
+    pair and q).  None unless every pair of every plane sits at bits s and s + 16 of one word.
+
+    Pairs that can share no instruction (another column's words and zero) are independent problems; each is
+    solved by descent -- one pair at a time moved to its cheapest q given all the others, until none moves
+    (the cost is a count of distinct keys, so each move is exact) -- from a greedy start and from seeded
+    random starts (deterministic: the same tile always gets the same plan), keeping the cheapest."""
+    order = sorted(planes, key=lambda p: -p[1])
+    opts: list[dict[int, frozenset]] = []
+    for m in range(0, n, 2):
+        o: dict[int, frozenset] = {}
+        for q in range(0, room - B + 1):
+            segs = _segments(order, lambda i, q=q: q + i)
+            sh = _split_shifts(segs, m) if segs is not None else None
+            if sh is None:
+                continue
+            keys = {("s", id(w), d) for w, d in sh if d and ctx.find(("dq_shift", id(w), d)) is None}
+            keys.add(("w",) + tuple(id(w) for w, _ in sh))  # free, but ties the pairs of shared words together
+            if zkeys is not None:
+                keys.add(("z", zkeys[m // 2], q))
+            o[q] = frozenset(keys)
+        if not o:
+            return None
+        opts.append(o)
+    plan = [0] * len(opts)
+    for part in _components(opts):
+        for i, q in zip(part, _descend([opts[i] for i in part]), strict=True):
+            plan[i] = q
+    return plan
+
+
+def _components(opts: list[dict[int, frozenset]]) -> list[list[int]]:
+    """The pairs grouped into sets that share no key in any of their options."""
+    parent = list(range(len(opts)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict = {}
+    for i, o in enumerate(opts):
+        for keys in o.values():
+            for k in keys:
+                j = owner.setdefault(k, i)
+                parent[root(i)] = root(j)
+    parts: dict[int, list[int]] = {}
+    for i in range(len(opts)):
+        parts.setdefault(root(i), []).append(i)
+    return list(parts.values())
+
+
+def _descend(opts: list[dict[int, frozenset]], restarts: int = 48) -> list[int]:
+    """The cheapest plan (one option per entry, cost: distinct keys with a ``("s" | "z", ...)`` tag) found."""
+    count: dict = {}
+
+    def add(keys: frozenset, k: int) -> None:
+        for x in keys:
+            if x[0] != "w":
+                count[x] = count.get(x, 0) + k
+
+    def extra(keys: frozenset) -> int:
+        return sum(1 for x in keys if x[0] != "w" and not count.get(x))
+
+    def settle(plan: list[int]) -> tuple[int, list[int]]:
+        count.clear()
+        for o, q in zip(opts, plan, strict=True):
+            add(o[q], 1)
+        for _ in range(16):
+            moved = False
+            for i, o in enumerate(opts):
+                add(o[plan[i]], -1)
+                q = min(o, key=lambda q: (extra(o[q]), q != plan[i], q))
+                moved |= q != plan[i]
+                plan[i] = q
+                add(o[q], 1)
+            if not moved:
+                break
+        return sum(1 for v in count.values() if v > 0), plan
+
+    greedy: list[int] = []
+    for o in opts:
+        q = min(o, key=lambda q: (extra(o[q]), q))
+        greedy.append(q)
+        add(o[q], 1)
+    best = settle(greedy)
+    rng = np.random.default_rng(13)
+    for _ in range(restarts):
+        got = settle([int(rng.choice(sorted(o))) for o in opts])
+        if got[0] < best[0]:
+            best = got
+    return best[1]
+
+
+def _int_planes(ctx, planes: list, m: int, B: int, room: int, magic: int, signed: bool, q: int | None = None):  # noqa: ANN001,ANN202
     """A pair's integer codes from their planes: (register, (q0, q1)) with code ``c`` at bit ``q`` of each
     half, the magic exponent ORed in and the sign bit flipped for signed codes; q chosen per half (the two
-    halves' rotations are independent) for the fewest new rotations, then the lowest q."""
+    halves' rotations are independent) for the fewest new rotations, then the lowest q -- or, given (kernel
+    order, :func:`_split_plan`), ``q`` in both halves."""
     order = sorted(planes, key=lambda p: -p[1])  # the plane with the code's top bit first (it takes the flip)
+    if q is not None:
+        segs = _segments(order, lambda i: q + i)
+        flip = ((1 << (q + B - 1)) | (1 << (q + B - 1)) << 16) if signed else 0
+        return _merge_segments(ctx, segs, segs, m, magic | magic << 16 | flip), (q, q)
     best = []
     for half in (0, 1):
         cands = []
@@ -572,6 +816,10 @@ def _int_pairs(ctx, codes, pos: Gathered, dst: str, zs: list[Operand] | None, fa
     magic, M, room = _MAGIC[dst]
     b = ctx.b
     out = []
+    plan = None
+    if isinstance(pos, list):
+        zkeys = None if zs is None else [(id(zs[m]), id(zs[m + 1] if m + 1 < n else zs[m])) for m in range(0, n, 2)]
+        plan = _split_plan(ctx, pos, n, B, room, zkeys)
     for m in range(0, n, 2):
         if B == 8 and dst == "f16":  # the code is the whole low byte: prmt brings the magic byte 0x64 too
             got = _place_pair(ctx, pos, m, B, lambda q: q if q == 0 else None, False, second=Const(0x64646464, I32))
@@ -581,7 +829,7 @@ def _int_pairs(ctx, codes, pos: Gathered, dst: str, zs: list[Operand] | None, fa
             if signed:
                 x = b.binary("xor", x, Const(0x00800080, I32), "dq")
         elif isinstance(pos, list):  # bit planes: the magic and the sign flip go in with the top plane
-            got = _int_planes(ctx, pos, m, B, room, magic, signed)
+            got = _int_planes(ctx, pos, m, B, room, magic, signed, plan[m // 2] if plan is not None else None)
             if got is None:
                 return None
             x, q = got

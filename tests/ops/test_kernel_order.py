@@ -173,6 +173,21 @@ def test_kernel_reads_version_3_for_every_kind_of_format(fmt: str) -> None:
     _v1_v3(fmt, 3, 288, 40, seed=zlib.crc32(fmt.encode()))
 
 
+@pytest.mark.parametrize("fmt", ["int5", "uint7", "e3m2", "e2m3"])
+def test_kernel_reads_version_3_planes_of_every_kind(fmt: str) -> None:
+    """The plane formats' kernel-order unpack (shifts and lop3, the floats' respaced words): 4+1, 4+2+1 integers
+    with zeros, and the 6-bit floats whose sign and top exponent bit sit in the 2-bit plane."""
+    _v1_v3(fmt, 3, 288, 136, seed=zlib.crc32(f"planes/{fmt}".encode()))
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("k,n", [(136, 136), (40, 7), (288, 7)])
+@pytest.mark.parametrize("fmt", ["uint3", "int3", "uint5", "int6", "int7", "e3m2", "e2m3", "f5e2m2", "mxfp6_e3m2",
+                                 "mxfp6_e2m3", "bipolar3"])  # fmt: skip
+def test_kernel_reads_version_3_planes_for_floats_codebooks_and_odd_shapes(fmt: str, k: int, n: int) -> None:
+    _v1_v3(fmt, 3, k, n, seed=k + n)
+
+
 @pytest.mark.parametrize("kw", [{"group_size": 32}, {"group_size": -1}, {"zero": "float"}, {"scale_dtype": "bf16"}],
                          ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()))  # fmt: skip
 def test_kernel_reads_version_3_with_other_groups_and_zeros(kw: dict) -> None:

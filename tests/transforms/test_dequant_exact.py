@@ -25,6 +25,7 @@ import pytest
 import lowbit
 from lowbit.compiler import compile_program
 from lowbit.kernels.wx_matmul import tile_config, wx_matmul
+from lowbit.ops.layouts import pack_codes
 from tests.transforms.ptx_loops import main_loop, mix
 
 SCALES = (2.0**-14, 1.0, 8.0, 60000.0)
@@ -64,22 +65,29 @@ def _dtype(fmt: str):  # noqa: ANN202
     return CODEBOOKS[fmt] if fmt in CODEBOOKS else lowbit.dtype(fmt)
 
 
-def _problem(fmt: str, act: str, k: int, n: int, seed: int, finite: bool = False):  # noqa: ANN202
-    """Codes, zeros and scales; ``finite``: only codes with finite values and scales that cannot overflow
-    (the identity-matmul check multiplies every weight by zeros: an inf would make NaNs of its column)."""
-    dt = _dtype(fmt)
+def _codes(dt, k: int, n: int, finite: bool = True) -> np.ndarray:  # noqa: ANN001
+    """(k, n) codes cycling with the row and the column: every code in every position (``finite``: the codes
+    whose value is not finite replaced by 0)."""
     B = dt.bits
     rows, cols = np.meshgrid(np.arange(k), np.arange(n), indexing="ij")
     codes = ((rows + 3 * cols + rows // (1 << B)) % (1 << B)).astype(np.uint8)
     if finite:
         codes = np.where(np.isfinite(np.asarray(dt.decode(codes.astype(np.uint64)), np.float64)), codes, 0)
-        codes = codes.astype(np.uint8)
+    return codes.astype(np.uint8)
+
+
+def _problem(fmt: str, act: str, k: int, n: int, seed: int, finite: bool = False):  # noqa: ANN202
+    """Codes, zeros and scales; ``finite``: only codes with finite values and scales that cannot overflow
+    (the identity-matmul check multiplies every weight by zeros: an inf would make NaNs of its column)."""
+    dt = _dtype(fmt)
+    B = dt.bits
+    codes = _codes(dt, k, n, finite)
     groups = -(-k // 128)
     rng = np.random.default_rng(seed)
     fixed = (2.0**-14, 1.0, 2.0**-10, 0.5) if finite else SCALES  # (e5m2's 57344 * 8 would overflow)
     grid = np.array(fixed + tuple(rng.uniform(2.0**-10, 1.0 if finite else 4.0, 4)))
     scales = np.stack([np.roll(grid, g)[np.arange(n) % len(grid)] for g in range(groups)]).astype(_np(act))
-    zero = "int" if fmt in INTS else "none"
+    zero = "int" if fmt in INTS + PLANE_INTS else "none"
     zcodes = ((np.arange(groups)[:, None] * 5 + np.arange(n)[None, :]) % (1 << B)).astype(np.uint8)
     zwords = lowbit.pack(zcodes.reshape(-1), B, axis=0) if zero == "int" else None
     words = lowbit.pack(codes, B, axis=0)
@@ -138,13 +146,39 @@ def test_dequantised_tile_bit_identical_full(fmt: str, act: str, shape: tuple[in
     _run(fmt, act, shape)
 
 
-def _run(fmt: str, act: str, shape: tuple[int, int]) -> None:
+#: Bit-plane codes (issue 13's layout versions 2 and 3, :mod:`lowbit.ops.layouts`): widths that split into planes
+#: (3 -> 2+1, 5 -> 4+1, 6 -> 4+2, 7 -> 4+2+1), integers with zeros and floats whose sign and top exponent bits
+#: sit in the narrow planes; kernel order (3) puts both codes of an f16x2 pair at bits s and s + 16 of each
+#: plane word, so the packed form merges planes with shifts and lop3 alone (no prmt).
+PLANE_INTS = ("uint3", "int3", "uint5", "int5", "uint6", "int6", "uint7", "int7")
+PLANE_FLOATS = ("e3m2", "e2m3", "f5e2m2")
+PLANES = [(f, a, 3) for f in PLANE_INTS + PLANE_FLOATS for a in ("f16", "bf16")]
+PLANES_DEFAULT = [c for c in PLANES if c[0] in ("uint3", "int5", "uint6", "uint7", "e3m2", "e2m3")]
+
+
+@pytest.mark.parametrize("shape", [(128, 128), (136, 40)], ids=["specialised", "unspecialised"])
+@pytest.mark.parametrize("fmt, act, layout", PLANES_DEFAULT + [("uint6", "f16", 2), ("e2m3", "bf16", 2)])
+def test_plane_layouts_bit_identical(fmt: str, act: str, layout: int, shape: tuple[int, int]) -> None:
+    """Every code x zero x scale of the plane formats, read from bit planes (kernel order and version 2)."""
+    _run(fmt, act, shape, layout)
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("shape", [(128, 128), (136, 40)], ids=["specialised", "unspecialised"])
+@pytest.mark.parametrize("fmt, act, layout", [c for c in PLANES if c not in PLANES_DEFAULT])
+def test_plane_layouts_bit_identical_full(fmt: str, act: str, layout: int, shape: tuple[int, int]) -> None:
+    _run(fmt, act, shape, layout)
+
+
+def _run(fmt: str, act: str, shape: tuple[int, int], layout: int = 1) -> None:
     """wx_matmul with A = I: C is the dequantised tile, made in the mma B fragments (finite weights)."""
     k, n = shape
     dt, zero, words, scales, zwords = _problem(fmt, act, k, n, seed=k + n, finite=True)
+    if layout != 1:
+        words = pack_codes(_codes(dt, k, n), dt.bits, layout)
     a = np.eye(k, dtype=_np(act))
-    bm, bn, bk = tile_config(dt.bits, 128, k)
-    cx = dict(W=dt, GROUP=128, ZERO=zero, S=lowbit.dtype(act), A=lowbit.dtype(act), BM=bm, BN=bn, BK=bk)
+    bm, bn, bk = tile_config(dt.bits, 128, k, layout)
+    cx = dict(W=dt, GROUP=128, ZERO=zero, S=lowbit.dtype(act), A=lowbit.dtype(act), LAYOUT=layout, BM=bm, BN=bn, BK=bk)
     grid = (-(-k // bm), -(-n // bn))
     outs = []
     for launch in (wx_matmul.interpret, wx_matmul):
@@ -170,7 +204,11 @@ def _run(fmt: str, act: str, shape: tuple[int, int]) -> None:
     if not (act == "bf16" and dt.bits == 8):
         used = {op: c for op, c in m.items() if any(op == f or op.startswith(f + ".") for f in FORBIDDEN)}
         assert not used, f"{fmt} -> {act}: the main loop still converts or computes in f32: {used}"
-    assert any(op.startswith("prmt") for op in m), f"{fmt} -> {act}: no byte permutes in the main loop"
+    prmt = sum(c for op, c in m.items() if op.startswith("prmt"))
+    if layout == 3:  # kernel order: every pair is at bits s and s + 16 of its plane words already
+        assert prmt == 0, f"{fmt} -> {act}: {prmt} byte permutes in the kernel-order main loop"
+    else:
+        assert prmt, f"{fmt} -> {act}: no byte permutes in the main loop"
 
 
 def _codebook_form(fmt: str, act: str) -> str:
