@@ -123,12 +123,19 @@ def _call_param(m, space, addr) -> bool:
             and m.symbol_space.get(addr.base.name) == "local")
 
 
+def _memory_type(ins, t: str) -> str:
+    """``t`` when memory can hold it; a located error for ``.pred`` (ld/st/atom move bytes, a predicate has none)."""
+    if not A.TYPE_SIZES.get(t):
+        raise UnsupportedPTXError(f"PTX line {ins.line}: `{ins.full_opcode}`: .{t} is not a type memory holds")
+    return t
+
+
 def build_ld(m, ins):
     space = _space(ins)
     if _call_param(m, space, ins.operands[1]):
         space = "callparam"
     nvec = _nvec(ins)
-    t = type_of(ins)
+    t = _memory_type(ins, type_of(ins))
     esize = A.TYPE_SIZES[t]
     dsts = operands_flat(ins.operands[0])
     writers = [None if isinstance(o, A.Sink) else store(m, o, t) for o in dsts]
@@ -163,7 +170,7 @@ def build_ld(m, ins):
 
 def build_st(m, ins):
     space = _space(ins)
-    t = type_of(ins)
+    t = _memory_type(ins, type_of(ins))
     srcs = operands_flat(ins.operands[1])
     fs = [fetch(m, o, t) for o in srcs]
     mem = m.mem
@@ -369,7 +376,7 @@ def _check_vector_atom(m, ins, kind, t, nvec):
 def build_atom(m, ins):
     is_red = ins.opcode == "red"
     space = _space(ins)
-    t = type_of(ins)
+    t = _memory_type(ins, type_of(ins))
     kind = next((x for x in ins.modifiers if x in ("add", "min", "max", "and", "or", "xor", "exch", "cas",
                                                      "inc", "dec")), None)
     if kind is None:
