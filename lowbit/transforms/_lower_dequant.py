@@ -26,7 +26,10 @@ made once per zero register: ``M + z + o`` is again a magic number, built
 with integer instructions (no conversion), then subtracted from a
 constant.  One ``mul`` by the scale pair rounds ``(c - z) * s`` once:
 bit-identical to the f32 chain, whose product is exact in f32.  8-bit
-codes into f16 take the magic byte straight from ``prmt``.
+codes into f16 take the magic byte straight from ``prmt``; into bf16 (no
+bf16 magic holds 8 bits) each code goes through the f32 magic ``0x4B4000cc``
+(:func:`_f32_magic`: prmt, f32 sub, one rounding pack per pair -- no
+integer-to-float conversion).
 
 **Floats** ``eXmY``.  The code's exponent and mantissa bits are moved into
 the f16/bf16 exponent and mantissa fields (the mantissa's top aligned) and
@@ -625,7 +628,9 @@ _F32_COST = {"pair": {"prmt": 2, "sub": 2, "cvt": 1, "mul": 1}, "f32": {"prmt": 
 def _f32_forms(src: DType, dst: str, zero_dt: DType | None, factor: float) -> list[str]:
     """The f32-magic forms exact for ``src`` codes (and ``zero_dt`` zeros) into ``dst``, cheapest first; []
     when the f32 magic does not apply (only 8-bit integer codes into bf16, where the integer path refuses)."""
-    if dst != "bf16" or factor != 1.0 or not isinstance(src, IntType) or src.name.startswith("bipolar") or src.bits != 8:
+    if dst != "bf16" or factor != 1.0 or not isinstance(src, IntType) or src.bits != 8:
+        return []
+    if src.name.startswith("bipolar"):
         return []
     zr = (0, 0)
     if zero_dt is not None:
@@ -651,7 +656,8 @@ def _f32_magic(ctx, codes, pos, zero, scale, dst: str, form: str) -> list[Operan
     def value(m: int) -> Operand:  # 2**23 + 2**22 + c + o as an f32
         w, sh, _ = pos.slots[m]
         if o:  # every byte's sign bit, once per word
-            w = _thread_reg(ctx, ("dq_flip8", id(w)), lambda b_, w=w: b_.binary("xor", w, Const(0x80808080, I32), "dqf"))
+            w = _thread_reg(ctx, ("dq_flip8", id(w)),
+                            lambda b_, w=w: b_.binary("xor", w, Const(0x80808080, I32), "dqf"))  # fmt: skip
         sel = _selector(ctx, [(_byte_index(ctx, sh, 0), 0), (5, 0), (6, 0), (7, 0)])
         return b.cast("bitcast", b.op(S.Prmt, I32, w, magic, sel, hint="dq"), F32, "dqf")
 
@@ -667,7 +673,6 @@ def _f32_magic(ctx, codes, pos, zero, scale, dst: str, form: str) -> list[Operan
     zs = scalars(ctx, zero) if zero is not None else None
     ss = scalars(ctx, scale) if scale is not None and form == "f32" else None
     sp = _scale_pairs(ctx, scale, dst) if scale is not None and form == "pair" else None
-    kind = "f16x2.rn" if dst == "f16" else "bf16x2.rn"
     out = []
     for k, m in enumerate(range(0, n, 2)):
         halves = []
@@ -676,7 +681,7 @@ def _f32_magic(ctx, codes, pos, zero, scale, dst: str, form: str) -> list[Operan
             if ss is not None:
                 v = vals.binary(b, "mul", v, s32(ss[j]), _F32)
             halves.append(v)
-        r = b.op(S.CvtPack, _H2[dst], kind, halves[0], halves[1], hint="cv")
+        r = b.op(S.CvtPack, _H2[dst], "bf16x2.rn", halves[0], halves[1], hint="cv")
         if sp is not None:
             r = _mul(ctx, r, sp[k], dst)
         out.append(_i32(ctx, r))
