@@ -35,7 +35,10 @@ made once per zero register: ``M + z + o`` is again a magic number, built
 with integer instructions (no conversion), then subtracted from a
 constant.  One ``mul`` by the scale pair rounds ``(c - z) * s`` once:
 bit-identical to the f32 chain, whose product is exact in f32.  8-bit
-codes into f16 take the magic byte straight from ``prmt``.
+codes into f16 take the magic byte straight from ``prmt``; into bf16 (no
+bf16 magic holds 8 bits) each code goes through the f32 magic ``0x4B4000cc``
+(:func:`_f32_magic`: prmt, f32 sub, one rounding pack per pair -- no
+integer-to-float conversion).
 
 **Floats** ``eXmY``.  The code's exponent and mantissa bits are moved into
 the f16/bf16 exponent and mantissa fields (the mantissa's top aligned) and
@@ -857,6 +860,82 @@ def _int_pairs(ctx, codes, pos: Gathered, dst: str, zs: list[Operand] | None, fa
     return out
 
 
+# 8-bit integer codes into bf16: bf16's magic (M = 128) holds 7 bits, so each code goes through an f32 whose
+# pattern 0x4B4000cc *is* 2**23 + 2**22 + c (one prmt drops the code byte into it; signed codes have their sign
+# bit flipped first, once per word, so the byte is c + o).  One f32 sub of the exact 2**23 + 2**22 + o + z (its
+# bits are the magic plus the integer o + z: one integer add per zero register, no conversion) leaves c - z
+# exactly.  Then either ("pair") one cvt.rn.bf16x2.f32 per pair -- exact, when every c - z is a bf16 value --
+# and one bf16x2 mul by the scale pair, or ("f32") one f32 mul by the scale's f32 value per code (exact:
+# c - z has <= 9 bits, the scale 8) and one rounding cvt per pair.  Both round once, as the f32 chain does.
+# Per pair: 2 prmt, 2 sub, 1 cvt, then 1 mul ("pair") or 2 ("f32").  (A split into a 7-bit bf16 magic for
+# the low bits and a second magic for bit 7 costs 1 prmt, 2 lop3, >= 3 packed fma/sub and the mul: no cheaper.)
+_F32_MAGIC = 0x4B400000  # 2**23 + 2**22: integers in [-2**22, 2**22) added to it stay in its binade
+_F32_COST = {"pair": {"prmt": 2, "sub": 2, "cvt": 1, "mul": 1}, "f32": {"prmt": 2, "sub": 2, "cvt": 1, "mul": 2}}
+
+
+def _f32_forms(src: DType, dst: str, zero_dt: DType | None, factor: float) -> list[str]:
+    """The f32-magic forms exact for ``src`` codes (and ``zero_dt`` zeros) into ``dst``, cheapest first; []
+    when the f32 magic does not apply (only 8-bit integer codes into bf16, where the integer path refuses)."""
+    if dst != "bf16" or factor != 1.0 or not isinstance(src, IntType) or src.bits != 8:
+        return []
+    if src.name.startswith("bipolar"):
+        return []
+    zr = (0, 0)
+    if zero_dt is not None:
+        if not isinstance(zero_dt, IntType) or zero_dt.name.startswith("bipolar") or zero_dt.bits > 8:
+            return []
+        zr = (int(zero_dt.min), int(zero_dt.max))
+    diffs = np.arange(int(src.min) - zr[1], int(src.max) - zr[0] + 1, dtype=np.float64)
+    forms = ["pair", "f32"] if bool(np.all(_exact(diffs, dst))) else ["f32"]
+    return sorted(forms, key=lambda f: sum(_F32_COST[f].values()))
+
+
+def _f32_magic(ctx, codes, pos, zero, scale, dst: str, form: str) -> list[Operand] | None:  # noqa: ANN001
+    """The result words of 8-bit integer codes into ``dst`` through the f32 magic (see above)."""
+    if isinstance(pos, list):
+        return None  # bit planes: the code is not one byte of a word
+    n = codes.slots
+    if any(np.any(np.asarray(p) % 8) for _, _, p in pos.slots):
+        return None
+    b = ctx.b
+    o = 128 if codes.dtype.is_signed else 0
+    magic = Const(_F32_MAGIC, I32)
+
+    def value(m: int) -> Operand:  # 2**23 + 2**22 + c + o as an f32
+        w, sh, _ = pos.slots[m]
+        if o:  # every byte's sign bit, once per word
+            w = _thread_reg(ctx, ("dq_flip8", id(w)),
+                            lambda b_, w=w: b_.binary("xor", w, Const(0x80808080, I32), "dqf"))  # fmt: skip
+        sel = _selector(ctx, [(_byte_index(ctx, sh, 0), 0), (5, 0), (6, 0), (7, 0)])
+        return b.cast("bitcast", b.op(S.Prmt, I32, w, magic, sel, hint="dq"), F32, "dqf")
+
+    def bias(z: Operand | None) -> Operand:  # 2**23 + 2**22 + o + z, exact: its bits are the magic plus o + z
+        if z is None:
+            return Const(float(2**23 + 2**22 + o), F32)
+        return _thread_reg(ctx, ("dq_f32zero", id(z), o), lambda b_: b_.cast(
+            "bitcast", b_.binary("add", ctx.i32(z), Const(_F32_MAGIC + o, I32), "dz"), F32, "dz"))
+
+    def s32(s: Operand) -> Operand:  # the scale's f32 value (exact), once per scale register
+        return _thread_reg(ctx, ("dq_s32", id(s)), lambda b_: vals.convert(b_, s, scale.dtype, _F32))
+
+    zs = scalars(ctx, zero) if zero is not None else None
+    ss = scalars(ctx, scale) if scale is not None and form == "f32" else None
+    sp = _scale_pairs(ctx, scale, dst) if scale is not None and form == "pair" else None
+    out = []
+    for k, m in enumerate(range(0, n, 2)):
+        halves = []
+        for j in (m, min(m + 1, n - 1)):
+            v = vals.binary(b, "sub", value(j), bias(zs[j] if zs is not None else None), _F32)
+            if ss is not None:
+                v = vals.binary(b, "mul", v, s32(ss[j]), _F32)
+            halves.append(v)
+        r = b.op(S.CvtPack, _H2[dst], "bf16x2.rn", halves[0], halves[1], hint="cv")
+        if sp is not None:
+            r = _mul(ctx, r, sp[k], dst)
+        out.append(_i32(ctx, r))
+    return out
+
+
 def _factor_exact(src: IntType, dst: str, factor: float) -> bool:
     """Whether ``c * factor`` and the fma constants ``(M 2**-q + o) * factor`` are exact in ``dst`` for every code."""
     _, M, _ = _MAGIC[dst]
@@ -1008,6 +1087,9 @@ def _fast(ctx, codes, zero, scale, dst: str, factor: float) -> list[Operand] | N
     if scale is not None and scale.dtype.name != dst:
         return None
     src = codes.dtype
+    if not _int_ok(src, dst, zero.dtype if zero is not None else None) and (
+            forms := _f32_forms(src, dst, zero.dtype if zero is not None else None, float(factor))):
+        return _f32_magic(ctx, codes, pos, zero, scale, dst, forms[0])  # 8-bit codes into bf16: the f32 magic
     if _int_ok(src, dst, zero.dtype if zero is not None else None):
         if zero is not None and factor != 1.0:
             return None

@@ -18,6 +18,8 @@ conversion from an integer, no f32 arithmetic on the weight path.
 
 from __future__ import annotations
 
+import re
+
 import ml_dtypes
 import numpy as np
 import pytest
@@ -32,7 +34,7 @@ SCALES = (2.0**-14, 1.0, 8.0, 60000.0)
 INTS = ("uint1", "uint2", "int2", "uint4", "int4", "uint8", "int8")
 FLOATS = ("e2m1", "e4m3", "e5m2")
 DEFAULT = [(f, "f16") for f in ("uint1", "uint2", "uint4", "int4", "uint8", "e2m1", "e4m3", "e5m2")] + [
-    (f, "bf16") for f in ("uint4", "int4", "e2m1")
+    (f, "bf16") for f in ("uint4", "int4", "uint8", "int8", "e2m1")
 ]
 FULL = [(f, a) for f in INTS + FLOATS for a in ("f16", "bf16") if (f, a) not in DEFAULT]
 #: Codebooks (issue 13: nf4 and user tables of <= 16 entries), each through its pair table
@@ -51,10 +53,16 @@ CODEBOOKS = {
 CB_CASES = [(f, a) for f in CODEBOOKS for a in ("f16", "bf16")]
 #: what the packed form may not contain inside the main loop (issue 13): integer -> float conversions per
 #: element, and f32 arithmetic or f32 -> f16 rounding on the weight path (the mma's f32 accumulators are not
-#: arithmetic instructions).  8-bit codes into bf16 are the named exception (their magic does not fit bf16).
+#: arithmetic instructions).  8-bit codes into bf16 are the named exception (their magic does not fit bf16): they
+#: may use F32_MAGIC_OPS, never a conversion from an integer.
 FORBIDDEN = ("cvt.rn.f16.u32", "cvt.rn.f16.s32", "cvt.rn.f32.u32", "cvt.rn.f32.s32", "cvt.rn.bf16.u32",
              "cvt.rn.bf16.s32", "mul.rn.f32", "mul.f32", "sub.f32", "sub.rn.f32", "fma.rn.f32",
              "cvt.rn.f16x2.f32", "cvt.rn.bf16x2.f32")  # fmt: skip
+INT_TO_FLOAT = ("cvt.rn.f16.u32", "cvt.rn.f16.s32", "cvt.rn.f32.u32", "cvt.rn.f32.s32", "cvt.rn.bf16.u32",
+                "cvt.rn.bf16.s32", "cvt.rn.f32.u8", "cvt.rn.f32.s8", "cvt.rn.f32.u16", "cvt.rn.f32.s16")  # fmt: skip
+#: the f32 ops the 8-bit -> bf16 form may use: the sub of the magic (and zero), the product by the scale's f32 value
+#: where c - z is not a bf16 value, the one rounding pack per pair
+F32_MAGIC_OPS = ("sub.rn.f32", "mul.rn.f32", "cvt.rn.bf16x2.f32")
 
 
 def _np(act: str) -> type:
@@ -98,14 +106,16 @@ def _problem(fmt: str, act: str, k: int, n: int, seed: int, finite: bool = False
 def dequant_tile(w_ptr: lowbit.ptr("uint32"), s_ptr: lowbit.ptr(A), z_ptr: lowbit.ptr("uint32"), o_ptr: lowbit.ptr(A),
                  K: lowbit.int32, N: lowbit.int32, W: lowbit.constexpr = lowbit.uint4,
                  ZERO: lowbit.constexpr = "int", A: lowbit.constexpr = lowbit.f16, BN: lowbit.constexpr = 32,
-                 BK: lowbit.constexpr = 128):  # fmt: skip
-    """The wx_matmul dequantisation chain on one K step, stored as it comes (the store's layout, not mma's)."""
+                 BK: lowbit.constexpr = 128, ZW: lowbit.constexpr = None):  # fmt: skip
+    """The wx_matmul dequantisation chain on one K step, stored as it comes (the store's layout, not mma's);
+    ``ZW``: the zeros' dtype (default the codes')."""
     n0 = lowbit.program_id(0) * BN
     words = lowbit.load(lowbit.global_view(w_ptr, (K * W.bits // 32, N)), (0, n0), (BK * W.bits // 32, BN))
     v = lowbit.cast(lowbit.view(words, W, axis=0), lowbit.f32)
     s = lowbit.cast(lowbit.load(lowbit.global_view(s_ptr, (1, N)), (0, n0), (1, BN)), lowbit.f32)
     if ZERO == "int":
-        z = lowbit.cast(lowbit.load(lowbit.global_view(z_ptr, (1, N), dtype=W), (0, n0), (1, BN)), lowbit.f32)
+        zt = W if ZW is None else ZW
+        z = lowbit.cast(lowbit.load(lowbit.global_view(z_ptr, (1, N), dtype=zt), (0, n0), (1, BN)), lowbit.f32)
         wt = (v - z) * s
     else:
         wt = v * s
@@ -131,6 +141,27 @@ def test_every_code_zero_and_scale_bit_identical(fmt: str, act: str, n: int) -> 
     from lowbit.transforms import Options, lower_vm  # noqa: PLC0415
 
     assert any(type(op).__name__ == "Dequant" for op in lower_vm(prog, Options(arch="sm_80")).body)
+
+
+@pytest.mark.parametrize("n", [128, 40], ids=["specialised", "unspecialised"])
+@pytest.mark.parametrize("fmt, zw", [("uint8", "int8"), ("int8", "uint8")])
+def test_8bit_codes_with_zeros_of_the_other_sign_into_bf16(fmt: str, zw: str, n: int) -> None:
+    """uint8 codes with int8 zeros (and int8 with uint8): c - z reaches +-383, no bf16 value, so the f32-magic
+    form multiplies by the scale in f32 before its one rounding -- still bit-identical, every code x zero x scale."""
+    k = 128
+    dt, zero, words, scales, zwords = _problem(fmt, "bf16", k, n, seed=n + 1)
+    cx = dict(W=dt, ZERO=zero, A=lowbit.bf16, ZW=lowbit.dtype(zw))
+    outs = []
+    for launch in (dequant_tile.interpret, dequant_tile):
+        o = np.full((k, n), np.nan, dtype=_np("bf16"))
+        launch[(-(-n // 32),)](words.copy(), scales[:1].copy(), zwords.copy(), o, k, n, **cx)
+        outs.append(o.view(np.uint16))
+    np.testing.assert_array_equal(outs[1], outs[0], err_msg=f"{fmt} codes, {zw} zeros -> bf16")
+    assert len(np.unique(outs[0])) > 256
+    prog = dequant_tile.specialize(**cx)
+    ptx = compile_program(prog, "sm_80").ptx
+    assert re.search(r"cvt\.rn\.bf16x2\.f32", ptx) and "mul.rn.f32" in ptx
+    assert not re.search(r"cvt(\.\w+)*\.f32\.[us]\d+\s", ptx), "an integer -> float conversion in the dequant"
 
 
 @pytest.mark.parametrize("shape", [(128, 128), (136, 40)], ids=["specialised", "unspecialised"])
@@ -201,7 +232,9 @@ def _run(fmt: str, act: str, shape: tuple[int, int], layout: int = 1) -> None:
     if fmt in CODEBOOKS:
         _check_codebook_loop(fmt, act, m)
         return
-    if not (act == "bf16" and dt.bits == 8):
+    if act == "bf16" and dt.bits == 8:
+        _check_f32_magic_loop(fmt, m)
+    else:
         used = {op: c for op, c in m.items() if any(op == f or op.startswith(f + ".") for f in FORBIDDEN)}
         assert not used, f"{fmt} -> {act}: the main loop still converts or computes in f32: {used}"
     prmt = sum(c for op, c in m.items() if op.startswith("prmt"))
@@ -209,6 +242,20 @@ def _run(fmt: str, act: str, shape: tuple[int, int], layout: int = 1) -> None:
         assert prmt == 0, f"{fmt} -> {act}: {prmt} byte permutes in the kernel-order main loop"
     else:
         assert prmt, f"{fmt} -> {act}: no byte permutes in the main loop"
+
+
+def _check_f32_magic_loop(fmt: str, m: dict) -> None:
+    """8-bit codes into bf16 (zeros of the codes' own dtype): per code one prmt into the f32 magic and one f32 sub,
+    per pair one rounding pack and one bf16x2 product by the scale pair (c - z, in [-255, 255], is a bf16 value);
+    no conversion from an integer, no other f32 arithmetic."""
+    conv = {op: c for op, c in m.items() if re.match(r"cvt(\.\w+)*\.(f16|bf16|f32|f64)\.[us]\d+$", op)}
+    assert not conv, f"{fmt} -> bf16: the main loop converts integers to floats: {conv}"
+    f32 = {op: c for op, c in m.items() if any(op == f or op.startswith(f + ".") for f in FORBIDDEN)}
+    assert set(f32) <= set(F32_MAGIC_OPS), f"{fmt} -> bf16: f32 arithmetic beyond the magic form: {f32}"
+    packs, subs = m.get("cvt.rn.bf16x2.f32", 0), m.get("sub.rn.f32", 0)
+    assert packs > 0 and subs == 2 * packs, m
+    assert "mul.rn.f32" not in m and m.get("fma.rn.bf16x2", 0) == packs, f"{fmt} -> bf16: not the pair form: {m}"
+    assert sum(c for op, c in m.items() if op.startswith("prmt")) >= 2 * packs, m
 
 
 def _codebook_form(fmt: str, act: str) -> str:
