@@ -56,14 +56,11 @@ from lowbit.ir import ops as V
 from lowbit.ir.simt import Const, Operand
 from lowbit.ir.simt import ops as S
 from lowbit.ir.simt.types import F32, I8, I32, VectorType
-from lowbit.transforms import _values as vals
-from lowbit.transforms._tiles import scalars
 
 __all__ = ["HANDLERS", "MAX_ENTRIES", "choose", "costs", "entries", "lower_table"]
 
 #: The largest table a pair table serves (16 entries: 256 pairs, 1 KiB as halves, 2 KiB as f32).
 MAX_ENTRIES = 16
-_F32 = dtype("f32")
 _V2F32 = VectorType(F32, 2)
 
 
@@ -219,7 +216,7 @@ def _pair_index(ctx, pos, m: int, B: int) -> Operand | None:  # noqa: ANN001
 
 def lower_table(ctx, op, codes, zero, scale) -> list[Operand] | None:  # noqa: ANN001
     """The result words of a ``dequant`` with a pair table, or None (the caller computes the f32 chain)."""
-    from lowbit.transforms._lower_dequant import _H2, _i32, _mul, _scale_pairs, _static_positions  # noqa: PLC0415
+    from lowbit.transforms._lower_dequant import F32Tail, _i32, _mul, _scale_pairs, _static_positions  # noqa: PLC0415
     from lowbit.transforms._lower_shared import _view_base  # noqa: PLC0415
 
     if codes.slots < 2:
@@ -244,32 +241,13 @@ def lower_table(ctx, op, codes, zero, scale) -> list[Operand] | None:  # noqa: A
         if scale is not None:
             out = [_mul(ctx, r, s, dst) for r, s in zip(out, _scale_pairs(ctx, scale, dst))]
         return [_i32(ctx, r) for r in out]
-    memo: dict[tuple[int, str], Operand] = {}
-
-    def f32(r: Operand, dt: DType, tag: str) -> Operand:
-        k = (id(r), tag)
-        if k not in memo:
-            memo[k] = vals.convert(b, r, dt, _F32)
-        return memo[k]
-
-    zs = scalars(ctx, zero) if zero is not None else None
-    ss = scalars(ctx, scale) if scale is not None else None
-    kind = "f16x2.rn" if dst == "f16" else "bf16x2.rn"
-    out = []
-    for k, i in enumerate(idx):
+    tail = F32Tail(ctx, zero, scale)
+    res = []
+    for i in idx:
         # the byte offset in 32 bits (not a gep of i64 elements, which LLVM widens to mul.wide): ptxas then folds
         # the shift into the load's scaled index, ``[R.X8 + offset]``
         v2 = b.load(_V2F32, b.gep(base, b.binary("shl", i, Const(3, I32), "cba"), I8, "cba"), 8, hint="cb")
-        halves = []
         for h in range(2):
-            slot = min(2 * k + h, codes.slots - 1)
-            v = b.op(S.Extract, F32, v2, h, hint="cb")
-            if zs is not None:
-                v = vals.binary(b, "sub", v, f32(zs[slot], zero.dtype, "z"), _F32)
-            if ss is not None:
-                v = vals.binary(b, "mul", v, f32(ss[slot], scale.dtype, "s"), _F32)
-            halves.append(v)
-        if 2 * k + 1 >= codes.slots:
-            halves[1] = Const(0.0, F32)
-        out.append(b.cast("bitcast", b.op(S.CvtPack, _H2[dst], kind, halves[0], halves[1], hint="cv"), I32, "w"))
-    return out
+            if len(res) < codes.slots:
+                res.append(tail.finish(b.op(S.Extract, F32, v2, h, hint="cb"), len(res)))
+    return tail.pack(res, dst)

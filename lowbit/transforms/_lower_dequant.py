@@ -259,13 +259,11 @@ def _split_pair(ctx, pos: Gathered, m: int, B: int, lim: int, top: bool = False)
     instead (``d = s + B - 16``, a left shift when negative; the float path).  Returns ``(register, (q, q))``
     or None.
     """
-    if m + 1 >= len(pos.slots):
+    got = _split_word(pos, m)
+    if got is None:
         return None
-    (w0, s0, p0), (w1, s1, p1) = pos.slots[m], pos.slots[m + 1]
-    if w0 is not w1 or not (isinstance(s0, Const) and isinstance(s1, Const)):
-        return None
-    s = int(s0.value)
-    if int(s1.value) != s + 16 or s + B > 16 or np.any(np.asarray(p0) != s) or np.any(np.asarray(p1) != s + 16):
+    w0, s = got
+    if s + B > 16:
         return None
     if top:
         return _shifted(ctx, w0, s + B - 16), (16 - B, 16 - B)
@@ -1114,37 +1112,51 @@ def fast_cast(ctx, tile, dst: DType) -> list[Operand] | None:  # noqa: ANN001
     return _fast(ctx, tile, None, None, dst.name, 1.0)
 
 
+class F32Tail:
+    """The f32 chain's steps after the codes' value, per slot: ``- f32(zero)``, ``* f32(scale)`` (each zero or
+    scale register converted once), and the pairwise rounding to f16x2/bf16x2 words."""
+
+    def __init__(self, ctx, zero, scale) -> None:  # noqa: ANN001
+        self.b = ctx.b
+        self.zero, self.scale = zero, scale
+        self.zs = scalars(ctx, zero) if zero is not None else None
+        self.ss = scalars(ctx, scale) if scale is not None else None
+        self.memo: dict[tuple[int, str], Operand] = {}
+
+    def f32(self, r: Operand, dt: DType, tag: str) -> Operand:
+        key = (id(r), tag)
+        if key not in self.memo:
+            self.memo[key] = vals.convert(self.b, r, dt, _F32)
+        return self.memo[key]
+
+    def finish(self, v: Operand, i: int) -> Operand:
+        """Slot ``i``'s f32 value ``v`` minus its zero, times its scale."""
+        if self.zs is not None:
+            v = vals.binary(self.b, "sub", v, self.f32(self.zs[i], self.zero.dtype, "z"), _F32)
+        if self.ss is not None:
+            v = vals.binary(self.b, "mul", v, self.f32(self.ss[i], self.scale.dtype, "s"), _F32)
+        return v
+
+    def pack(self, res: list[Operand], dst: str) -> list[Operand]:
+        """The f32 values rounded two at a time into ``dst`` words (an odd last slot pairs with 0)."""
+        kind = "f16x2.rn" if dst == "f16" else "bf16x2.rn"
+        out = []
+        for i in range(0, len(res), 2):
+            hi = res[i + 1] if i + 1 < len(res) else Const(0.0, F32)
+            out.append(self.b.cast("bitcast", self.b.op(S.CvtPack, _H2[dst], kind, res[i], hi, hint="cv"), I32, "w"))
+        return out
+
+
 def _general(ctx, op, codes, zero, scale, dst: DType) -> list[Operand]:  # noqa: ANN001
     """The f32 chain, slot by slot (what the op means), rounded in pairs to the result dtype."""
-    b = ctx.b
-    memo: dict[tuple[int, str], Operand] = {}
-
-    def f32(r: Operand, dt: DType, tag: str) -> Operand:
-        key = (id(r), tag)
-        if key not in memo:
-            memo[key] = vals.convert(b, r, dt, _F32)
-        return memo[key]
-
-    cs = scalars(ctx, codes)
-    zs = scalars(ctx, zero) if zero is not None else None
-    ss = scalars(ctx, scale) if scale is not None else None
+    tail = F32Tail(ctx, zero, scale)
     res = []
-    for i, c in enumerate(cs):
-        v = f32(c, codes.dtype, "c")
+    for i, c in enumerate(scalars(ctx, codes)):
+        v = tail.f32(c, codes.dtype, "c")
         if op.factor != 1.0:
-            v = vals.binary(b, "mul", v, Const(float(op.factor), F32), _F32)
-        if zs is not None:
-            v = vals.binary(b, "sub", v, f32(zs[i], zero.dtype, "z"), _F32)
-        if ss is not None:
-            v = vals.binary(b, "mul", v, f32(ss[i], scale.dtype, "s"), _F32)
-        res.append(v)
-    kind = "f16x2.rn" if dst.name == "f16" else "bf16x2.rn"
-    vt = _H2[dst.name]
-    out = []
-    for i in range(0, len(res), 2):
-        hi = res[i + 1] if i + 1 < len(res) else Const(0.0, F32)
-        out.append(b.cast("bitcast", b.op(S.CvtPack, vt, kind, res[i], hi, hint="cv"), I32, "w"))
-    return out
+            v = vals.binary(ctx.b, "mul", v, Const(float(op.factor), F32), _F32)
+        res.append(tail.finish(v, i))
+    return tail.pack(res, dst.name)
 
 
 def lower_dequant(ctx, op) -> list[Operand]:  # noqa: ANN001
