@@ -24,7 +24,7 @@ import numpy as np
 
 import lowbit
 
-__all__ = ["block_fold", "codebook_in", "codes_finite", "finite_twin", "fold_exponent", "fold_ok", "read_finite"]
+__all__ = ["block_fold", "codebook_in", "codes_finite", "finite_twin", "fold_exponent", "fold_ok", "host_facts", "read_finite"]
 
 
 def fold_exponent(wtype: object, act: str) -> int | None:
@@ -183,3 +183,9 @@ def block_fold(wtype: object, act: str) -> int | None:
             if normal:  # rounding inside A's normal range is scale-invariant
                 return acc
     return None
+
+
+def host_facts(qw: object, act: str) -> tuple[bool, bool]:
+    """``(fold, finite)`` for :func:`lowbit.ops._launch.plan`: what the host checks on a (numpy) weight's values."""
+    fold = qw.zero == "none" and fold_ok(qw.wtype, qw.scales, qw.scale_format, act)
+    return fold, read_finite(qw, act)

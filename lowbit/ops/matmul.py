@@ -27,7 +27,7 @@ import numpy as np
 
 from lowbit.errors import LaunchError
 from lowbit.ops import _launch
-from lowbit.ops._fold import fold_ok, read_finite
+from lowbit.ops._fold import host_facts
 from lowbit.ops._tensors import dtype_name, is_torch, numpy_of, shape_of, torch_of
 from lowbit.ops.qweight import QuantizedWeight
 
@@ -120,8 +120,7 @@ def run_emulator(a: np.ndarray, qw: QuantizedWeight, bias: np.ndarray | None = N
         a2 = np.ascontiguousarray(a2[:, q.perm])
     b = None if bias is None else np.array(np.asarray(bias).astype(a2.dtype), copy=True)
     m = a2.shape[0]
-    fold = q.zero == "none" and fold_ok(q.wtype, q.scales, q.scale_format, act)  # checked on the values, here
-    finite = read_finite(q, act)  # no NaN code: read through the format's NaN-free twin (checked here)
+    fold, finite = host_facts(q, act)  # FOLD and the NaN-free twin, checked on the values here
     p = _launch.plan(q.wtype, q.group_size, q.zero, q.scale_format.name, act, b is not None, q.layout, m <= 16, fold,
                      finite)  # fmt: skip
     args = _copies(q)
