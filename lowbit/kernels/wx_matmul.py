@@ -259,27 +259,17 @@ def wx_matmul(
         if LAYOUT == 1:
             words = lowbit.load(w, (k * W.bits // 32, n0), (BK * W.bits // 32, BN))
             v = lowbit.cast(lowbit.view(words, W, axis=0), lowbit.f32)  # [BK, BN] decoded codes, exact
-        elif LAYOUT == 3:
-            if W.bits & (W.bits - 1) == 0:  # one plane: the codes are the format's own
-                v = lowbit.cast(kernel_order_code(w, 0, k, n0, W, BK, BN), lowbit.f32)
-            else:  # planes widest first, each in kernel order, composed as layout 2 composes them
-                row = 0
-                shift = 0
-                for i in lowbit.static_range(4):
-                    if W.bits & (8 >> i) != 0:
-                        part = lowbit.cast(kernel_order_code(w, row, k, n0, _UINTS[(8 >> i) - 1], BK, BN), lowbit.int32)
-                        if shift == 0:
-                            code = part
-                        else:
-                            code = code | (part << shift)
-                        row = row + lowbit.cdiv(K, 128) * 4 * (8 >> i)
-                        shift = shift + (8 >> i)
-                v = lowbit.cast(lowbit.view(lowbit.cast(code, _UINTS[W.bits - 1]), W, axis=0), lowbit.f32)
+        elif LAYOUT == 3 and W.bits & (W.bits - 1) == 0:  # one plane in kernel order: the codes are the format's own
+            v = lowbit.cast(kernel_order_code(w, 0, k, n0, W, BK, BN), lowbit.f32)
         else:  # compose the code from its planes (the widest holds the low bits), then decode it as layout 1
+            row = 0  # layout 3: the plane's first row of words
             shift = 0
             for i in lowbit.static_range(4):
                 if W.bits & (8 >> i) != 0:
-                    if i == 0:
+                    if LAYOUT == 3:  # each plane in kernel order
+                        part = lowbit.cast(kernel_order_code(w, row, k, n0, _UINTS[(8 >> i) - 1], BK, BN), lowbit.int32)
+                        row = row + lowbit.cdiv(K, 128) * 4 * (8 >> i)
+                    elif i == 0:
                         part = plane_code(w8, 0, k, n0, 8, BK, BN)
                     elif i == 1:
                         part = plane_code(w4, e8, k, n0, 4, BK, BN)
