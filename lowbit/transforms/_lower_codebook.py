@@ -171,7 +171,7 @@ HANDLERS = {V.PairTable: _pair_table}
 
 def _field(ctx, w: Operand, sh: Operand, p: np.ndarray, nbits: int) -> Operand:  # noqa: ANN001
     """Bits ``[sh, sh + nbits)`` of ``w`` at bit 0 (``p``: ``sh`` per thread), once per word and position."""
-    from lowbit.transforms._lower_dequant import _byte_index, _selector, _shifted  # noqa: PLC0415
+    from lowbit.transforms._dequant_pairs import _byte_index, _selector, _shifted  # noqa: PLC0415
 
     key = ("cb_field", id(w), id(sh) if not isinstance(sh, Const) else int(sh.value), nbits)
     got = ctx.find(key)
@@ -216,7 +216,8 @@ def _pair_index(ctx, pos, m: int, B: int) -> Operand | None:  # noqa: ANN001
 
 def lower_table(ctx, op, codes, zero, scale) -> list[Operand] | None:  # noqa: ANN001
     """The result words of a ``dequant`` with a pair table, or None (the caller computes the f32 chain)."""
-    from lowbit.transforms._lower_dequant import F32Tail, _i32, _mul, _scale_pairs, _static_positions  # noqa: PLC0415
+    from lowbit.transforms._dequant_pairs import _i32, _mul, _scale_pairs, _static_positions  # noqa: PLC0415
+    from lowbit.transforms._lower_dequant import F32Tail  # noqa: PLC0415
     from lowbit.transforms._lower_shared import _view_base  # noqa: PLC0415
 
     if codes.slots < 2:
