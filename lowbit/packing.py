@@ -15,14 +15,13 @@ This is the order a GPU thread reads when it shifts a loaded word right by
 ``bits`` at a time, and what the numpy reference interpreter, the emulator's
 tests and the quantization helpers (:mod:`lowbit.quant`) exchange.
 
-Why a named :class:`Packing` value: the kernel issue will want device layouts
-that are *not* plain LSB-first streams -- Marlin/BitBLAS-style words whose
-codes are permuted into mma fragment order and interleaved so one ``lop3``
-extracts two values into the halves of a register, or rows padded to a
-16-byte multiple.  Such a layout becomes another frozen :class:`Packing`
-subclass with its own ``pack``/``unpack``, registered under a name in
-:data:`PACKINGS`; :func:`pack` and :func:`unpack` take ``layout=`` so callers
-already name the layout they want.  Only ``"lsb"`` exists now.
+Why a named :class:`Packing` value: ``pack`` and ``unpack`` take
+``layout=`` so that a caller names the stream order it exchanges; only
+``"lsb"`` is registered in :data:`PACKINGS`.  The device layouts a kernel
+reads -- bit planes (version 2) and the kernel order whose words hold one
+thread's mma B fragments (version 3) -- are not packings of a stream but
+rearrangements of a whole weight with its scales and zeros; they live in
+:mod:`lowbit.ops.layouts`, built from the tools below.
 
 Bit planes (:func:`plane_widths`, :func:`split_planes`, :func:`join_planes`)
 are the other host-side tool: a ``bits``-wide code cut into planes whose
