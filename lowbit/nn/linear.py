@@ -51,13 +51,6 @@ _TORCH_DTYPES = {**_TORCH_SCALE, "uint32": torch.int32, "uint8": torch.uint8, "i
 _ACTIVATIONS = {torch.float16: "f16", torch.bfloat16: "bf16"}
 
 
-def _version(t: torch.Tensor | None) -> int:
-    """A buffer's in-place version counter (-2: no buffer; -1: an inference tensor, which has none)."""
-    if t is None:
-        return -2
-    return -1 if t.is_inference() else t._version
-
-
 class QuantLinear(nn.Module):
     """``y = x @ W + bias`` with W (in_features x out_features) quantized; x of dtype f16/bf16 (f32 on CPU)."""
 
@@ -99,15 +92,14 @@ class QuantLinear(nn.Module):
     # -- dequantisation facts -------------------------------------------------------------
     def _drop_facts(self) -> None:
         object.__setattr__(self, "_facts", None)  # {act: DequantFacts}, or None: not decided for these values
-        object.__setattr__(self, "_facts_key", None)  # the buffers' version counters they were decided at
-
-    def _versions(self) -> tuple[int, ...]:
-        b = self._buffers
-        return tuple(_version(b[n]) for n in _QUANT_BUFFERS)
+        object.__setattr__(self, "_facts_watch", ())  # (name, buffer, version) they were decided at
 
     def _set_facts(self, facts: dict | None) -> dict | None:
+        b = self._buffers
+        watch = tuple((n, b[n], None if b[n].is_inference() else b[n]._version)
+                      for n in _QUANT_BUFFERS if b[n] is not None)  # fmt: skip (a buffer set later: __setattr__)
         object.__setattr__(self, "_facts", facts)
-        object.__setattr__(self, "_facts_key", None if facts is None else self._versions())
+        object.__setattr__(self, "_facts_watch", watch if facts is not None else ())
         return facts
 
     def refresh_facts(self) -> dict | None:
@@ -126,11 +118,15 @@ class QuantLinear(nn.Module):
         return self._set_facts(qw._decide_facts())
 
     def _current_facts(self) -> dict | None:
-        """The facts if they describe the buffers as they are now (eager check of the version counters)."""
+        """The facts if they describe the buffers as they are now (eager: the same buffers, unchanged counters)."""
         facts = self._facts
-        if facts is not None and self._facts_key == self._versions():
-            return facts
-        return None
+        if facts is None:
+            return None
+        b = self._buffers
+        for name, t, version in self._facts_watch:
+            if b[name] is not t or (version is not None and t._version != version):
+                return None
+        return facts
 
     def __setattr__(self, name: str, value: object) -> None:
         if name in _QUANT_BUFFERS:
@@ -197,7 +193,7 @@ class QuantLinear(nn.Module):
         )  # fmt: skip
         current = self._current_facts() if facts else None
         if current is not None:
-            object.__setattr__(qw, "_facts", (qw._values_key(), current))
+            qw._adopt_facts(current)
         return qw
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

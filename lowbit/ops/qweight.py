@@ -200,26 +200,40 @@ class QuantizedWeight:
 
     def _facts_table(self) -> dict[str, DequantFacts] | None:
         """``{act: DequantFacts}`` for the values as they are (decided now if not yet); None if unreadable."""
-        cached = self._facts
-        if self.is_torch and _compiling():  # version counters cannot be read while tracing
-            return None if cached is None else cached[1]
-        if cached is not None and cached[0] == self._values_key():
-            return cached[1]
-        if self.is_torch and self.qweight.device.type == "meta":
-            return None
+        table = self._current_facts()
+        if table is not None or (self.is_torch and (_compiling() or self.qweight.device.type == "meta")):
+            return table
         return self._decide_facts()
 
-    def _values_key(self) -> tuple[int, ...]:
-        """What changes when a field's values change in place: torch's version counters (numpy: read-only)."""
+    def _current_facts(self) -> dict[str, DequantFacts] | None:
+        """The facts decided so far if they still describe the values (never decides)."""
+        cached = self._facts
+        if cached is None:
+            return None
+        watch, table = cached
+        if watch and not _compiling():  # numpy is read-only; while tracing, version counters cannot be read
+            for t, version in watch:
+                if t._version != version:
+                    return None  # changed in place since
+        return table
+
+    def _watch(self) -> tuple[tuple[object, int], ...]:
+        """(tensor, version counter) of each torch field (numpy fields are read-only; inference tensors have no
+        counter and are not watched)."""
         if not self.is_torch:
             return ()
-        return tuple(_version(v) for v in self.tensors().values())
+        return tuple((t, t._version) for t in self.tensors().values() if not t.is_inference())
 
     def _decide_facts(self) -> dict[str, DequantFacts]:
-        key = self._values_key()
-        facts = weight_facts(self.numpy())
-        object.__setattr__(self, "_facts", (key, facts))
+        watch = self._watch()
+        facts = weight_facts(self._host())
+        object.__setattr__(self, "_facts", (watch, facts))
         return facts
+
+    def _adopt_facts(self, facts: dict[str, DequantFacts]) -> QuantizedWeight:
+        """Record ``facts`` as decided for the values as they are now (callers that know them: moves, QuantLinear)."""
+        object.__setattr__(self, "_facts", (self._watch(), facts))
+        return self
 
     def _decided(self) -> QuantizedWeight:
         """``self`` with its facts decided (the packing constructors call this before any device move)."""
@@ -227,10 +241,10 @@ class QuantizedWeight:
         return self
 
     def _pass_facts(self, new: QuantizedWeight) -> QuantizedWeight:
-        """``new`` (the same values as ``self``: moved, converted or repacked) with ``self``'s facts, if current."""
-        cached = self._facts
-        if new is not self and cached is not None and cached[0] == self._values_key():
-            object.__setattr__(new, "_facts", (new._values_key(), cached[1]))
+        """``new`` (the same values as ``self``: moved, converted or repacked) with ``self``'s facts, if decided."""
+        table = self._current_facts() if new is not self else None
+        if table is not None:
+            new._adopt_facts(table)
         return new
 
     # -- description -----------------------------------------------------------------
@@ -287,13 +301,17 @@ class QuantizedWeight:
 
     def numpy(self) -> QuantizedWeight:
         """The same weight backed by numpy arrays (int32 words become uint32)."""
+        return self._pass_facts(self._host())
+
+    def _host(self) -> QuantizedWeight:
+        """:meth:`numpy` without the facts (what they are decided on)."""
         if not self.is_torch:
             return self
         out = {f: numpy_of(v) for f, v in self.tensors().items()}
         for f in ("qweight", "zeros"):
             if f in out and out[f].dtype == np.int32:
                 out[f] = out[f].view(np.uint32)
-        return self._pass_facts(replace(self, **out))
+        return replace(self, **out)
 
     def to(self, device: object) -> QuantizedWeight:
         """The same weight as torch tensors on ``device`` (``"cpu"``, ``"cuda"``...), with the same facts."""
@@ -516,11 +534,6 @@ def _check_perm(p: np.ndarray, k: int, where: str) -> np.ndarray:
     if not np.array_equal(np.sort(p), np.arange(k)):
         raise QuantizeError(f"{where} is not a permutation of range({k})")
     return p.astype(np.int64)
-
-
-def _version(t: object) -> int:
-    """A torch tensor's in-place version counter; -1 for inference tensors, which have none."""
-    return -1 if t.is_inference() else t._version
 
 
 def _compiling() -> bool:
