@@ -181,7 +181,7 @@ class QuantizedWeight:
                 v = v.view()
                 v.flags.writeable = False
                 object.__setattr__(self, f, v)
-        object.__setattr__(self, "_facts", None)  # (values key, {act: DequantFacts}) once decided
+        object.__setattr__(self, "_facts", None)  # (watched tensors and versions, {act: DequantFacts}) once decided
 
     # -- dequantisation facts ------------------------------------------------------------
     def facts(self, act: str) -> DequantFacts:
@@ -300,14 +300,20 @@ class QuantizedWeight:
         return {f: getattr(self, f) for f in _TENSOR_FIELDS if getattr(self, f) is not None}
 
     def numpy(self) -> QuantizedWeight:
-        """The same weight backed by numpy arrays (int32 words become uint32)."""
+        """The same weight backed by numpy arrays (int32 words become uint32), with its facts.
+
+        A numpy weight is returned as is; a torch weight's arrays are copies (never views of the tensors, which
+        torch could change in place behind the numpy weight's facts).
+        """
         return self._pass_facts(self._host())
 
     def _host(self) -> QuantizedWeight:
         """:meth:`numpy` without the facts (what they are decided on)."""
         if not self.is_torch:
             return self
-        out = {f: numpy_of(v) for f, v in self.tensors().items()}
+        # A CPU tensor's numpy() shares its memory, which torch may change in place: copy, so that the numpy
+        # weight's values (and facts) are its own.  Other devices are copied to the host anyway.
+        out = {f: numpy_of(v).copy() if v.device.type == "cpu" else numpy_of(v) for f, v in self.tensors().items()}
         for f in ("qweight", "zeros"):
             if f in out and out[f].dtype == np.int32:
                 out[f] = out[f].view(np.uint32)

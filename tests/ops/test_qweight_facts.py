@@ -228,6 +228,10 @@ def test_torch_fields_changed_in_place_are_decided_again(decisions: list) -> Non
     want = _run(qw, a.numpy(), False, False)
     got = ops.matmul(a.numpy(), qw.numpy(), backend="emulator")
     np.testing.assert_array_equal(_bits(got), _bits(want))
+    host = ops.quantize_weight(torch.from_numpy(_w(9) * 0.5), "e2m1", group_size=32)
+    q = host.numpy()  # its own arrays: a later change of the tensors cannot reach it behind its facts
+    host.scales[1, 7] = 8.0
+    assert q.facts("f16").fold and not host.facts("f16").fold and not np.shares_memory(q.scales, host.scales.numpy())
     with torch.inference_mode():  # inference tensors have no version counter: decided once, not watched
         inf = ops.quantize_weight(torch.from_numpy(_w(9) * 0.5), "e2m1", group_size=32)
         assert inf.facts("f16").fold
