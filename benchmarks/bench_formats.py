@@ -204,11 +204,10 @@ def build(qw: object, m: int, act: str, tile: tuple[int, int, int], activations:
     from lowbit.kernels.wx_matmul import wx_matmul
     from lowbit.launch import specialization_facts
     from lowbit.ops import _launch
-    from lowbit.ops._fold import host_facts
     from lowbit.runtime.check import aligned_copy
 
     k, n = qw.shape
-    fold, finite = host_facts(qw, act)  # as lowbit.ops decides them
+    fold, finite = qw.facts(act)  # the weight's own, as every lowbit.ops path launches with them
     p = _launch.plan(qw.wtype, qw.group_size, qw.zero, qw.scale_format.name, act, False, qw.layout, m <= 16, fold,
                      finite)  # fmt: skip
     cx = p.kwargs()

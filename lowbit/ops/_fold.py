@@ -16,15 +16,46 @@ that puts the NaN back.  Weights that hold no NaN code (quantize_weight
 never writes one) are read as the format's *finite twin* -- the same
 fields and bias, no NaN -- which gives every code present the same value
 and lowers without the fix-up (:func:`finite_twin`, :func:`codes_finite`).
+
+Both are decided once per weight (:func:`weight_facts`, for every activation
+dtype the kernel takes) and carried by the weight as :class:`DequantFacts`
+(:meth:`lowbit.ops.QuantizedWeight.facts`), so no launch scans values.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
 import lowbit
 
-__all__ = ["block_fold", "codebook_in", "codes_finite", "finite_twin", "fold_exponent", "fold_ok", "host_facts", "read_finite"]
+__all__ = [
+    "ACTIVATIONS", "NO_FACTS", "DequantFacts", "block_fold", "codebook_in", "codes_finite", "finite_twin",
+    "fold_exponent", "fold_ok", "host_facts", "read_finite", "weight_facts",
+]  # fmt: skip
+
+#: the activation dtypes wx_matmul takes (the facts depend on them)
+ACTIVATIONS = ("f16", "bf16")
+
+
+class DequantFacts(NamedTuple):
+    """What the host checked on one weight's values for one activation dtype (``plan(..., fold, finite)``).
+
+    ``fold``: every folded scale ``scale * 2**F`` is exactly a finite (for e8m0: normal) value of the
+    activation dtype, so ``wx_matmul`` may run with ``FOLD`` (:func:`fold_ok`; zero="none" only).
+    ``finite``: the format has a cheaper NaN-free twin for this activation dtype and no code of the
+    weight is a NaN or infinity code, so its codes may be read through the twin (:func:`read_finite`).
+    ``(False, False)`` is always correct: the kernel then checks nothing and computes the same values.
+    """
+
+    fold: bool = False
+    finite: bool = False
+
+
+#: the facts that need no check (an f32 activation, a weight not checked)
+NO_FACTS = DequantFacts(False, False)
+
 
 
 def fold_exponent(wtype: object, act: str) -> int | None:
@@ -185,7 +216,27 @@ def block_fold(wtype: object, act: str) -> int | None:
     return None
 
 
-def host_facts(qw: object, act: str) -> tuple[bool, bool]:
-    """``(fold, finite)`` for :func:`lowbit.ops._launch.plan`: what the host checks on a (numpy) weight's values."""
+def host_facts(qw: object, act: str) -> DequantFacts:
+    """``(fold, finite)`` for :func:`lowbit.ops._launch.plan`: what the host checks on a (numpy) weight's values.
+
+    This scans the values; launches use the weight's own record instead (:meth:`QuantizedWeight.facts
+    <lowbit.ops.QuantizedWeight.facts>`), which :func:`weight_facts` fills once.
+    """
     fold = qw.zero == "none" and fold_ok(qw.wtype, qw.scales, qw.scale_format, act)
-    return fold, read_finite(qw, act)
+    return DequantFacts(bool(fold), bool(read_finite(qw, act)))
+
+
+def weight_facts(qw: object) -> dict[str, DequantFacts]:
+    """:func:`host_facts` for every activation dtype of ``wx_matmul`` (a numpy weight; its codes scanned at most once)."""
+    elem = qw.wtype.element if isinstance(qw.wtype, lowbit.ScaledType) else qw.wtype
+    finite = None  # codes_finite, computed only if some activation dtype has a twin
+    out = {}
+    for act in ACTIVATIONS:
+        fold = qw.zero == "none" and fold_ok(qw.wtype, qw.scales, qw.scale_format, act)
+        twin = False
+        if finite_twin(elem, act) is not None:
+            if finite is None:
+                finite = codes_finite(qw.qweight, elem, qw.shape[0], qw.layout)
+            twin = finite
+        out[act] = DequantFacts(bool(fold), bool(twin))
+    return out

@@ -28,7 +28,9 @@ Conventions (docs/ops.md has the sources):
   contiguous runs of ``group_size`` rows.  Value ``(q - z) * s``.
 
 Torch inputs give a torch-backed (CPU) result; numpy inputs a numpy-backed
-one.  Inputs are not modified.  Problems raise
+one; either carries its dequantisation facts, decided here on the host
+(:meth:`~lowbit.ops.QuantizedWeight.facts`; integer formats have none to
+check).  Inputs are not modified.  Problems raise
 :class:`~lowbit.errors.CheckpointError` naming the tensor.
 """
 
@@ -85,7 +87,7 @@ def from_gptq(
             wtype=f"int{bits}", shape=(k, n), group_size=group_size, zero="none",
             qweight=lowbit.pack(codes ^ np.uint8(half), bits, axis=0), scales=s, perm=perm,
         )  # fmt: skip
-        return out.to("cpu") if torch_in else out
+        return _placed(out, torch_in)
     qz = _int32_words(qzeros, "qzeros", 2)
     if qz.shape != (groups, -(-n * bits // 32)):
         raise CheckpointError(f"GPTQ: qzeros has shape {qz.shape}, expected ({groups}, {-(-n * bits // 32)})")
@@ -103,7 +105,7 @@ def from_gptq(
         qweight=lowbit.pack(codes, bits, axis=0), scales=s,
         zeros=lowbit.pack(z.astype(np.uint8).reshape(-1), bits), perm=perm,
     )  # fmt: skip
-    return out.to("cpu") if torch_in else out
+    return _placed(out, torch_in)
 
 
 def from_awq(qweight: object, qzeros: object, scales: object, *, bits: int = 4, group_size: int) -> QuantizedWeight:
@@ -126,7 +128,14 @@ def from_awq(qweight: object, qzeros: object, scales: object, *, bits: int = 4, 
         wtype="uint4", shape=(k, n), group_size=group_size, zero="int",
         qweight=lowbit.pack(codes, 4, axis=0), scales=s, zeros=lowbit.pack(z.reshape(-1), 4),
     )  # fmt: skip
-    return out.to("cpu") if torch_in else out
+    return _placed(out, torch_in)
+
+
+def _placed(qw: QuantizedWeight, torch_in: bool) -> QuantizedWeight:
+    """The imported weight with its dequantisation facts decided on these host arrays, as torch tensors if the
+    checkpoint's were (``to`` carries the facts)."""
+    qw = qw._decided()
+    return qw.to("cpu") if torch_in else qw
 
 
 def _awq_unpack(words: np.ndarray) -> np.ndarray:

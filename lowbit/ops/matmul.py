@@ -16,6 +16,12 @@ Backends:
   :func:`lowbit.ops._device.launch_cuda`, which needs the GPU runtime);
   numpy arrays take the reference.
 
+Both kernel paths (emulator and GPU) launch the same specialisation for the
+same weight: the one :func:`lowbit.ops._launch.plan` gives for the weight's
+format and its dequantisation facts for a's dtype
+(:meth:`QuantizedWeight.facts`: FOLD and the NaN-free twin, decided once
+per weight, never by scanning values on a call).
+
 A recorded K permutation (act-order) permutes a's columns: ``a[..., perm] @
 W_stored``.  Bad arguments raise :class:`~lowbit.errors.LaunchError` naming
 the argument; inputs are never modified.
@@ -27,7 +33,6 @@ import numpy as np
 
 from lowbit.errors import LaunchError
 from lowbit.ops import _launch
-from lowbit.ops._fold import host_facts
 from lowbit.ops._tensors import dtype_name, is_torch, numpy_of, shape_of, torch_of
 from lowbit.ops.qweight import QuantizedWeight
 
@@ -38,7 +43,11 @@ _REFERENCE_DTYPES = ("f16", "bf16", "f32")
 
 
 def matmul(a: object, qw: QuantizedWeight, bias: object = None, backend: str = "auto") -> object:
-    """``a @ W + bias`` with W = ``qw`` (see the module docstring for the backends)."""
+    """``a @ W + bias`` with W = ``qw`` (see the module docstring for the backends).
+
+    The kernel paths launch ``wx_matmul`` specialised on ``qw.facts(a's dtype)`` (see
+    :meth:`QuantizedWeight.facts`); the reference path needs none.
+    """
     if backend not in BACKENDS:
         raise LaunchError(f"lowbit.ops.matmul: backend must be one of {BACKENDS}, got {backend!r}")
     if not isinstance(qw, QuantizedWeight):
@@ -120,7 +129,7 @@ def run_emulator(a: np.ndarray, qw: QuantizedWeight, bias: np.ndarray | None = N
         a2 = np.ascontiguousarray(a2[:, q.perm])
     b = None if bias is None else np.array(np.asarray(bias).astype(a2.dtype), copy=True)
     m = a2.shape[0]
-    fold, finite = host_facts(q, act)  # FOLD and the NaN-free twin, checked on the values here
+    fold, finite = qw.facts(act)  # FOLD and the NaN-free twin: decided once per weight, not on this call
     p = _launch.plan(q.wtype, q.group_size, q.zero, q.scale_format.name, act, b is not None, q.layout, m <= 16, fold,
                      finite)  # fmt: skip
     args = _copies(q)
@@ -152,4 +161,5 @@ def _torch_op(a: object, qw: QuantizedWeight, bias: object) -> object:
         raise LaunchError(
             f"argument 'qw': its tensors are on {qw.device}, a is on {a.device}; move the weight with qw.to(a.device)"
         )
-    return torch.ops.lowbit.matmul(a, *torch_ops.weight_operands(qw), bias)
+    fold, finite = qw.facts(torch_ops.activation_name(a.dtype))
+    return torch.ops.lowbit.matmul(a, *torch_ops.weight_operands(qw), bias, fold, finite)

@@ -52,16 +52,47 @@ per channel; the block for MX/NVFP4), ``zero`` ("none" | "int" | "float"),
 ``layout`` (the version number, 1, 2 or 3; the constructor also takes the
 names "lsb" / "planes" / "kernel").  Construction validates every shape and dtype and
 raises :class:`~lowbit.errors.QuantizeError` naming the field.
+
+Dequantisation facts (:meth:`QuantizedWeight.facts`): per activation dtype
+(f16, bf16), whether ``wx_matmul`` may fold the float codes' exponent-bias
+correction into the scales (FOLD) and whether the codes may be read
+through the format's NaN-free twin (no NaN code present); see
+:mod:`lowbit.ops._fold`.  They are facts about the *values*, decided on
+the host once per weight and carried by it, so that no launch reads a
+value (the torch op takes them as Python constants, which
+``torch.compile`` bakes into the graph):
+
+* the constructors that pack -- :func:`quantize_weight`,
+  :meth:`QuantizedWeight.from_quantized_tensor`, the checkpoint imports
+  (:mod:`lowbit.ops.checkpoints`) -- decide them at once, on the host copy,
+  before any device move;
+* a QuantizedWeight built directly from arrays decides them on first use
+  (``facts()``: one host copy for device tensors, i.e. one synchronisation),
+  then keeps them;
+* :meth:`~QuantizedWeight.to`, :meth:`~QuantizedWeight.numpy` and
+  :meth:`~QuantizedWeight.repack` pass them on (the values are the same);
+  ``dataclasses.replace`` with new arrays builds a weight that decides its own.
+
+The container is frozen and its numpy arrays are stored read-only (views:
+the caller's arrays keep their flags); torch tensors are watched through
+torch's in-place version counter, so a tensor changed in place makes the
+next eager ``facts()`` decide again.  (An array changed in place through
+a reference kept outside the container is not seen: build a new weight
+instead, and so is one of an inference tensor, which has no version
+counter.  Under ``torch.compile`` the facts already decided are used as
+they are, or none when none are.)
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 import lowbit
 from lowbit.errors import QuantizeError
+from lowbit.ops._fold import ACTIVATIONS, NO_FACTS, DequantFacts, weight_facts
 from lowbit.ops._tensors import dtype_name, is_torch, numpy_of, shape_of, torch_of
 from lowbit.ops.layouts import LAYOUTS, pack_codes, qweight_rows, resolve_layout, unpack_codes
 
@@ -144,6 +175,77 @@ class QuantizedWeight:
         object.__setattr__(self, "wtype", resolve_wtype(self.wtype))
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
         _validate(self)
+        for f in _TENSOR_FIELDS:  # numpy fields read-only: a view, so the caller's array keeps its flags
+            v = getattr(self, f)
+            if isinstance(v, np.ndarray) and v.flags.writeable:
+                v = v.view()
+                v.flags.writeable = False
+                object.__setattr__(self, f, v)
+        object.__setattr__(self, "_facts", None)  # (watched tensors and versions, {act: DequantFacts}) once decided
+
+    # -- dequantisation facts ------------------------------------------------------------
+    def facts(self, act: str) -> DequantFacts:
+        """``(fold, finite)`` for activations of dtype ``act`` ("f16" / "bf16"; anything else: both False).
+
+        What :func:`lowbit.ops._launch.plan` takes as ``fold`` / ``finite``: decided on the values once
+        (see the module docstring) and returned from the record after that -- no value is read then,
+        so a call costs a dict lookup (plus, for torch tensors, a read of their version counters).
+        Meta tensors, and a weight first asked while ``torch.compile`` traces, get ``(False, False)``:
+        the unchecked launch, always correct.
+        """
+        if act not in ACTIVATIONS:
+            return NO_FACTS
+        table = self._facts_table()
+        return NO_FACTS if table is None else table[act]
+
+    def _facts_table(self) -> dict[str, DequantFacts] | None:
+        """``{act: DequantFacts}`` for the values as they are (decided now if not yet); None if unreadable."""
+        table = self._current_facts()
+        if table is not None or (self.is_torch and (_compiling() or self.qweight.device.type == "meta")):
+            return table
+        return self._decide_facts()
+
+    def _current_facts(self) -> dict[str, DequantFacts] | None:
+        """The facts decided so far if they still describe the values (never decides)."""
+        cached = self._facts
+        if cached is None:
+            return None
+        watch, table = cached
+        if watch and not _compiling():  # numpy is read-only; while tracing, version counters cannot be read
+            for t, version in watch:
+                if t._version != version:
+                    return None  # changed in place since
+        return table
+
+    def _watch(self) -> tuple[tuple[object, int], ...]:
+        """(tensor, version counter) of each torch field (numpy fields are read-only; inference tensors have no
+        counter and are not watched)."""
+        if not self.is_torch:
+            return ()
+        return tuple((t, t._version) for t in self.tensors().values() if not t.is_inference())
+
+    def _decide_facts(self) -> dict[str, DequantFacts]:
+        watch = self._watch()
+        facts = weight_facts(self._host())
+        object.__setattr__(self, "_facts", (watch, facts))
+        return facts
+
+    def _adopt_facts(self, facts: dict[str, DequantFacts]) -> QuantizedWeight:
+        """Record ``facts`` as decided for the values as they are now (callers that know them: moves, QuantLinear)."""
+        object.__setattr__(self, "_facts", (self._watch(), facts))
+        return self
+
+    def _decided(self) -> QuantizedWeight:
+        """``self`` with its facts decided (the packing constructors call this before any device move)."""
+        self._facts_table()
+        return self
+
+    def _pass_facts(self, new: QuantizedWeight) -> QuantizedWeight:
+        """``new`` (the same values as ``self``: moved, converted or repacked) with ``self``'s facts, if decided."""
+        table = self._current_facts() if new is not self else None
+        if table is not None:
+            new._adopt_facts(table)
+        return new
 
     # -- description -----------------------------------------------------------------
     @property
@@ -198,20 +300,30 @@ class QuantizedWeight:
         return {f: getattr(self, f) for f in _TENSOR_FIELDS if getattr(self, f) is not None}
 
     def numpy(self) -> QuantizedWeight:
-        """The same weight backed by numpy arrays (int32 words become uint32)."""
+        """The same weight backed by numpy arrays (int32 words become uint32), with its facts.
+
+        A numpy weight is returned as is; a torch weight's arrays are copies (never views of the tensors, which
+        torch could change in place behind the numpy weight's facts).
+        """
+        return self._pass_facts(self._host())
+
+    def _host(self) -> QuantizedWeight:
+        """:meth:`numpy` without the facts (what they are decided on)."""
         if not self.is_torch:
             return self
-        out = {f: numpy_of(v) for f, v in self.tensors().items()}
+        # A CPU tensor's numpy() shares its memory, which torch may change in place: copy, so that the numpy
+        # weight's values (and facts) are its own.  Other devices are copied to the host anyway.
+        out = {f: numpy_of(v).copy() if v.device.type == "cpu" else numpy_of(v) for f, v in self.tensors().items()}
         for f in ("qweight", "zeros"):
             if f in out and out[f].dtype == np.int32:
                 out[f] = out[f].view(np.uint32)
         return replace(self, **out)
 
     def to(self, device: object) -> QuantizedWeight:
-        """The same weight as torch tensors on ``device`` (``"cpu"``, ``"cuda"``...)."""
+        """The same weight as torch tensors on ``device`` (``"cpu"``, ``"cuda"``...), with the same facts."""
         if self.is_torch:
-            return replace(self, **{f: v.to(device) for f, v in self.tensors().items()})
-        return replace(self, **{f: torch_of(v, device) for f, v in self.tensors().items()})
+            return self._pass_facts(replace(self, **{f: v.to(device) for f, v in self.tensors().items()}))
+        return self._pass_facts(replace(self, **{f: torch_of(v, device) for f, v in self.tensors().items()}))
 
     def codes(self) -> np.ndarray:
         """The (K, N) unsigned codes in *stored* row order (numpy uint8), whatever the layout."""
@@ -230,11 +342,11 @@ class QuantizedWeight:
         """
         version = resolve_layout(layout, "QuantizedWeight.repack")
         if version == self.layout:
-            return replace(self)
+            return self._pass_facts(replace(self))
         words = pack_codes(self.codes(), self.bits, version)
         if self.is_torch:
             words = torch_of(words, self.device)
-        return replace(self, qweight=words, layout=version)
+        return self._pass_facts(replace(self, qweight=words, layout=version))  # the same codes: the same facts
 
     def zero_codes(self) -> np.ndarray | None:
         """The (G, N) integer zero codes (``zero="int"``), else None."""
@@ -291,7 +403,7 @@ class QuantizedWeight:
             perm=None if perm is None else np.asarray(perm, dtype=np.int64).copy(),
             tensor_scale=ts,
             layout=version,
-        )
+        )._decided()
 
     def dequantize(self) -> object:
         """The (K, N) weight in the *original* row order: float64 numpy, or float32 torch on the weight's device."""
@@ -350,7 +462,7 @@ def quantize_weight(
             arr, fmt, group_size=group_size, symmetric=(zero == "none"),
             zero="int" if zero == "none" else zero, scale_dtype=scale_dtype,
         )  # fmt: skip
-    qw = QuantizedWeight.from_quantized_tensor(q, perm=p, layout=version)
+    qw = QuantizedWeight.from_quantized_tensor(q, perm=p, layout=version)  # its facts decided here, on the host
     return qw if device is None else qw.to(device)
 
 
@@ -428,6 +540,12 @@ def _check_perm(p: np.ndarray, k: int, where: str) -> np.ndarray:
     if not np.array_equal(np.sort(p), np.arange(k)):
         raise QuantizeError(f"{where} is not a permutation of range({k})")
     return p.astype(np.int64)
+
+
+def _compiling() -> bool:
+    """Whether torch.compile is tracing (tensor values, version counters included, are not readable then)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and bool(torch.compiler.is_compiling())
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:

@@ -6,10 +6,21 @@ Registered when this module is imported -- ``lowbit.nn`` and
 
 ``lowbit::matmul(Tensor a, Tensor qweight, Tensor scales, Tensor? zeros,
 Tensor? perm, Tensor? tensor_scale, str wtype, int group_size, str zero,
-int layout, Tensor? bias=None) -> Tensor`` computes ``a @ W + bias`` for the
-QuantizedWeight whose fields are given (``wtype`` by name: ``"uint4"``,
-``"nf4"``, ``"mxfp4"``, a codebook's ``cb<b>_<hash>`` name...; K is a's
-last dimension):
+int layout, Tensor? bias=None, bool fold=False, bool finite=False) -> Tensor``
+computes ``a @ W + bias`` for the QuantizedWeight whose fields are given
+(``wtype`` by name: ``"uint4"``, ``"nf4"``, ``"mxfp4"``, a codebook's
+``cb<b>_<hash>`` name...; K is a's last dimension).
+
+``fold`` / ``finite`` are the weight's dequantisation facts for a's dtype,
+``QuantizedWeight.facts(act)`` (:mod:`lowbit.ops._fold`): Python constants
+decided once per weight on the host, so the op never reads a value to
+choose its kernel and ``torch.compile`` traces them as constants.  They
+are promises about the values: ``lowbit.ops.matmul`` and ``QuantLinear``
+pass the weight's own; the defaults (False, False) are correct for every
+weight (the kernel then checks nothing itself, one multiply more per pair,
+and "fn" formats keep the exact NaN path).  The CPU reference ignores them.
+
+Implementations:
 
 * CPU: the reference dequantise-then-matmul (:func:`lowbit.ops.matmul.reference_torch`);
 * CUDA: ``wx_matmul`` through :func:`lowbit.ops._device.launch_cuda`, with
@@ -46,11 +57,11 @@ from lowbit.ops.matmul import reference_torch
 from lowbit.ops.layouts import qweight_rows, resolve_layout
 from lowbit.ops.qweight import QuantizedWeight, resolve_wtype
 
-__all__ = ["SCHEMA", "prepare_cuda", "weight_operands"]
+__all__ = ["SCHEMA", "activation_name", "prepare_cuda", "weight_operands"]
 
 SCHEMA = (
     "matmul(Tensor a, Tensor qweight, Tensor scales, Tensor? zeros, Tensor? perm, Tensor? tensor_scale, "
-    "str wtype, int group_size, str zero, int layout, Tensor? bias=None) -> Tensor"
+    "str wtype, int group_size, str zero, int layout, Tensor? bias=None, bool fold=False, bool finite=False) -> Tensor"
 )
 
 
@@ -62,13 +73,19 @@ def _format(name: str) -> object:
     return resolve_wtype(name)
 
 
+def activation_name(dt: torch.dtype) -> str:
+    """lowbit's name of a torch dtype ("f16", "bf16", "f32"...): the ``act`` of ``QuantizedWeight.facts``."""
+    return _DTYPE_NAMES.get(dt, str(dt))
+
+
 def weight_operands(qw: QuantizedWeight) -> tuple[object, ...]:
     """The op's weight arguments for ``qw``: (qweight, scales, zeros, perm, tensor_scale, wtype, group_size, zero, layout)."""
     return (qw.qweight, qw.scales, qw.zeros, qw.perm, qw.tensor_scale, qw.wtype.name, qw.group_size, qw.zero, qw.layout)
 
 
-def _matmul_cpu(a, qweight, scales, zeros, perm, tensor_scale, wtype, group_size, zero, layout, bias=None):  # noqa: ANN001,ANN202
-    """CPU: the reference (the QuantizedWeight is validated, values included)."""
+def _matmul_cpu(a, qweight, scales, zeros, perm, tensor_scale, wtype, group_size, zero, layout, bias=None,  # noqa: ANN001,ANN202
+                fold=False, finite=False):  # noqa: ANN001
+    """CPU: the reference (the QuantizedWeight is validated, values included; the facts do not matter to it)."""
     qw = QuantizedWeight(
         wtype=_format(wtype), shape=(int(a.shape[-1]), int(qweight.shape[1])), group_size=group_size, zero=zero,
         qweight=qweight, scales=scales, zeros=zeros, perm=perm, tensor_scale=tensor_scale, layout=layout,
@@ -76,7 +93,8 @@ def _matmul_cpu(a, qweight, scales, zeros, perm, tensor_scale, wtype, group_size
     return reference_torch(a, qw, bias)
 
 
-def _matmul_fake(a, qweight, scales, zeros, perm, tensor_scale, wtype, group_size, zero, layout, bias=None):  # noqa: ANN001,ANN202
+def _matmul_fake(a, qweight, scales, zeros, perm, tensor_scale, wtype, group_size, zero, layout, bias=None,  # noqa: ANN001,ANN202
+                 fold=False, finite=False):  # noqa: ANN001
     fmt = _format(wtype)
     bits = int((fmt.element if hasattr(fmt, "element") else fmt).bits)
     k = a.shape[-1]
@@ -117,13 +135,13 @@ _WORDS = frozenset(d for d in (torch.int32, getattr(torch, "uint32", None)) if d
 
 
 def _cuda_config(wtype: str, group_size: int, zero: str, layout: int, sdt: torch.dtype, adt: torch.dtype,
-                 has_bias: bool, decode: bool) -> _CudaConfig:  # fmt: skip
-    key = (wtype, group_size, zero, layout, sdt, adt, has_bias, decode)
+                 has_bias: bool, decode: bool, fold: bool = False, finite: bool = False) -> _CudaConfig:  # fmt: skip
+    key = (wtype, group_size, zero, layout, sdt, adt, has_bias, decode, fold, finite)
     cfg = _CONFIGS.get(key)
     if cfg is None:
         fmt = _format(wtype)
         p = _launch.plan(fmt, group_size, zero, _DTYPE_NAMES.get(sdt, str(sdt)), _DTYPE_NAMES.get(adt, str(adt)),
-                         has_bias, layout, decode)  # fmt: skip
+                         has_bias, layout, decode, bool(fold), bool(finite))  # fmt: skip
         cx = dict(p.constexprs)
         cfg = _CONFIGS[key] = _CudaConfig(p, fmt, int(cx["W"].bits), int(cx["GROUP"]), str(cx["ZERO"]),
                                           bool(cx["TENSOR_SCALE"]), has_bias, int(cx["LAYOUT"]))  # fmt: skip
@@ -132,8 +150,13 @@ def _cuda_config(wtype: str, group_size: int, zero: str, layout: int, sdt: torch
 
 def prepare_cuda(a: Tensor, qweight: Tensor, scales: Tensor, zeros: Tensor | None, perm: Tensor | None,
                  tensor_scale: Tensor | None, wtype: str, group_size: int, zero: str, layout: int,
-                 bias: Tensor | None) -> tuple[tuple[int, int], tuple[object, ...], tuple[tuple[str, object], ...], Tensor]:  # fmt: skip
+                 bias: Tensor | None, fold: bool = False,
+                 finite: bool = False) -> tuple[tuple[int, int], tuple[object, ...], tuple[tuple[str, object], ...], Tensor]:  # fmt: skip
     """Host work of a GPU launch: (grid, kernel arguments, constexprs, output).
+
+    ``fold`` / ``finite``: the weight's dequantisation facts for a's dtype (``QuantizedWeight.facts``),
+    part of the configuration key: the plan is :func:`lowbit.ops._launch.plan` with them, as the
+    emulator backend's.
 
     Reads shapes, dtypes and nothing else; allocates only the output (and
     the gathered activations when act-order), both through torch; works on
@@ -155,7 +178,7 @@ def prepare_cuda(a: Tensor, qweight: Tensor, scales: Tensor, zeros: Tensor | Non
     if not a2.is_contiguous():
         a2 = a2.contiguous()
     m = a2.shape[0]
-    cfg = _cuda_config(wtype, group_size, zero, layout, scales.dtype, a.dtype, bias is not None, m <= 16)
+    cfg = _cuda_config(wtype, group_size, zero, layout, scales.dtype, a.dtype, bias is not None, m <= 16, fold, finite)
     n = qweight.shape[1] if qweight.dim() == 2 else -1  # -1: a mismatch, reported by check_operands
     qshape, sshape, zshape = cfg.expected(k, n)
     z, ts = zeros, tensor_scale
@@ -172,10 +195,11 @@ def prepare_cuda(a: Tensor, qweight: Tensor, scales: Tensor, zeros: Tensor | Non
     return (-(-m // p.block[0]), -(-n // p.block[1])), args, p.constexprs, out
 
 
-def _matmul_cuda(a, qweight, scales, zeros, perm, tensor_scale, wtype, group_size, zero, layout, bias=None):  # noqa: ANN001,ANN202
+def _matmul_cuda(a, qweight, scales, zeros, perm, tensor_scale, wtype, group_size, zero, layout, bias=None,  # noqa: ANN001,ANN202
+                 fold=False, finite=False):  # noqa: ANN001
     """CUDA: ``wx_matmul`` on torch's current stream (devices of the kernel's operands: checked by its binder)."""
     grid, args, cx, out = prepare_cuda(a, qweight, scales, zeros, perm, tensor_scale, wtype, group_size, zero,
-                                       layout, bias)  # fmt: skip
+                                       layout, bias, fold, finite)  # fmt: skip
     if out.numel():  # M = 0 (or N = 0): nothing to launch, and a grid dimension of 0 is not a launch
         launch_cuda(_launch.kernel(), grid, args, cx)
     return out if a.dim() == 2 else out.reshape((*a.shape[:-1], out.shape[1]))
