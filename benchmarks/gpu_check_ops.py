@@ -363,7 +363,9 @@ def part_host(torch, prepared: Path, to_dev=_cuda) -> dict:  # noqa: ANN001
     _, _, _, layer, _, dx, _ = load_check(path, to_dev)
     w16 = torch.randn(LAYER_N, LAYER_K, device="cuda", dtype=torch.float16)
     y16 = torch.randn(1, LAYER_N, device="cuda", dtype=torch.float16)
-    ops_args = (dx, *torch_ops.weight_operands(layer.quantized_weight()), layer.bias)
+    qw = layer.quantized_weight()
+    facts = qw.facts(torch_ops.activation_name(dx.dtype))  # as QuantLinear.forward launches it
+    ops_args = (dx, *torch_ops.weight_operands(qw), layer.bias, facts.fold, facts.finite)
 
     def host_us(fn) -> float:  # noqa: ANN001
         for _ in range(min(20, HOST_CALLS)):
