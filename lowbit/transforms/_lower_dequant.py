@@ -72,7 +72,7 @@ from lowbit.transforms import _values as vals
 from lowbit.transforms._tiles import scalars
 from lowbit.transforms._dequant_pairs import _F32, _H2, Gathered, _i32, _mul, _scale_pairs, _static_positions
 from lowbit.transforms._dequant_ints import _f32_forms, _f32_magic, _factor_exact, _int_ok, _int_pairs
-from lowbit.transforms._dequant_floats import _float_pairs, float_map
+from lowbit.transforms._dequant_floats import float_pairs
 
 __all__ = ["Gathered", "fast_cast", "lower_dequant"]
 
@@ -103,8 +103,8 @@ def _fast(ctx, codes, zero, scale, dst: str, factor: float) -> list[Operand] | N
         if factor != 1.0 and not _factor_exact(src, dst, factor):
             return None
         pairs = _int_pairs(ctx, codes, pos, dst, scalars(ctx, zero) if zero is not None else None, factor)
-    elif zero is None and (fm := float_map(src, dst, float(factor))) is not None:
-        pairs = _float_pairs(ctx, codes, pos, dst, *fm)
+    elif zero is None:  # floats: the bit path or the hardware cvt (lowbit.transforms._dequant_floats)
+        pairs = float_pairs(ctx, codes, pos, dst, float(factor))
     else:
         return None
     if pairs is None:
