@@ -187,3 +187,32 @@ def test_targets_without_the_instruction_keep_the_bit_path() -> None:
         cx = dict(W=dt, GROUP=128, ZERO="none", S=lowbit.f16, A=lowbit.f16, BM=bm, BN=bn, BK=bk)
         ptx = compile_program(wx_matmul.specialize(**cx), arch).ptx
         assert "cvt.rn.f16x2.e" not in ptx, (fmt, arch)
+
+
+# ----------------------------------------------------------------------------------------------- lowbit.ops end to end
+
+#: (format, target, layout): quantize_weight + matmul(backend="emulator") compiled for that target
+OPS_CASES = [("e5m2", "sm_89", 1), ("e4m3", "sm_90", 1), ("e2m1", "sm_100a", 1), ("mxfp4", "sm_120a", 1),
+             ("e2m3", "sm_100a", 2), ("e3m2", "sm_100a", 2)]  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt, arch, layout", OPS_CASES)
+def test_matmul_on_the_target_matches_float64(fmt: str, arch: str, layout: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Odd shapes (M = 3, N = 136, K = 288), random weights: C within the rounding bound of the float64 product."""
+    import lowbit.ops as ops  # noqa: PLC0415
+    from lowbit.ops import _launch  # noqa: PLC0415
+    from tests.ops.reference import dequantize_reference, gemm_bound  # noqa: PLC0415
+
+    rng = np.random.default_rng(abs(hash((fmt, arch))) % 2**32)
+    qw = ops.quantize_weight(rng.standard_normal((288, 136)) * 0.5, fmt, layout=layout)
+    a = rng.standard_normal((3, 288)).astype(np.float16)
+    real = _launch.kernel()
+    monkeypatch.setattr(_launch, "kernel", lambda: real.on(arch))
+    c = ops.matmul(a, qw, backend="emulator")
+    ref, bound = gemm_bound(a, dequantize_reference(qw), None)
+    err = np.abs(c.astype(np.float64) - ref)
+    assert np.isfinite(c.astype(np.float64)).all() and (err <= bound).all(), f"{fmt} on {arch}: max excess {np.max(err - bound)}"
+    # which form ran: the weights hold no NaN code, so e4m3 is read through its NaN-free twin (no hardware form:
+    # its 0x7f is finite, cvt's NaN); the others take the hardware form on these targets
+    ptx = compile_program(real.last_launch.program, arch).ptx
+    assert ("cvt.rn.f16x2.e" in ptx) == (fmt != "e4m3"), fmt
