@@ -47,7 +47,12 @@ the difference of the biases) for every code -- subnormal codes become
 subnormal halves with the same ratio.  Whether that holds for *every* code
 of a format (NaN and infinity codes included) is checked on the format's
 table, not assumed; one ``mul`` by ``2**-k`` (times the element factor)
-restores the value exactly, one ``mul`` by the scale rounds once.
+restores the value exactly, one ``mul`` by the scale rounds once.  Into f16 on
+targets with a packed ``cvt.rn.f16x2.<f>x2`` (FP8 from sm_89, FP4/FP6 on
+sm_100a/sm_120a) the hardware form competes: the pair's codes moved into the
+cvt's operand, one ``cvt`` (the exact value), the op's factor as one ``mul``;
+the form with fewer instructions for the tile wins
+(:mod:`~lowbit.transforms._dequant_floats` states the rule).
 
 Everything else -- widths that straddle words, codebooks, formats whose
 codes do not map, zeros or scales of another dtype -- computes the f32

@@ -216,3 +216,18 @@ def test_matmul_on_the_target_matches_float64(fmt: str, arch: str, layout: int, 
     # its 0x7f is finite, cvt's NaN); the others take the hardware form on these targets
     ptx = compile_program(real.last_launch.program, arch).ptx
     assert ("cvt.rn.f16x2.e" in ptx) == (fmt != "e4m3"), fmt
+
+
+def test_a_rolled_back_trial_leaves_no_trace() -> None:
+    """Builder.mark/rollback (the trial builds' basis): the ops go, and building again reuses the same names."""
+    from lowbit.ir.simt.builder import Builder  # noqa: PLC0415
+    from lowbit.ir.simt.types import I32, Const  # noqa: PLC0415
+
+    b = Builder("k", 32)
+    x = b.binary("add", Const(1, I32), Const(2, I32), "x")
+    m = b.mark()
+    y = b.binary("mul", x, x, "y")
+    dropped = b.rollback(m)
+    assert [op.result for op in dropped] == [y]
+    again = b.binary("shl", x, Const(1, I32), "y")
+    assert again.name == y.name and b.finish().body[-1].result is again and len(b.finish().body) == 2
