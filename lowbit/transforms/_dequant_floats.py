@@ -24,9 +24,13 @@ paragraph).  Two forms, and :func:`float_pairs` picks one per tile:
   a finite 480, does not qualify).
 
 **The rule** (:func:`float_pairs`): where both forms apply, each is built for
-the tile and rolled back, and the one with fewer instructions wins
-(bitcasts and truncations are register renames and count 0; the scale
-multiply, common to both, is not counted); a tie keeps the bit path.  Where
+the tile and rolled back, and the one with fewer instructions *on the codes*
+wins: an instruction counts when it reads the code words or a value computed
+from them inside the current region (the loop body); what depends only on
+the thread, constants and values made outside the loop -- prmt selectors,
+byte indices, constant pairs -- is loop-invariant (LLVM hoists it) and
+counts 0, as do bitcasts and truncations (register renames).  The scale
+multiply, common to both, is not counted; a tie keeps the bit path.  Where
 only one applies, it is used.  On targets without the instruction nothing is
 tried, so their code is exactly what it was before the hardware form existed.
 """
@@ -40,6 +44,7 @@ import numpy as np
 from lowbit.dtypes import DType, FloatType, dtype
 from lowbit.ir.simt import Const, Operand
 from lowbit.ir.simt import ops as S
+from lowbit.ir.simt.control import For, If
 from lowbit.ir.simt.types import I16, I32
 from lowbit.transforms._dequant_pairs import (
     _H2, _MAGIC, Gathered, _aligned_entries, _byte_index, _entries, _h2, _mul, _pair_const, _place_pair,
@@ -168,16 +173,18 @@ def float_pairs(ctx, codes, pos, dst: str, factor: float) -> list[Operand] | Non
         forms.append(lambda: _hw_pairs(ctx, codes, pos, kind, factor))
     if len(forms) < 2:
         return forms[0]() if forms else None
-    costs = [_trial_cost(ctx, make) for make in forms]
+    costs = [_trial_cost(ctx, make, _code_words(pos)) for make in forms]
     ok = [(c, i) for i, c in enumerate(costs) if c is not None]
     if not ok:
         return None
     return forms[min(ok)[1]]()  # the first (the bit path) on a tie
 
 
-def _trial_cost(ctx, make) -> int | None:  # noqa: ANN001
-    """Instructions ``make()`` emits (None when it does not apply), with the builder and the memo left as before."""
+def _trial_cost(ctx, make, words: set[int]) -> int | None:  # noqa: ANN001
+    """Instructions on the codes that ``make()`` emits (None when it does not apply), the builder and the memo left
+    as before.  ``words``: ids of the registers holding the codes (with every load in the region, the sources)."""
     mark, memo = ctx.b.mark(), dict(ctx.scopes[-1])
+    before = ctx.b.region()
     try:
         got = make()
     finally:
@@ -186,7 +193,22 @@ def _trial_cost(ctx, make) -> int | None:  # noqa: ANN001
         ctx.scopes[-1].update(memo)
     if got is None:
         return None
-    return sum(not (isinstance(op, S.Cast) and op.kind in ("bitcast", "trunc")) for op in dropped)
+    variant = set(words)
+    cost = 0
+    for i, op in enumerate((*before, *dropped)):
+        data = isinstance(op, (S.Load, S.Shfl, For, If)) or any(id(r) in variant for r in op.operands)
+        if not data:
+            continue
+        variant.update(id(r) for r in op.results)
+        if i >= len(before) and not (isinstance(op, S.Cast) and op.kind in ("bitcast", "trunc")):
+            cost += 1
+    return cost
+
+
+def _code_words(pos) -> set[int]:  # noqa: ANN001
+    """The ids of the registers the tile's codes sit in (every plane's words for bit planes)."""
+    planes = [g for g, _, _ in pos] if isinstance(pos, list) else [pos]
+    return {id(w) for g in planes for w, _, _ in g.slots}
 
 
 # ----------------------------------------------------------------------------------------------- hardware cvt
