@@ -236,3 +236,53 @@ def test_a_rolled_back_trial_leaves_no_trace() -> None:
     assert [op.result for op in dropped] == [y]
     again = b.binary("shl", x, Const(1, I32), "y")
     assert again.name == y.name and b.finish().body[-1].result is again and len(b.finish().body) == 2
+
+
+# ----------------------------------------------------------------------------------------------- every placement
+
+
+def _forced_hw_run(kernel, arch: str, grid: tuple, args: list, cx: dict, tmp_path, monkeypatch) -> str:  # noqa: ANN001
+    """Run ``kernel`` on the emulator compiled for ``arch`` with the bit path unavailable (the hardware form wherever
+    it applies), through a private compile cache so that nothing forced reaches another test; returns the PTX."""
+    from lowbit.binder import Binder  # noqa: PLC0415
+    from lowbit.compiler.cache import CompileCache  # noqa: PLC0415
+    from lowbit.compiler.driver import run_bound_on_emulator  # noqa: PLC0415
+
+    runtime, cxb = kernel.bind(tuple(args), dict(cx))
+    prog = kernel.compiler.specialize(None, None, **cxb)
+    bound = Binder.of(prog).bind(runtime)
+    prog = kernel.with_facts(prog, bound.facts)
+    with monkeypatch.context() as mp:
+        mp.setattr(F, "float_map", lambda *a: None)
+        ck = compile_program(prog, arch, cache=CompileCache(tmp_path / "forced"))
+    run_bound_on_emulator(ck, grid, bound)
+    return ck.ptx
+
+
+#: placements the cost rule does not pick in the cases above: kernel order for 4- and 6-bit codes (the nibble merge,
+#: the byte permute and FP6's mask), e5m2's side-by-side B-fragment pairs, and bit planes with FOLD's factor
+FORCED = [("e2m1", "sm_100a", 3, False), ("e2m3", "sm_100a", 3, False), ("e3m2", "sm_120a", 3, True),
+          ("e5m2", "sm_89", 1, False), ("e5m2", "sm_90", 3, True), ("e2m1", "sm_100a", 2, True)]  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt, arch, layout, fold", FORCED)
+def test_every_operand_placement_bit_identical(fmt: str, arch: str, layout: int, fold: bool, tmp_path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    k, n = 136, 40
+    dt, zero, words, scales, _ = _problem(fmt, "f16", k, n, seed=k + n + layout, finite=True)
+    if layout != 1:
+        words = pack_codes(_codes(dt, k, n), dt.bits, layout)
+    a = np.eye(k, dtype=np.float16)
+    bm, bn, bk = tile_config(dt.bits, 128, k, layout)
+    cx = dict(W=dt, GROUP=128, ZERO=zero, S=lowbit.f16, A=lowbit.f16, LAYOUT=layout, BM=bm, BN=bn, BK=bk, FOLD=fold)
+    grid = (-(-k // bm), -(-n // bn))
+    spare = np.zeros(1, dtype=np.float16)
+    ref = np.full((k, n), np.nan, dtype=np.float16)
+    wx_matmul.interpret[grid](a, words.copy(), scales.copy(), words.copy(), spare, spare.copy(), ref, k, n, k, **cx)
+    got = np.full((k, n), np.nan, dtype=np.float16)
+    args = [a, words.copy(), scales.copy(), words.copy(), spare, spare.copy(), got, k, n, k]
+    ptx = _forced_hw_run(wx_matmul, arch, grid, args, cx, tmp_path, monkeypatch)
+    assert f"cvt.rn.f16x2.{KIND[fmt]}" in ptx
+    bad = np.nonzero(ref.view(np.uint16) != got.view(np.uint16))
+    assert not len(bad[0]), f"{fmt} on {arch}, layout {layout}: {len(bad[0])} of {ref.size} weights differ"
+    assert len(np.unique(ref)) > (1 << dt.bits)
