@@ -286,3 +286,29 @@ def test_every_operand_placement_bit_identical(fmt: str, arch: str, layout: int,
     bad = np.nonzero(ref.view(np.uint16) != got.view(np.uint16))
     assert not len(bad[0]), f"{fmt} on {arch}, layout {layout}: {len(bad[0])} of {ref.size} weights differ"
     assert len(np.unique(ref)) > (1 << dt.bits)
+
+
+@lowbit.kernel(num_warps=4)
+def cast_tile(w_ptr: lowbit.ptr("uint32"), o_ptr: lowbit.ptr("f16"), K: lowbit.int32, N: lowbit.int32,
+              W: lowbit.constexpr = lowbit.uint4, BN: lowbit.constexpr = 32, BK: lowbit.constexpr = 128):  # fmt: skip
+    """``cast(codes, f16)`` with no scale: the cvt's own result is stored (NaN and infinity bits included)."""
+    n0 = lowbit.program_id(0) * BN
+    words = lowbit.load(lowbit.global_view(w_ptr, (K * W.bits // 32, N)), (0, n0), (BK * W.bits // 32, BN))
+    lowbit.store(lowbit.global_view(o_ptr, (K, N)), lowbit.cast(lowbit.view(words, W, axis=0), lowbit.f16), (0, n0))
+
+
+@pytest.mark.parametrize("fmt, arch", [("e4m3fn", "sm_89"), ("e5m2", "sm_90a"), ("e2m1", "sm_100a")])
+def test_a_plain_cast_keeps_nan_and_inf_bits(fmt: str, arch: str) -> None:
+    dt = lowbit.dtype(fmt)
+    k, n = 128, 32
+    words = lowbit.pack(_codes(dt, k, n, finite=False), dt.bits, axis=0)
+    outs = []
+    for launch in (cast_tile.interpret, cast_tile.on(arch)):
+        o = np.full((k, n), 1.0, np.float16)
+        launch[(1,)](words.copy(), o, k, n, W=dt)
+        outs.append(o.view(np.uint16))
+    np.testing.assert_array_equal(outs[1], outs[0], err_msg=f"{fmt} on {arch}")
+    values = np.asarray(dt.decode(np.arange(1 << dt.bits, dtype=np.uint64)), np.float64)
+    assert np.isnan(outs[0].view(np.float16)).any() == np.isnan(values).any()
+    assert np.isinf(outs[0].view(np.float16)).any() == np.isinf(values).any()
+    assert f"cvt.rn.f16x2.{KIND[fmt]}" in compile_program(cast_tile.specialize(W=dt), arch).ptx
