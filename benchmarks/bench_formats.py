@@ -9,7 +9,7 @@ when the requested one is not legal), specialised on the divisibility facts
 ``kernel[grid]`` would detect for the real arguments
 (:func:`lowbit.launch.specialization_facts` on
 :func:`lowbit.ops._launch.kernel_arguments`, 256-byte aligned like device
-allocations), compiled for sm_80.  Reported per format:
+allocations), compiled for sm_80 (``--arch`` names another target).  Reported per format:
 
 (a) static: main-loop SASS thread-instructions per weight at M=16, N=K=4096
     (``shared/tools/sass_loop_stats.py``; a loop nested in the main loop
@@ -394,7 +394,7 @@ def progress_line(r: FormatResult) -> str:
 def markdown(rows: list[FormatResult], triton: dict | None, args: argparse.Namespace) -> str:
     act = args.act
     m, n, k = SHAPE
-    out = [f"# bench_formats: wx_matmul per weight format (sm_80, {act} activations)", ""]
+    out = [f"# bench_formats: wx_matmul per weight format ({ARCH}, {act} activations)", ""]
     out += report.environment() + [""]
     out += [f"Command: `python -m benchmarks.bench_formats {' '.join(sys.argv[1:])}`", "",
             "Convention: integer formats (uint*, int*) use integer zero points (`zero=\"int\"`), group 128; floats, "
@@ -472,6 +472,7 @@ def _tile(text: str) -> tuple[int, int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global ARCH  # noqa: PLW0603 - the module's one target, read by build() and markdown(); --arch sets it
     import os
 
     os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")  # as bench_decode: Triton's default, stated
@@ -490,7 +491,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sass-tool", type=Path, help="path of sass_loop_stats.py (default: shared/tools/)")
     ap.add_argument("--out", type=Path, help="write the markdown report here")
     ap.add_argument("--json", type=Path, help="write every result as JSON here")
+    ap.add_argument("--arch", default=ARCH, help=f"target to compile for (default {ARCH}; e.g. sm_89, sm_100a)")
     args = ap.parse_args(argv)
+    from lowbit.arch import target  # noqa: PLC0415
+
+    ARCH = target(args.arch).name
     names = args.formats.split(",") if args.formats else list(FORMATS)
     layout = None if args.layout == "auto" else int(args.layout)
     rows = []

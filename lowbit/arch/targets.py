@@ -12,7 +12,12 @@ Feature names are plain strings so that tables stay data:
 
 * ``mma.<shape>.<operand type>``, e.g. ``mma.m16n8k16.f16``, ``mma.m16n8k64.s4``,
   ``mma.m16n8k256.b1.and``, ``mma.m16n8k32.e4m3``;
-* ``cvt.<packed type>``, e.g. ``cvt.e4m3x2``, ``cvt.e2m1x2``, ``cvt.ue8m0x2``;
+* ``cvt.<packed type>``, e.g. ``cvt.e4m3x2``, ``cvt.e2m1x2``, ``cvt.ue8m0x2``: both directions (to the packed
+  type from f32/f16x2, and ``cvt.rn.f16x2.<packed>`` back).  Measured with ptxas 13.0: ``.f16x2.e4m3x2`` /
+  ``.e5m2x2`` on sm_89 (PTX 8.1; 8.0 is refused) and sm_90/sm_90a (7.8); ``.f16x2.e2m1x2`` (a ``.b8``
+  operand), ``.e2m3x2``, ``.e3m2x2`` (``.b16``) on sm_100a and sm_120a only (sm_90a refuses them); no
+  ``.bf16x2`` destination from any of them on any target (``cvt.rn.bf16x2.e4m3x2`` is refused) -- only
+  ``cvt.rn.bf16x2.ue8m0x2``;
 * ``ldmatrix``, ``cp.async``, ``wgmma``, ``tcgen05``, ``mma.block_scale``.
 """
 

@@ -36,7 +36,8 @@ _APPROX = {"exp2.approx": "llvm.nvvm.ex2.approx.f", "log2.approx": "llvm.nvvm.lg
            "rsqrt.approx": "llvm.nvvm.rsqrt.approx.f"}  # fmt: skip
 _CVT_PACK = {"f16x2.rn": "llvm.nvvm.ff2f16x2.rn", "bf16x2.rn": "llvm.nvvm.ff2bf16x2.rn",
              "e4m3x2.rn": "llvm.nvvm.ff.to.e4m3x2.rn", "e5m2x2.rn": "llvm.nvvm.ff.to.e5m2x2.rn"}  # fmt: skip
-_CVT_UNPACK = {"e4m3x2.f16x2": "llvm.nvvm.e4m3x2.to.f16x2.rn", "e5m2x2.f16x2": "llvm.nvvm.e5m2x2.to.f16x2.rn"}
+#: the unpacking intrinsics all take an i16 (for e2m1x2 LLVM narrows it to the .b8 operand PTX wants)
+_CVT_UNPACK = {f"{k}.f16x2": f"llvm.nvvm.{k}.to.f16x2.rn" for k in ("e4m3x2", "e5m2x2", "e2m1x2", "e2m3x2", "e3m2x2")}
 
 
 def _sreg(em: _Emitter, op: O.SReg) -> None:

@@ -47,7 +47,12 @@ the difference of the biases) for every code -- subnormal codes become
 subnormal halves with the same ratio.  Whether that holds for *every* code
 of a format (NaN and infinity codes included) is checked on the format's
 table, not assumed; one ``mul`` by ``2**-k`` (times the element factor)
-restores the value exactly, one ``mul`` by the scale rounds once.
+restores the value exactly, one ``mul`` by the scale rounds once.  Into f16 on
+targets with a packed ``cvt.rn.f16x2.<f>x2`` (FP8 from sm_89, FP4/FP6 on
+sm_100a/sm_120a) the hardware form competes: the pair's codes moved into the
+cvt's operand, one ``cvt`` (the exact value), the op's factor as one ``mul``;
+the form with fewer instructions for the tile wins
+(:mod:`~lowbit.transforms._dequant_floats` states the rule).
 
 Everything else -- widths that straddle words, codebooks, formats whose
 codes do not map, zeros or scales of another dtype -- computes the f32
@@ -72,7 +77,7 @@ from lowbit.transforms import _values as vals
 from lowbit.transforms._tiles import scalars
 from lowbit.transforms._dequant_pairs import _F32, _H2, Gathered, _i32, _mul, _scale_pairs, _static_positions
 from lowbit.transforms._dequant_ints import _f32_forms, _f32_magic, _factor_exact, _int_ok, _int_pairs
-from lowbit.transforms._dequant_floats import _float_pairs, float_map
+from lowbit.transforms._dequant_floats import float_pairs
 
 __all__ = ["Gathered", "fast_cast", "lower_dequant"]
 
@@ -103,8 +108,8 @@ def _fast(ctx, codes, zero, scale, dst: str, factor: float) -> list[Operand] | N
         if factor != 1.0 and not _factor_exact(src, dst, factor):
             return None
         pairs = _int_pairs(ctx, codes, pos, dst, scalars(ctx, zero) if zero is not None else None, factor)
-    elif zero is None and (fm := float_map(src, dst, float(factor))) is not None:
-        pairs = _float_pairs(ctx, codes, pos, dst, *fm)
+    elif zero is None:  # floats: the bit path or the hardware cvt (lowbit.transforms._dequant_floats)
+        pairs = float_pairs(ctx, codes, pos, dst, float(factor))
     else:
         return None
     if pairs is None:

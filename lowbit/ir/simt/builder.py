@@ -86,6 +86,26 @@ class Builder:
         self._stack[-1].append(op)
         return op
 
+    # ---------------------------------------------------------------- trial builds
+    def mark(self) -> tuple[int, int, dict[str, int]]:
+        """A point to :meth:`rollback` to (a transform that builds two forms to compare their cost)."""
+        return len(self._stack), len(self._stack[-1]), dict(self._used)
+
+    def region(self) -> tuple[O.Op, ...]:
+        """The ops emitted so far into the innermost open region (a loop body while one is open)."""
+        return tuple(self._stack[-1])
+
+    def rollback(self, mark: tuple[int, int, dict[str, int]]) -> list[O.Op]:
+        """Drop the ops emitted since ``mark`` (returned) and free their register names, so that building again
+        gives the same names as if nothing had been tried."""
+        depth, n, used = mark
+        if len(self._stack) != depth:
+            raise IRError("simt builder: rollback across an open region")
+        dropped = self._stack[-1][n:]
+        del self._stack[-1][n:]
+        self._used = dict(used)
+        return dropped
+
     # ---------------------------------------------------------------- kernel header
     def param(self, name: str, t: Type, elem: str | None = None) -> Reg:
         r = self.reg(t, name)

@@ -58,7 +58,11 @@ CVT_PACK = {
     "e4m3x2.rn": (I16, "cvt.e4m3x2"),
     "e5m2x2.rn": (I16, "cvt.e4m3x2"),
 }
-CVT_UNPACK = {"e4m3x2.f16x2": VectorType(F16, 2), "e5m2x2.f16x2": VectorType(F16, 2)}
+#: kind -> result type: the packed small-float pair (i16, lane 0 in the low byte; e2m1x2: the low byte, lane 0 in
+#: its low nibble) to f16x2.  PTX ISA cvt: ``.f16x2.{e4m3x2,e5m2x2}`` sm_89 (PTX 8.1) / sm_90 (7.8);
+#: ``.f16x2.{e2m1x2,e2m3x2,e3m2x2}`` sm_100a / sm_120a (8.6).  There is no bf16x2 destination (ptxas 13 rejects
+#: ``cvt.rn.bf16x2.e4m3x2`` on every target); the target gate is codegen's intrinsic table.
+CVT_UNPACK = {f"{k}.f16x2": VectorType(F16, 2) for k in ("e4m3x2", "e5m2x2", "e2m1x2", "e2m3x2", "e3m2x2")}
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,7 +84,7 @@ class CvtPack(Op):
 
 @dataclass(frozen=True, eq=False)
 class CvtUnpack(Op):
-    """One packed 8-bit-float pair (i16, lane 0 in the low byte) -> f16x2: ``cvt.rn.f16x2.e4m3x2``."""
+    """One packed small-float pair (i16, lane 0 in the low byte or nibble) -> f16x2: ``cvt.rn.f16x2.e4m3x2``..."""
 
     result: Reg
     kind: str
