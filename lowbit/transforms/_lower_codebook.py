@@ -198,6 +198,50 @@ def _field(ctx, w: Operand, sh: Operand, p: np.ndarray, nbits: int) -> Operand: 
     return got  # type: ignore[return-value]
 
 
+def _merged(ctx, w: Operand, r: int, B: int) -> Operand:  # noqa: ANN001
+    """Kernel order's index word: the low ``B`` bits of each ``2B``-bit field of ``w >> r`` under the low ``B``
+    bits of the same field of ``w >> (r + 16)`` -- field ``j`` of the low 16 bits is the pair index of the codes
+    at bits ``r + 2Bj`` and ``r + 2Bj + 16``.  One lop3 (and at most two shifts, shared) per word and ``r``."""
+    from lowbit.transforms._dequant_pairs import _shifted  # noqa: PLC0415
+
+    key = ("cb_merged", id(w), r, B)
+    got = ctx.find(key)
+    if got is None:
+        mask = sum(((1 << B) - 1) << f for f in range(0, 32, 2 * B))  # 0x0F0F0F0F for B = 4
+        got = ctx.b.lop3(_shifted(ctx, w, r), _shifted(ctx, w, r + 16 - B), Const(_s32(mask), I32), 0xE4, hint="cbi")
+        ctx.put(key, got)
+    return got  # type: ignore[return-value]
+
+
+def _split_index(ctx, w: Operand, s0: Operand, s1: Operand, B: int) -> Operand | None:  # noqa: ANN001
+    """The pair index of codes at bits ``s`` and ``s + 16`` of one word (kernel order, layout 3), or None.
+
+    Per word two merged words (:func:`_merged`, ``r = 0`` and ``r = B``) hold every pair's index as a ``2B``-bit
+    field; each index is then one field extraction (a ``prmt`` or an ``and`` for bytes) instead of two shifts,
+    two masks and an or per pair.
+    """
+    if not (isinstance(s0, Const) and isinstance(s1, Const)):
+        return None
+    s = int(s0.value)
+    if int(s1.value) != s + 16 or s % B or s + B > 16:
+        return None
+    r, j = s % (2 * B), s // (2 * B)
+    u = _merged(ctx, w, r, B)
+    if B == 4:  # a byte: prmt even for byte 0 (an ``and`` lets LLVM rewrite the load's scaled index into shl + and)
+        return _byte(ctx, u, j)
+    return _field(ctx, u, Const(2 * B * j, I32), np.full(1, 2 * B * j), 2 * B)
+
+
+def _byte(ctx, w: Operand, j: int) -> Operand:  # noqa: ANN001
+    """Byte ``j`` of ``w`` at bit 0 (one prmt, once per word and byte)."""
+    key = ("cb_byte", id(w), j)
+    got = ctx.find(key)
+    if got is None:
+        got = ctx.b.op(S.Prmt, I32, w, Const(0, I32), Const(0x4440 | j, I32), hint="cbi")
+        ctx.put(key, got)
+    return got  # type: ignore[return-value]
+
+
 def _pair_index(ctx, pos, m: int, B: int) -> Operand | None:  # noqa: ANN001
     """``c0 | c1 << B`` of slots ``m`` and ``m + 1`` (the last slot twice when the count is odd); None when a
     code is not inside its word."""
@@ -209,6 +253,9 @@ def _pair_index(ctx, pos, m: int, B: int) -> Operand | None:  # noqa: ANN001
         return None
     if w0 is w1 and np.all(p1 == p0 + B) and np.all(p0 + 2 * B <= 32):
         return _field(ctx, w0, s0, p0, 2 * B)
+    got = _split_index(ctx, w0, s0, s1, B)
+    if got is not None:
+        return got
     b = ctx.b
     hi = b.binary("shl", _field(ctx, w1, s1, p1, B), Const(B, I32), "cbi")
     return b.binary("or", _field(ctx, w0, s0, p0, B), hi, "cbi")
