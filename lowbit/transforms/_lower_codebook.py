@@ -56,20 +56,25 @@ and ``S << 4``) selects between them (one ``lop3``); the same for ``H``; two
 ``prmt`` interleave ``L`` and ``H`` bytes into the two result words.  11
 instructions for two pairs, no shared memory, no wavefronts.  The selector
 is one ``prmt`` of the word's two pair bytes (layout 1) or the merged index
-word itself (layout 3, below).
+word itself (layout 3, below).  The eight table words are made per thread
+(one ``lop3`` of ``tid`` that leaves the constant), so that ptxas keeps them
+in registers: as immediates they sit in uniform registers and every
+``prmt`` pays a copy (nf4, layout 1: 5.73 -> 4.91 static thread-instructions
+a weight).
 
 **Index assembly.**  Layout 1 (codes in K order): a pair is a byte of the
 word, one ``prmt`` (or shift/``and``).  Kernel order (layout 3, the pair's
-codes at bits ``s`` and ``s + 16``): one ``lop3`` of ``w >> r`` and
-``w >> (r + 12)`` (``r`` = 0 and 4) puts the indices of all four pairs of
-a word into two merged words, one byte each (3 shifts and 2 ``lop3`` a
-word), then one ``prmt`` a pair extracts it.
+codes at bits ``s`` and ``s + 16``): two ``lop3`` of ``w`` and
+``w >> 12`` (and one shift) put the indices of all four pairs of a word
+into two merged words, one byte each (:func:`_merged`), then one ``prmt``
+a pair extracts it: 2 instructions a pair where two shifts, two masks and
+an ``or`` were (nf4 layout 3: 4.55 -> 3.13 static).
 
 **The cost model** (:func:`costs`, per pair of results, in issue slots):
 instructions plus ``WF_WEIGHT`` per expected shared wavefront of the
 lookup; the index (``order``: ``"adjacent"``, layout 1, 1 a pair;
-``"split"``, layout 3, 2.25) is counted for the shared forms, the
-selector (0.5 and 1.25) for the register form:
+``"split"``, layout 3, 2) is counted for the shared forms, the
+selector (0.5 and 1) for the register form:
 
 * ``half``: index + 1 load + (1 with copies: the lane's base) + 1 packed
   ``mul`` by the scale, + ``WF_WEIGHT * E[wavefronts]``;
@@ -83,8 +88,8 @@ copies count; wx_matmul's pipeline stages need the rest); :func:`choose`
 takes the cheapest exact form, on a tie the one with fewer shared bytes.
 With ``WF_WEIGHT = 1`` (a wavefront costs what an instruction costs) nf4
 keeps the unreplicated half table in both orders (adjacent: 3 + 3.15 =
-6.15 against 7.0 for the register table and 6.95 for 8 copies; split: 7.4
-against 7.75): :data:`WF_WEIGHT` is the knob -- an SM issues four warp
+6.15 against 7.0 for the register table and 6.95 for 8 copies; split: 7.15
+against 7.5): :data:`WF_WEIGHT` is the knob -- an SM issues four warp
 instructions a clock but serves one wavefront, so where the shared pipe is
 the bottleneck a wavefront is worth up to 4, and then the register table
 wins (6.15 + 3 x 3.15 against 7.0).  The rule's ``order`` is
@@ -125,8 +130,8 @@ TABLE_BYTES_MAX = 8192
 FORMS = ("reg", "half", "single", "chain")
 COPIES = (1, 2, 4, 8, 16, 32)
 #: Per pair: the shared forms' index, the register form's selector, by the codes' order.
-INDEX_COST = {"adjacent": 1.0, "split": 2.25}
-SELECTOR_COST = {"adjacent": 0.5, "split": 1.25}
+INDEX_COST = {"adjacent": 1.0, "split": 2.0}
+SELECTOR_COST = {"adjacent": 0.5, "split": 1.0}
 #: The register table's instructions per pair beyond the selector (11 for two pairs, see above).
 REG_COST = 5.5
 _V2F32 = VectorType(F32, 2)
@@ -321,16 +326,24 @@ def _field(ctx, w: Operand, sh: Operand, p: np.ndarray, nbits: int) -> Operand: 
 
 
 def _merged(ctx, w: Operand, r: int, B: int) -> Operand:  # noqa: ANN001
-    """Kernel order's index word: the low ``B`` bits of each ``2B``-bit field of ``w >> r`` under the low ``B``
-    bits of the same field of ``w >> (r + 16)`` -- field ``j`` of the low 16 bits is the pair index of the codes
-    at bits ``r + 2Bj`` and ``r + 2Bj + 16``.  One lop3 (and at most two shifts, shared) per word and ``r``."""
+    """Kernel order's index word for ``r`` = 0 or ``B``: field ``j`` (``2B`` bits) of its low 16 bits is the pair
+    index of the codes at bits ``r + 2Bj`` and ``r + 2Bj + 16`` of ``w``.
+
+    With ``M`` the low ``B`` bits of every field (0x0F0F0F0F for B = 4) and ``x = w >> (16 - B)``: ``r = 0`` is
+    ``(w & M) | (x & ~M)``; ``r = B`` is ``((x & M) | (w & ~M)) >> B`` -- one shift, two lop3 and one shift a
+    word for all its pairs."""
     from lowbit.transforms._dequant_pairs import _shifted  # noqa: PLC0415
 
     key = ("cb_merged", id(w), r, B)
     got = ctx.find(key)
     if got is None:
-        mask = sum(((1 << B) - 1) << f for f in range(0, 32, 2 * B))  # 0x0F0F0F0F for B = 4
-        got = ctx.b.lop3(_shifted(ctx, w, r), _shifted(ctx, w, r + 16 - B), Const(_s32(mask), I32), 0xE4, hint="cbi")
+        b = ctx.b
+        mask = Const(_s32(sum(((1 << B) - 1) << f for f in range(0, 32, 2 * B))), I32)
+        x = _shifted(ctx, w, 16 - B)
+        if r == 0:
+            got = b.lop3(w, x, mask, 0xE4, hint="cbi")  # (w & M) | (x & ~M)
+        else:
+            got = b.binary("lshr", b.lop3(x, w, mask, 0xE4, hint="cbi"), Const(B, I32), "cbi")
         ctx.put(key, got)
     return got  # type: ignore[return-value]
 
@@ -441,13 +454,24 @@ def pos_count(pos) -> int:  # noqa: ANN001
     return len(pos.slots)
 
 
-def _reg_tables(ctx, ents: tuple[int, ...]) -> list[Const]:  # noqa: ANN001
-    """``L[0:4] L[4:8] L[8:12] L[12:16] H[0:4] ...``: the entries' low and high bytes, four to a word."""
+def _reg_tables(ctx, ents: tuple[int, ...]) -> list[Operand]:  # noqa: ANN001
+    """``L[0:4] L[4:8] L[8:12] L[12:16] H[0:4] ...``: the entries' low and high bytes, four to a word.
+
+    Each is ``(tid & ~1023) | word`` in one ``lop3`` (``tid < 1024``: the word itself): a per-thread value that
+    neither LLVM nor ptxas folds, so that ptxas keeps it in a register across the loop -- as an immediate it lives
+    in a uniform register and every ``prmt`` (whose table operands must be registers) pays a copy."""
+    key = ("cb_regtab", ents)
+    got = ctx.find(key)
+    if got is not None:
+        return got  # type: ignore[return-value]
     e = list(ents) + [ents[0]] * (16 - len(ents))
+    b = ctx.b
     out = []
     for sh in (0, 8):
         for q in range(4):
-            out.append(Const(_s32(sum(((e[4 * q + k] >> sh) & 0xFF) << (8 * k) for k in range(4))), I32))
+            w = _s32(sum(((e[4 * q + k] >> sh) & 0xFF) << (8 * k) for k in range(4)))
+            out.append(b.lop3(ctx.tid, Const(_s32(0xFFFFFC00), I32), Const(w, I32), 0xEA, hint="cbt"))  # (a & b) | c
+    ctx.put(key, out)
     return out
 
 
