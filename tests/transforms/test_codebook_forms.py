@@ -227,3 +227,27 @@ def test_table_wavefronts_model() -> None:
     assert 2.9 < banks.expected_table_wavefronts(256, 4, 1) < 3.4
     with pytest.raises(lowbit.errors.ArchError, match="copies"):
         banks.table_wavefronts([0] * 32, 4, 3)
+
+
+# ----------------------------------------------------------------------------------------------- lowbit.ops end to end
+
+
+@pytest.mark.parametrize("layout", [1, 3])
+@pytest.mark.parametrize("fmt", ["nf4", "user16"])
+@pytest.mark.parametrize("act", ["f16", "bf16"])
+def test_matmul_codebooks_match_float64(fmt: str, layout: int, act: str) -> None:
+    """``lowbit.ops.matmul`` on the emulator (the form the model picks: the half pair table) against float64,
+    odd shapes (M = 3, K = 288: a short last group, N = 136), nf4 and a random 16-entry user table."""
+    from tests.ops.reference import dequantize_reference, gemm_bound  # noqa: PLC0415
+    import lowbit.ops as ops  # noqa: PLC0415
+
+    rng = np.random.default_rng(layout * 7 + len(fmt) + len(act))
+    k, n, m = 288, 136, 3
+    wt = lowbit.dtype("nf4") if fmt == "nf4" else lowbit.codebook(np.sort(rng.standard_normal(16)))
+    qw = ops.quantize_weight(rng.standard_normal((k, n)) * 0.5, wt, layout=layout)
+    a = rng.standard_normal((m, k)).astype(_np(act))
+    c = ops.matmul(a, qw, None, backend="emulator")
+    ref, bound = gemm_bound(a, dequantize_reference(qw), None)
+    err = np.abs(c.astype(np.float64) - ref)
+    assert np.isfinite(c.astype(np.float64)).all() and (err <= bound).all(), float(np.max(err - bound))
+    assert np.max(np.abs(ref)) > 1.0  # not a trivially small product
