@@ -20,6 +20,13 @@ capability 5.x and later, which 8.x/9.x/10.x/12.x keep):
   bank)`` wavefronts (at least 1 if any lane is active); a request costs the
   sum over its phases.
 
+Table lookups (the codebook pair tables of
+:mod:`lowbit.transforms._lower_codebook`): :func:`table_wavefronts` of one
+warp's lookup in a table replicated in interleaved copies
+(:func:`table_unit`), :func:`worst_table_wavefronts` its bound, and
+:func:`expected_table_wavefronts` its mean over uniformly random codes --
+what the codebook cost model charges.
+
 This is a model, not a measurement: real hardware merges some phases (e.g. an
 8-byte access whose half-warps touch disjoint banks can complete in one pass).
 It is deliberately the simple, documented rule so that analysis and emulator

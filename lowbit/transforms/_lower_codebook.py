@@ -423,7 +423,7 @@ def _reg_selectors(ctx, pos, B: int) -> list[tuple[list[int], Operand]] | None: 
     from lowbit.transforms._dequant_pairs import _selector, _shifted  # noqa: PLC0415
 
     b = ctx.b
-    pairs = list(range(0, pos_count(pos), 2))
+    pairs = list(range(0, len(pos.slots), 2))
     src = {}
     for m in pairs:
         got = _pair_source(ctx, pos, m, B)
@@ -448,10 +448,6 @@ def _reg_selectors(ctx, pos, B: int) -> list[tuple[list[int], Operand]] | None: 
         sel = _selector(ctx, [(j, 0), (j2, 4), (0, 0), (0, 0)])
         out.append(([m] if mate is None else [m, mate], b.op(S.Prmt, I32, r, r2, sel, hint="cbs")))
     return out
-
-
-def pos_count(pos) -> int:  # noqa: ANN001
-    return len(pos.slots)
 
 
 def _reg_tables(ctx, ents: tuple[int, ...]) -> list[Operand]:  # noqa: ANN001
