@@ -27,7 +27,7 @@ from lowbit.ops._fold import codebook_in
 from lowbit.ops.layouts import pack_codes
 from lowbit.transforms import Options, lower_vm
 from lowbit.transforms import _lower_codebook as cb
-from tests.transforms.ptx_loops import main_loop, mix
+from tests.transforms.ptx_loops import instructions, main_loop, mix
 
 _RNG = np.random.default_rng(1313)
 TABLES = {
@@ -252,3 +252,43 @@ def test_matmul_codebooks_match_float64(fmt: str, layout: int, act: str) -> None
     assert np.isfinite(c.astype(np.float64)).all()
     assert (err <= bound).all(), f"{fmt} layout {layout} -> {act}: |C - ref| exceeds the bound by {np.max(err - bound):.3g}"
     assert np.max(np.abs(ref)) > 1.0  # not a trivially small product
+
+
+@pytest.mark.parametrize("n", [128, 40], ids=["specialised", "unspecialised"])
+@pytest.mark.parametrize("name, act, force", [("nf4_f16", "f16", "reg"), ("nf4_bf16", "bf16", "reg"),
+                                              ("cb16_exact", "f16", "half:4"), ("cb16_f32", "bf16", "single:2")])
+def test_dequant_tile_forms_bit_identical(name: str, act: str, force: str, n: int) -> None:
+    """The chain stored as it comes (codes at the same bits in every thread, not the mma fragments' per-thread
+    bytes), every code pair, scales from 2**-14 to 65504 (inf results for entries beyond 1 into f16), each form."""
+    from tests.transforms.test_dequant_exact import dequant_tile  # noqa: PLC0415
+
+    dt, k = TABLES[name], 128
+    rng = np.random.default_rng(n + len(force))
+    codes = rng.integers(0, 16, size=(k, n)).astype(np.uint8)
+    assert len(set((codes[0::2] | codes[1::2] << 4).reshape(-1).tolist())) == 256
+    words = lowbit.pack(codes, 4, axis=0)
+    scales = np.array([[2.0**-14, 1.0, 8.0, 65504.0, *rng.uniform(0.001, 4.0, 4)][i % 8] for i in range(n)],
+                      dtype=_np(act))[None, :]  # fmt: skip
+    cx = {"W": dt, "ZERO": "none", "A": lowbit.dtype(act)}
+    ref = np.full((k, n), np.nan, dtype=_np(act))
+    dequant_tile.interpret[(-(-n // 32),)](words.copy(), scales.copy(), words.copy(), ref, k, n, **cx)
+    got = np.full((k, n), np.nan, dtype=_np(act))
+    ck = _launch(dequant_tile, (-(-n // 32),), (words.copy(), scales.copy(), words.copy(), got, k, n), cx, force)
+    np.testing.assert_array_equal(got.view(np.uint16), ref.view(np.uint16), err_msg=f"{name} -> {act}, {force}")
+    assert len(np.unique(ref.view(np.uint16))) > 64
+    if act == "f16" and np.max(np.abs(dt.table)) > 1.0:
+        assert np.isinf(ref.astype(np.float32)).any()
+    _check_loop_any(ck.ptx, _form_of(dt, act, force))
+
+
+def _check_loop_any(ptx: str, choice: cb.Choice) -> None:
+    """The whole kernel (dequant_tile has no loop): the form's lookups and no select chain."""
+    m = mix(instructions(ptx))
+    lds = sum(c for op, c in m.items() if op.startswith("ld.shared.b32"))
+    v2 = sum(c for op, c in m.items() if op.startswith("ld.shared.v2"))
+    if choice.form == "reg":
+        assert lds == 0 and v2 == 0 and m.get("prmt.b32", 0) >= 16, m
+    elif choice.form == "half":
+        assert lds >= 4, m
+    else:
+        assert v2 >= 4, m
