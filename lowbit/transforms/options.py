@@ -32,9 +32,10 @@ class Options:
         if not isinstance(self.arch, str):
             raise ArchError(f"arch must be a target name such as 'sm_80', got {type(self.arch).__name__} {self.arch!r}")
         get_target(self.arch)  # an ArchError naming the target and listing the known ones
-        from lowbit.transforms._lower_codebook import parse_form  # noqa: PLC0415
+        if self.codebook != "auto":
+            from lowbit.transforms._lower_codebook import parse_form  # noqa: PLC0415
 
-        parse_form(self.codebook)  # a LowbitError naming the forms
+            parse_form(self.codebook)  # an IRError naming the forms
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {"arch": self.arch, "verify": self.verify}
