@@ -36,6 +36,7 @@ agree; a GPU session can cross-check it against Nsight Compute's
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 
 from lowbit.errors import ArchError
@@ -141,10 +142,9 @@ def expected_table_wavefronts(entries: int, entry_bytes: int, copies: int = 1, s
     the average of :func:`table_wavefronts` over ``samples`` fixed pseudo-random warps (the same every call)."""
     key = (entries, entry_bytes, copies, samples)
     if key not in _EXPECTED:
-        import numpy as np  # noqa: PLC0415
-
-        codes = np.random.default_rng(12345).integers(0, entries, size=(samples, WARP_SIZE))
-        _EXPECTED[key] = sum(table_wavefronts([int(c) for c in row], entry_bytes, copies) for row in codes) / samples
+        rng = random.Random(12345)
+        warps = ([rng.randrange(entries) for _ in range(WARP_SIZE)] for _ in range(samples))
+        _EXPECTED[key] = sum(table_wavefronts(codes, entry_bytes, copies) for codes in warps) / samples
     return _EXPECTED[key]
 
 

@@ -87,12 +87,14 @@ A table may take at most ``TABLE_BYTES_MAX`` bytes of shared memory (its
 copies count; wx_matmul's pipeline stages need the rest); :func:`choose`
 takes the cheapest exact form, on a tie the one with fewer shared bytes.
 With ``WF_WEIGHT = 1`` (a wavefront costs what an instruction costs) nf4
-keeps the unreplicated half table in both orders (adjacent: 3 + 3.15 =
-6.15 against 7.0 for the register table and 6.95 for 8 copies; split: 7.15
+keeps the unreplicated half table in both orders (adjacent: 3 + 3.13 =
+6.13 against 7.0 for the register table and 6.95 for 8 copies; split: 7.13
 against 7.5): :data:`WF_WEIGHT` is the knob -- an SM issues four warp
 instructions a clock but serves one wavefront, so where the shared pipe is
 the bottleneck a wavefront is worth up to 4, and then the register table
-wins (6.15 + 3 x 3.15 against 7.0).  The rule's ``order`` is
+wins (6.13 + 3 x 3.13 against 7.0).  (The emulator, which counts wavefronts
+with the same bank model, measures 3.30 a lookup for nf4 on normal weights,
+2.89 with 8 copies, 2.0 with 16, 1.0 with 32.)  The rule's ``order`` is
 ``"adjacent"``: the codes' order is not known when the table is chosen (the
 layouts come later), and the choice is the same for both at these weights
 (tested).  ``Options.codebook`` forces a form (tests, experiments).
