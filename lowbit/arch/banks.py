@@ -20,6 +20,13 @@ capability 5.x and later, which 8.x/9.x/10.x/12.x keep):
   bank)`` wavefronts (at least 1 if any lane is active); a request costs the
   sum over its phases.
 
+Table lookups (the codebook pair tables of
+:mod:`lowbit.transforms._lower_codebook`): :func:`table_wavefronts` of one
+warp's lookup in a table replicated in interleaved copies
+(:func:`table_unit`), :func:`worst_table_wavefronts` its bound, and
+:func:`expected_table_wavefronts` its mean over uniformly random codes --
+what the codebook cost model charges.
+
 This is a model, not a measurement: real hardware merges some phases (e.g. an
 8-byte access whose half-warps touch disjoint banks can complete in one pass).
 It is deliberately the simple, documented rule so that analysis and emulator
@@ -29,6 +36,7 @@ agree; a GPU session can cross-check it against Nsight Compute's
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 
 from lowbit.errors import ArchError
@@ -102,6 +110,47 @@ def ldmatrix_wavefronts(row_addresses: Sequence[int], num: int) -> int:
     )
 
 
+def table_unit(entry: int, lane: int, copies: int) -> int:
+    """The unit (``entry_bytes``-sized slot) that ``lane`` reads for ``entry`` of a table replicated ``copies``
+    times, copies interleaved: unit ``entry * copies + lane % copies``.  Copy ``r`` then sits in the banks
+    ``r (mod copies)`` (4-byte units; 8-byte units: ``2r, 2r + 1 (mod 2 copies)``): lanes of different copies
+    never share a bank, so a phase's conflicts are among the ``phase lanes / copies`` lanes of one copy."""
+    return entry * copies + lane % copies
+
+
+def table_wavefronts(codes: Sequence[int | None], entry_bytes: int, copies: int = 1) -> int:
+    """Wavefronts of one warp's lookup of ``codes[lane]`` (None: inactive) in a table of ``entry_bytes`` entries
+    replicated ``copies`` times (:func:`table_unit`)."""
+    if copies < 1 or copies & (copies - 1) or copies > WARP_SIZE:
+        raise ArchError(f"a table's copies must be a power of two up to {WARP_SIZE}, got {copies}")
+    addrs = [None if c is None else table_unit(c, lane, copies) * entry_bytes for lane, c in enumerate(codes)]
+    return wavefronts(addrs, entry_bytes)
+
+
+def worst_table_wavefronts(entries: int, entry_bytes: int, copies: int = 1) -> int:
+    """The most wavefronts a warp's lookup can take (every lane active): per phase, the lanes of one copy
+    (``phase lanes / copies``, at least 1) all in different words of one bank -- bounded by the distinct
+    words one bank holds of one copy."""
+    lanes = phase_lanes(entry_bytes)
+    per_bank = max(1, entries * copies * entry_bytes // BANK_BYTES // NUM_BANKS)  # words of the table in a bank
+    k = min(max(1, lanes // copies), per_bank)
+    return (WARP_SIZE // lanes) * k
+
+
+def expected_table_wavefronts(entries: int, entry_bytes: int, copies: int = 1, samples: int = 1024) -> float:
+    """The mean wavefronts of a warp's lookup of independent, uniformly random entries (every lane active):
+    the average of :func:`table_wavefronts` over ``samples`` fixed pseudo-random warps (the same every call)."""
+    key = (entries, entry_bytes, copies, samples)
+    if key not in _EXPECTED:
+        rng = random.Random(12345)
+        warps = ([rng.randrange(entries) for _ in range(WARP_SIZE)] for _ in range(samples))
+        _EXPECTED[key] = sum(table_wavefronts(codes, entry_bytes, copies) for codes in warps) / samples
+    return _EXPECTED[key]
+
+
+_EXPECTED: dict[tuple[int, int, int, int], float] = {}
+
+
 __all__ = [
     "BANK_BYTES",
     "LDMATRIX_ROWS",
@@ -109,7 +158,11 @@ __all__ = [
     "NUM_BANKS",
     "WARP_SIZE",
     "bank_of",
+    "expected_table_wavefronts",
     "ldmatrix_wavefronts",
     "phase_lanes",
+    "table_unit",
+    "table_wavefronts",
     "wavefronts",
+    "worst_table_wavefronts",
 ]

@@ -186,14 +186,15 @@ def _build(prog: Program, arch: str, opts: Options | None = None) -> dict[str, b
 
 
 def compile_program(prog: Program, arch: str | None = None, cache: CompileCache | None = None,
-                    tensor_cores: bool = True) -> CompiledKernel:  # fmt: skip
+                    tensor_cores: bool = True, codebook: str = "auto") -> CompiledKernel:  # fmt: skip
     """Compile an already specialised VM program (cached; found by its specialisation where nothing compiles).
 
-    ``tensor_cores=False`` lowers every ``dot`` with the FMA scheme (for comparisons and debugging).
+    ``tensor_cores=False`` lowers every ``dot`` with the FMA scheme (for comparisons and debugging);
+    ``codebook`` forces a codebook lookup form (:attr:`lowbit.transforms.Options.codebook`).
     """
     arch = arch or ("sm_80" if not needs_fp8(prog) else "sm_89")
     check_tile_budget(prog)  # before any pass: a runaway tile is an error at its line, not minutes of lowering
-    opts = Options(arch=arch, tensor_cores=tensor_cores)
+    opts = Options(arch=arch, tensor_cores=tensor_cores, codebook=codebook)
     vm = print_program(prog)
     cache = cache or CompileCache()
     sid = spec_id(vm, opts.as_dict(), arch)

@@ -154,14 +154,16 @@ def _store_shared(b: Block, op: O.StoreShared) -> None:
 
 
 def _pair_table(b: Block, op: O.PairTable) -> None:
-    """Word ``i | j * n`` = ``entries[i] | entries[j] << 16`` (width 16), or words ``2e, 2e + 1`` (width 32)."""
+    """Unit ``(i | j * n) * copies + r`` (every copy ``r``) = ``entries[i] | entries[j] << 16`` (width 16), or the
+    two words ``entries[i], entries[j]`` (width 32)."""
     e = np.asarray(op.entries, dtype=np.uint64)
     n = len(e)
     i, j = np.arange(n * n) % n, np.arange(n * n) // n
     if op.width == 16:
-        w = e[i] | e[j] << np.uint64(16)
+        units = (e[i] | e[j] << np.uint64(16))[:, None]
     else:
-        w = np.stack([e[i], e[j]], axis=1).reshape(-1)
+        units = np.stack([e[i], e[j]], axis=1)
+    w = np.repeat(units, op.copies, axis=0).reshape(-1)
     _tile(b, op.dst)[...] = V.from_codes(w, INT32)
 
 

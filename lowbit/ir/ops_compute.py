@@ -228,7 +228,9 @@ class Dequant(Op):
     (1.0: none).  ``table`` (optional, codebook codes only) is a shared
     buffer a ``pair_table`` filled with the chain's values before the scale
     (:mod:`lowbit.transforms._lower_codebook`): where the lowering may look
-    two codes up at once.  It changes nothing the op means.
+    two codes up at once; ``lookup`` ``"reg"`` (codebook codes, no ``table``)
+    asks for the register table read with ``prmt`` instead.  Neither
+    changes what the op means.
     """
 
     result: Value
@@ -237,8 +239,10 @@ class Dequant(Op):
     scale: Value | None = None
     factor: float = 1.0
     table: Value | None = None
+    lookup: str = ""
     opname = "dequant"
-    spec = OpSpec(results=("result",), operands=("codes",), optional=("zero", "scale", "table"), attrs=("factor",))
+    spec = OpSpec(results=("result",), operands=("codes",), optional=("zero", "scale", "table"),
+                  attrs=("factor", "lookup"))  # fmt: skip
 
     def __post_init__(self) -> None:
         t = self.tile(self.codes, "codes")
@@ -259,12 +263,15 @@ class Dequant(Op):
         if r.dtype.name not in DEQUANT_RESULTS:
             raise self.fail(f"result must be f16 or bf16, got {r}")
         self.check_result(self.result, TileType(r.dtype, t.shape))
+        if self.lookup not in ("", "reg") or self.lookup and (self.table is not None or t.dtype.bits != 4):
+            raise self.fail(f"lookup must be '' or 'reg' (4-bit codebook codes, no table), got {self.lookup!r}")
         if self.table is not None:
             tt = self.table.type
             n = 1 << t.dtype.bits
-            if not isinstance(tt, SharedType) or tt.dtype != INT32 or tt.shape not in ((n * n,), (2 * n * n,)):
-                raise self.fail(f"table must be a shared<int32, [{n * n}]> or [{2 * n * n}] pair table of the "
-                                f"{n} codes, got {tt}")  # fmt: skip
+            sizes = {w * n * n * r for w in (1, 2) for r in (1, 2, 4, 8, 16, 32)}  # (f16x2 or 2 x f32) x copies
+            if not isinstance(tt, SharedType) or tt.dtype != INT32 or len(tt.shape) != 1 or tt.shape[0] not in sizes:
+                raise self.fail(f"table must be a shared<int32, [{n * n} * c]> or [{2 * n * n} * c] pair table of the "
+                                f"{n} codes (c copies, a power of two up to 32), got {tt}")  # fmt: skip
 
 
 #: Storage formats a dot takes directly (tensor cores read them): their products are exact in f32.

@@ -335,17 +335,23 @@ class PairTable(Op):
     Pair ``(i, j)`` (``i, j < n``) is at index ``e = i | j * n``: with
     ``width`` 16, word ``e`` is ``entries[i] | entries[j] << 16``; with 32,
     words ``2e`` and ``2e + 1`` are ``entries[i]`` and ``entries[j]``.
-    ``dst`` is a 1-D int32 buffer of exactly those ``n * n * width / 16``
-    words; ``n`` is a power of two, 2..16.  The codebook lowering
+    ``copies`` (a power of two up to 32) replicates the table against bank
+    conflicts, copies interleaved (:func:`lowbit.arch.banks.table_unit`):
+    the unit (one word with width 16, two with 32) of pair ``e`` in copy
+    ``r`` is unit ``e * copies + r``.  ``dst`` is a 1-D int32 buffer of
+    exactly ``n * n * width / 16 * copies`` words; ``n`` is a power of
+    two, 2..16.  The codebook lowering
     (:mod:`lowbit.transforms._lower_codebook`) builds one before the main
-    loop and looks two codes up with one shared load.
+    loop and looks two codes up with one shared load (lane ``l`` in copy
+    ``l % copies``).
     """
 
     dst: Value
     entries: tuple[int, ...]
     width: int = 16
+    copies: int = 1
     opname = "pair_table"
-    spec = OpSpec(operands=("dst",), attrs=("entries", "width"), effect=Effect.WRITE)
+    spec = OpSpec(operands=("dst",), attrs=("entries", "width", "copies"), effect=Effect.WRITE)
 
     def __post_init__(self) -> None:
         t = _shared(self, self.dst, "destination")
@@ -356,9 +362,13 @@ class PairTable(Op):
             raise self.fail(f"width must be 16 or 32 bits, got {self.width!r}")
         if any(not isinstance(e, int) or isinstance(e, bool) or not 0 <= e < 1 << self.width for e in self.entries):
             raise self.fail(f"entries must be {self.width}-bit patterns (ints 0 .. 2**{self.width} - 1), got {self.entries!r}")
-        words = n * n * self.width // 16
+        c = self.copies
+        if not isinstance(c, int) or isinstance(c, bool) or c < 1 or c > 32 or c & (c - 1):
+            raise self.fail(f"copies must be a power of two from 1 to 32, got {c!r}")
+        words = n * n * self.width // 16 * c
         if t.dtype != INT32 or t.shape != (words,):
-            raise self.fail(f"destination must be shared<int32, [{words}]> for {n} entries of {self.width} bits, got {t}")
+            raise self.fail(f"destination must be shared<int32, [{words}]> for {n} entries of {self.width} bits in "
+                            f"{c} copies, got {t}")  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)

@@ -93,15 +93,16 @@ def _pow2(x: object) -> float | None:
 
 
 class _Fuse(Rewriter):
-    def __init__(self, prog: Program) -> None:
+    def __init__(self, prog: Program, codebook: str = "auto") -> None:
         super().__init__()
+        self.codebook = codebook
         self.defs: dict[int, O.Op] = {}
         for op in walk(prog.body):
             for r in _results(op):
                 self.defs[id(r)] = op
         self.plans: dict[int, list[O.Op]] = {}
-        #: pair tables of codebook codes by (form, entries), and the ops that fill them at the program's start
-        self.tables: dict[tuple[str, tuple[int, ...]], Value] = {}
+        #: pair tables of codebook codes by (form, copies, entries), and the ops that fill them at the program's start
+        self.tables: dict[tuple[str, int, tuple[int, ...]], Value] = {}
         self.prologue: list[O.Op] = []
         for op in walk(prog.body):
             plan = self._match(op)
@@ -177,9 +178,9 @@ class _Fuse(Rewriter):
                 continue  # (without a zero the f16 form is a cast and a mul: the cast lowering's job)
             if scale is None and zero is None and factor == 1.0:
                 continue  # a bare cast: the cast lowering handles it
-            table = self._table(codes, zero, scale, factor, a_dt.name)
+            table, lookup = self._table(codes, zero, scale, factor, a_dt.name)
             new.append(O.Dequant(result=result, codes=codes, zero=zero, scale=scale, factor=factor, table=table,
-                                 loc=loc))  # fmt: skip
+                                 lookup=lookup, loc=loc))  # fmt: skip
             return new
         return None
 
@@ -207,24 +208,29 @@ class _Fuse(Rewriter):
                 return codes, f
         return None
 
-    def _table(self, codes: Value, zero: Value | None, scale: Value | None, factor: float, dst: str) -> Value | None:
-        """The pair table of a codebook's codes (:mod:`~lowbit.transforms._lower_codebook`), one per kind, or None."""
+    def _table(self, codes: Value, zero: Value | None, scale: Value | None, factor: float,
+               dst: str) -> tuple[Value | None, str]:  # fmt: skip
+        """``(table, lookup)`` of a codebook's codes (:mod:`~lowbit.transforms._lower_codebook`): the shared pair
+        table (one per kind) or None, and ``"reg"`` for the register table (no buffer) or ``""``."""
         from lowbit.transforms import _lower_codebook as cb  # noqa: PLC0415
 
         def dt(v: Value | None) -> DType | None:
             return v.type.dtype if v is not None else None  # type: ignore[union-attr]
 
-        got = cb.choose(dt(codes), dst, dt(zero), dt(scale), float(factor))  # type: ignore[arg-type]
+        got = cb.choose(dt(codes), dst, dt(zero), dt(scale), float(factor), force=self.codebook)  # type: ignore[arg-type]
         if got is None:
-            return None
-        form, ents = got
-        key = (form, ents)
+            return None, ""
+        if got.form == "reg":
+            return None, "reg"
+        key = (got.form, got.copies, got.entries)
         if key not in self.tables:
-            words = len(ents) ** 2 * (1 if form == "half" else 2)
-            buf = Value(SharedType(INT32, (words,)), f"cb_{form}")
+            width = 16 if got.form == "half" else 32
+            words = len(got.entries) ** 2 * width // 16 * got.copies
+            buf = Value(SharedType(INT32, (words,)), f"cb_{got.form}")
             self.tables[key] = buf
-            self.prologue += [O.AllocShared(result=buf), O.PairTable(dst=buf, entries=ents, width=16 if form == "half" else 32)]
-        return self.tables[key]
+            self.prologue += [O.AllocShared(result=buf),
+                              O.PairTable(dst=buf, entries=got.entries, width=width, copies=got.copies)]  # fmt: skip
+        return self.tables[key], ""
 
     # ------------------------------------------------------------------ rewriting
     def visit(self, op: O.Op) -> None:
@@ -268,9 +274,10 @@ def _dce(prog: Program) -> Program:
         prog = Program(prog.name, prog.params, new_body, prog.constexprs, prog.num_warps, prog.grid, prog.num_stages)
 
 
-def run(prog: Program) -> Program:
-    """``prog`` with every dequantisation chain replaced by a ``dequant`` (unchanged when there is none)."""
-    f = _Fuse(prog)
+def run(prog: Program, codebook: str = "auto") -> Program:
+    """``prog`` with every dequantisation chain replaced by a ``dequant`` (unchanged when there is none);
+    ``codebook``: :attr:`lowbit.transforms.Options.codebook`."""
+    f = _Fuse(prog, codebook)
     if not f.plans:
         return prog
     out = _dce(f.run(prog))

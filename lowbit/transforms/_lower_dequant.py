@@ -179,7 +179,7 @@ def lower_dequant(ctx, op) -> list[Operand]:  # noqa: ANN001
     zero = ctx.tile(op.zero, op) if op.zero is not None else None
     scale = ctx.tile(op.scale, op) if op.scale is not None else None
     dst = op.result.type.dtype
-    if op.table is not None:  # codebook codes with a pair table (lowbit.transforms._lower_codebook)
+    if op.table is not None or op.lookup:  # codebook codes with a pair or register table (transforms._lower_codebook)
         from lowbit.transforms._lower_codebook import lower_table  # noqa: PLC0415
 
         got = lower_table(ctx, op, codes, zero, scale)

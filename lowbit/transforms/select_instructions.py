@@ -430,6 +430,6 @@ class _Select(MemorySelect, Rewriter):
 def run(prog: Program, opts: Options) -> Program:
     from lowbit.transforms import _fuse_dequant  # noqa: PLC0415
 
-    prog = _fuse_dequant.run(prog)  # the dequantisation rule first: it needs the chain as the program wrote it
+    prog = _fuse_dequant.run(prog, opts.codebook)  # the dequantisation rule first: it needs the chain as the program wrote it
     return _Select(prog, opts).run(prog)
 
