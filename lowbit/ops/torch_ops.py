@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+import lowbit
 from lowbit.errors import LaunchError
 from lowbit.ops import _launch
 from lowbit.ops._device import launch_cuda
@@ -134,13 +135,38 @@ _CONFIGS: dict[tuple[object, ...], _CudaConfig] = {}
 _WORDS = frozenset(d for d in (torch.int32, getattr(torch, "uint32", None)) if d is not None)
 
 
+_SM: dict[int, int] = {}
+
+
+def _device_sm(device: torch.device) -> int | None:
+    """The compute capability (as 90 for 9.0) of a CUDA tensor's device, once per device; None off CUDA."""
+    if device.type != "cuda":
+        return None
+    idx = device.index if device.index is not None else torch.cuda.current_device()
+    got = _SM.get(idx)
+    if got is None:
+        try:
+            major, minor = torch.cuda.get_device_capability(idx)
+        except Exception:  # noqa: BLE001 - no usable CUDA here (the launch reports that, not this query)
+            return None
+        got = _SM[idx] = major * 10 + minor
+    return got
+
+
 def _cuda_config(wtype: str, group_size: int, zero: str, layout: int, sdt: torch.dtype, adt: torch.dtype,
-                 has_bias: bool, decode: bool, fold: bool = False, finite: bool = False) -> _CudaConfig:  # fmt: skip
-    key = (wtype, group_size, zero, layout, sdt, adt, has_bias, decode, fold, finite)
+                 has_bias: bool, decode: bool, fold: bool = False, finite: bool = False,
+                 sm: int | None = None) -> _CudaConfig:  # fmt: skip
+    key = (wtype, group_size, zero, layout, sdt, adt, has_bias, decode, fold, finite, sm)
     cfg = _CONFIGS.get(key)
     if cfg is None:
         fmt = _format(wtype)
-        p = _launch.plan(fmt, group_size, zero, _DTYPE_NAMES.get(sdt, str(sdt)), _DTYPE_NAMES.get(adt, str(adt)),
+        act = _DTYPE_NAMES.get(adt, str(adt))
+        if (fold or finite) and sm is not None and not isinstance(fmt, lowbit.ScaledType):
+            from lowbit.runtime.images import hardware_decode  # noqa: PLC0415
+
+            if hardware_decode(sm, fmt, act):  # the device's cvt decodes the exact format: no fold, no twin
+                fold = finite = False
+        p = _launch.plan(fmt, group_size, zero, _DTYPE_NAMES.get(sdt, str(sdt)), act,
                          has_bias, layout, decode, bool(fold), bool(finite))  # fmt: skip
         cx = dict(p.constexprs)
         cfg = _CONFIGS[key] = _CudaConfig(p, fmt, int(cx["W"].bits), int(cx["GROUP"]), str(cx["ZERO"]),
@@ -156,7 +182,9 @@ def prepare_cuda(a: Tensor, qweight: Tensor, scales: Tensor, zeros: Tensor | Non
 
     ``fold`` / ``finite``: the weight's dequantisation facts for a's dtype (``QuantizedWeight.facts``),
     part of the configuration key: the plan is :func:`lowbit.ops._launch.plan` with them, as the
-    emulator backend's.
+    emulator backend's -- except on a device whose packed ``cvt`` decodes the weight's float format
+    (e4m3/e5m2 into f16 from sm_89, :func:`lowbit.runtime.images.hardware_decode`): the instruction
+    decodes the exact format, so the facts are dropped (they would add a multiply a pair, or the bit path).
 
     Reads shapes, dtypes and nothing else; allocates only the output (and
     the gathered activations when act-order), both through torch; works on
@@ -178,7 +206,8 @@ def prepare_cuda(a: Tensor, qweight: Tensor, scales: Tensor, zeros: Tensor | Non
     if not a2.is_contiguous():
         a2 = a2.contiguous()
     m = a2.shape[0]
-    cfg = _cuda_config(wtype, group_size, zero, layout, scales.dtype, a.dtype, bias is not None, m <= 16, fold, finite)
+    cfg = _cuda_config(wtype, group_size, zero, layout, scales.dtype, a.dtype, bias is not None, m <= 16, fold, finite,
+                       _device_sm(a.device))  # fmt: skip
     n = qweight.shape[1] if qweight.dim() == 2 else -1  # -1: a mismatch, reported by check_operands
     qshape, sshape, zshape = cfg.expected(k, n)
     z, ts = zeros, tensor_scale

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from lowbit.arch import TARGETS
 from lowbit.errors import LaunchError
 
-__all__ = ["PtxParam", "choose_images", "entry_params", "parse_target", "runs_on", "target_for"]
+__all__ = ["PtxParam", "choose_images", "entry_params", "hardware_decode", "parse_target", "runs_on", "target_for"]
 
 
 def parse_target(name: str) -> tuple[int, bool]:
@@ -78,6 +78,20 @@ def target_for(sm: int, needs_fp8: bool, kernel_name: str = "kernel") -> str:
         need = "sm_89 or newer (it uses FP8)" if needs_fp8 else f"{min(names)} or newer"
         raise LaunchError(f"kernel {kernel_name} needs a GPU of {need}; this device is sm_{sm}")
     return fits[-1][1]
+
+
+def hardware_decode(sm: int, element: object, act: str) -> bool:
+    """Whether codes of ``element`` dequantised into ``act`` take a packed hardware ``cvt.rn.f16x2.<f>x2`` on
+    the target lowbit compiles for on a device of compute capability ``sm`` (the lowering's own rule,
+    :func:`lowbit.transforms._dequant_floats.hw_kind`).  The instruction decodes the exact format, so a
+    host-checked FOLD or NaN-free twin would then only add work (a multiply a pair, or the bit path)."""
+    from lowbit.transforms._dequant_floats import hw_kind  # noqa: PLC0415 - the compiler, on first GPU use only
+
+    try:
+        arch = target_for(sm, False)
+    except LaunchError:
+        return False
+    return hw_kind(element, act, 1.0, arch) is not None
 
 
 @dataclass(frozen=True)
