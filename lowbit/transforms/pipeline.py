@@ -241,14 +241,16 @@ def _next(rd: Expr, S: int, n: int = 1) -> Expr:
     if n == 1:
         return Select(Binary("eq", rd, Const(S - 1, INT32)), Const(0, INT32), Binary("add", rd, Const(1, INT32)))
     if n == S - 1:
-        return Select(Binary("eq", rd, Const(0, INT32)), Const(S - 1, INT32), Binary("sub", rd, Const(1, INT32)))
+        return _prev(rd, S)
     return Select(Binary("ge", rd, Const(S - n, INT32)), Binary("sub", rd, Const(S - n, INT32)),
                   Binary("add", rd, Const(n, INT32)))
 
 
 def _prev(rd: Expr, S: int) -> Expr:
     """``(rd - 1) % S`` for a stage ``0 <= rd < S``."""
-    return _next(rd, S, S - 1)
+    if isinstance(rd, Const):
+        return _next(rd, S, S - 1)
+    return Select(Binary("eq", rd, Const(0, INT32)), Const(S - 1, INT32), Binary("sub", rd, Const(1, INT32)))
 
 
 def unrolls(plan: _Plan) -> bool:
