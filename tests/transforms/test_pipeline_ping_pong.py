@@ -25,13 +25,15 @@ import zlib
 import numpy as np
 import pytest
 
+import lowbit
+import lowbit.errors
 from lowbit.compiler import compile_program
 from lowbit.ir import ops as O
 from lowbit.ir.rewrite import walk
 from lowbit.toolchain import require_tool
 from lowbit.transforms import Options, lower_vm
 from tests.transforms.ptx_loops import main_loop, mix
-from tests.transforms.test_pipeline import _ex03, _ex04, _run04
+from tests.transforms.test_pipeline import EX04, _ex03, _ex04, _run04
 
 _LOAD = re.compile(r"ld\.global\S*\s+(\{[^}]*\}|%\w+)")
 _MOV = re.compile(r"mov\.b(?:32|64)\s+(%\w+),\s*(%\w+);")
@@ -138,3 +140,52 @@ def test_wx_matmul_layout_3_every_trip_count_matches_float64(k: int) -> None:
 def test_wx_matmul_layout_3_uint4_matches_float64(k: int) -> None:
     require_tool("ptxas")
     _wx_emulated("uint4", 5, 136, k)
+
+
+# ------------------------------------------------------------------------------------------------ a runtime range
+
+
+@lowbit.kernel(num_warps=4)
+def _from_k0(a_ptr: lowbit.ptr("f16"), w_ptr: lowbit.ptr("uint32"), s_ptr: lowbit.ptr("f16"),
+             z_ptr: lowbit.ptr("uint8"), c_ptr: lowbit.ptr("f16"), M: lowbit.int32, N: lowbit.int32,
+             K: lowbit.int32, K0: lowbit.int32, STEP: lowbit.int32, BM: lowbit.constexpr = 16,
+             BN: lowbit.constexpr = 32, BK: lowbit.constexpr = 32):  # fmt: skip
+    """Example 04's loop from a runtime K0 by a runtime STEP (= BK when launched right)."""
+    m0 = lowbit.program_id(0) * BM
+    n0 = lowbit.program_id(1) * BN
+    a = lowbit.global_view(a_ptr, (M, K))
+    w = lowbit.global_view(w_ptr, (lowbit.cdiv(K, 8), N))
+    scales = lowbit.global_view(s_ptr, (lowbit.cdiv(K, 128), N))
+    zeros = lowbit.global_view(z_ptr, (lowbit.cdiv(K, 128), N))
+    acc = lowbit.zeros((BM, BN), lowbit.f32)
+    for k in range(K0, K, STEP):
+        ta = lowbit.load(a, (m0, k), (BM, BK))
+        codes = lowbit.view(lowbit.load(w, (k // 8, n0), (BK // 8, BN)), lowbit.uint4, axis=0)
+        s = lowbit.load(scales, (k // 128, n0), (1, BN))
+        z = lowbit.load(zeros, (k // 128, n0), (1, BN))
+        acc = lowbit.dot(ta, (lowbit.cast(codes, lowbit.f16) - lowbit.cast(z, lowbit.f16)) * s, acc)
+    lowbit.store(lowbit.global_view(c_ptr, (M, N)), lowbit.cast(acc, lowbit.f16), (m0, n0))
+
+
+@pytest.mark.parametrize("stages", [2, 3])
+def test_a_runtime_start_and_step_take_every_trip_count_and_a_bad_step_still_traps(stages: int) -> None:
+    require_tool("ptxas")
+    m, n, k = 21, 40, 256
+    rng = np.random.default_rng(stages)
+    a = rng.standard_normal((m, k)).astype(np.float16)
+    q = lowbit.quantize(rng.standard_normal((k, n)), "uint4", group_size=128, symmetric=False, zero="int")
+    words = lowbit.pack(q.codes, 4, axis=0)
+    s, z = np.ascontiguousarray(q.scales, np.float16), np.ascontiguousarray(q.zeros, np.uint8)
+    g = np.arange(k) // 128
+    wf = (q.codes.astype(np.float64) - q.zeros.astype(np.float64)[g]) * q.scales.astype(np.float64)[g]
+    grid = (-(-m // 16), -(-n // 32))
+    for k0 in (256, 224, 192, 160, 96, 0, 288):  # 0, 1, 2, 3, 5, 8 K steps, and a start past the end
+        c = np.full((m, n), np.nan, np.float16)
+        _from_k0[grid](a, words, s, z, c, m, n, k, k0, 32, num_stages=stages)
+        a64 = a.astype(np.float64)[:, k0:]
+        ref, mag = a64 @ wf[k0:], np.abs(a64) @ np.abs(wf[k0:])
+        assert np.all(np.abs(c.astype(np.float64) - ref) <= EX04.tolerance(ref, mag, k)), k0
+    prog = _from_k0.last_launch.program
+    assert prog.num_stages == stages and mix(main_loop(compile_program(prog, "sm_80").ptx))["cp.async.wait_group"] == 2
+    with pytest.raises(lowbit.errors.LowbitError, match="step must be positive"):
+        _from_k0[grid](a, words, s, z, np.zeros((m, n), np.float16), m, n, k, 0, 0, num_stages=stages)
