@@ -226,24 +226,20 @@ def build(qw: object, m: int, act: str, tile: tuple[int, int, int], activations:
     return Build(p, cx, args, facts, compiled, out)
 
 
-def k_steps_per_iteration(ptx: str) -> int:
-    """K steps one iteration of the main loop runs: ``lowbit.transforms.pipeline`` waits for its ring exactly once
-    a K step (one ``cp.async.wait_group``), and unrolls a loop into pairs of steps when it carries prefetched
-    tiles; an unpipelined loop (no wait) runs one."""
-    return max(1, main_loop_opcodes(ptx).get("cp.async.wait_group", 0))
+#: K steps one main-loop iteration runs (the pipeline runs loops with prefetched tiles in pairs)
+k_steps_per_iteration = report.k_steps_per_iteration
 
 
 def static_figures(b: Build, tool: Path | None, shape: tuple[int, int, int] = SHAPE) -> dict:
     """sass_loop_stats.py on the cubin (through bench_decode's helper): main-loop SASS per weight (an unrolled
     loop's iteration consumes ``k_steps`` x BK x BN weights)."""
     cx = b.constexprs
-    steps = k_steps_per_iteration(b.compiled.ptx)
-    meas = SimpleNamespace(side="lowbit", shape=list(shape), config=(cx["BM"], cx["BN"], steps * cx["BK"], NUM_WARPS),
+    meas = SimpleNamespace(side="lowbit", shape=list(shape), config=(cx["BM"], cx["BN"], cx["BK"], NUM_WARPS),
                            path="", error="" if b.compiled.cubin else "no cubin (run `lowbit install-tools`)",
-                           cubin=b.compiled.cubin)  # fmt: skip
+                           cubin=b.compiled.cubin, k_steps=k_steps_per_iteration(b.compiled.ptx))  # fmt: skip
     row = report.static_row(meas, tool)
-    out = {k: row[k] for k in ("loop_body", "inner_loops", "thread_instr_per_weight", "top_ops", "error") if k in row}
-    return out | {"k_steps": steps}
+    return {k: row[k] for k in ("loop_body", "inner_loops", "thread_instr_per_weight", "top_ops", "error", "k_steps")
+            if k in row}
 
 
 def resources(b: Build) -> dict:
