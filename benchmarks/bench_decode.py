@@ -99,6 +99,7 @@ class Measurement:
     error: str = ""
     cubin: bytes | None = None
     facts: dict = field(default_factory=dict)
+    k_steps: int = 1  # K steps one main-loop iteration runs (lowbit's pipeline pairs loops with prefetched tiles)
 
     @property
     def ok(self) -> bool:
@@ -166,6 +167,7 @@ def run_lowbit(prob: Problem, config, blocks: int, checks: bool = True, emulate:
         meas.error = f"compile: {str(exc).splitlines()[0]}"
         return meas
     meas.path, meas.shared_bytes, meas.cubin = _lowbit_path(compiled.ptx), compiled.shared_bytes, compiled.cubin
+    meas.k_steps = report.k_steps_per_iteration(compiled.ptx)
     if not emulate:
         return meas
     t0 = time.perf_counter()

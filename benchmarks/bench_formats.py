@@ -225,14 +225,20 @@ def build(qw: object, m: int, act: str, tile: tuple[int, int, int], activations:
     return Build(p, cx, args, facts, compiled, out)
 
 
+#: K steps one main-loop iteration runs (the pipeline runs loops with prefetched tiles in pairs)
+k_steps_per_iteration = report.k_steps_per_iteration
+
+
 def static_figures(b: Build, tool: Path | None, shape: tuple[int, int, int] = SHAPE) -> dict:
-    """sass_loop_stats.py on the cubin (through bench_decode's helper): main-loop SASS per weight."""
+    """sass_loop_stats.py on the cubin (through bench_decode's helper): main-loop SASS per weight (an unrolled
+    loop's iteration consumes ``k_steps`` x BK x BN weights)."""
     cx = b.constexprs
     meas = SimpleNamespace(side="lowbit", shape=list(shape), config=(cx["BM"], cx["BN"], cx["BK"], NUM_WARPS),
                            path="", error="" if b.compiled.cubin else "no cubin (run `lowbit install-tools`)",
-                           cubin=b.compiled.cubin)  # fmt: skip
+                           cubin=b.compiled.cubin, k_steps=k_steps_per_iteration(b.compiled.ptx))  # fmt: skip
     row = report.static_row(meas, tool)
-    return {k: row[k] for k in ("loop_body", "inner_loops", "thread_instr_per_weight", "top_ops", "error") if k in row}
+    return {k: row[k] for k in ("loop_body", "inner_loops", "thread_instr_per_weight", "top_ops", "error", "k_steps")
+            if k in row}
 
 
 def resources(b: Build) -> dict:
@@ -348,6 +354,14 @@ def triton_uint4(emu_k: int, blocks: int, checks: bool = True, configs: list | N
 # -- report ----------------------------------------------------------------------------------------
 
 
+def _loop_body(s: dict) -> str:
+    """The main loop's SASS count, per K step when an iteration runs several."""
+    if "loop_body" not in s:
+        return "n/a"
+    steps = s.get("k_steps", 1)
+    return str(s["loop_body"]) if steps == 1 else f"{s['loop_body']} ({steps} K steps: {s['loop_body'] / steps:g} a step)"
+
+
 def static_target(name: str) -> float:
     return STATIC_TARGET_UINT4 if name == "uint4" else STATIC_TARGET
 
@@ -459,7 +473,7 @@ def markdown(rows: list[FormatResult], triton: dict | None, args: argparse.Names
         cvt = ", ".join(f"`{a}` {b}" for a, b in r.ptx.get("int_to_float_cvt", {}).items()) or "none"
         f32 = ", ".join(f"`{a}` {b}" for a, b in r.ptx.get("f32_arith", {}).items()) or "none"
         errs = "; ".join(r.errors + ([r.static["error"]] if "error" in r.static else []))
-        out.append(f"| {r.name} | {r.layout} | {'x'.join(map(str, r.tile))} | {r.static.get('loop_body', 'n/a')} | {top} | {cvt} | "
+        out.append(f"| {r.name} | {r.layout} | {'x'.join(map(str, r.tile))} | {_loop_body(r.static)} | {top} | {cvt} | "
                    f"{f32} | {r.ptx.get('has_mma', 'n/a')} | {r.emu.get('seconds', 'n/a')} | {errs} |")  # fmt: skip
     return "\n".join(out) + "\n"
 

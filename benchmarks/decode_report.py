@@ -81,8 +81,18 @@ def _sass_tool(given: Path | None) -> Path:
     raise SystemExit(f"sass_loop_stats.py not found (tried {', '.join(map(str, cands))}); pass --sass-tool")
 
 
+def k_steps_per_iteration(ptx: str) -> int:
+    """K steps one iteration of a lowbit kernel's main loop runs: ``lowbit.transforms.pipeline`` waits for its
+    ring once a K step (one ``cp.async.wait_group``) and runs a loop that carries prefetched tiles in pairs of
+    steps; a loop without the wait (unpipelined) runs one."""
+    from tests.transforms.ptx_loops import main_loop, mix
+
+    return max(1, mix(main_loop(ptx)).get("cp.async.wait_group", 0))
+
+
 def static_row(m, tool: Path | None) -> dict:
-    """Run sass_loop_stats.py on one side's cubin: main-loop SASS x threads / (BK x BN) weights per iteration."""
+    """Run sass_loop_stats.py on one side's cubin: main-loop SASS x threads / (k_steps x BK x BN) weights per
+    iteration (``m.k_steps``: the K steps one iteration runs, 1 unless the side says otherwise)."""
     from lowbit.toolchain import find_tool
 
     row = {"side": m.side, "shape": list(m.shape), "config": list(m.config), "path": m.path}
@@ -90,6 +100,7 @@ def static_row(m, tool: Path | None) -> dict:
         row["error"] = m.error or "no cubin (ptxas missing: run `lowbit install-tools`)"
         return row
     bm, bn, bk, nw = m.config
+    steps = getattr(m, "k_steps", 1)
     nvdisasm = find_tool("nvdisasm")
     if nvdisasm is None:
         raise SystemExit("nvdisasm not found: run `lowbit install-tools`")
@@ -97,7 +108,7 @@ def static_row(m, tool: Path | None) -> dict:
         cubin = Path(tmp) / f"{m.side}.cubin"
         cubin.write_bytes(m.cubin)
         res = subprocess.run([sys.executable, str(_sass_tool(tool)), str(cubin), "--threads", str(32 * nw),
-                              "--weights-per-iter", str(bk * bn), "--json"], capture_output=True, text=True,
+                              "--weights-per-iter", str(steps * bk * bn), "--json"], capture_output=True, text=True,
                              env=dict(os.environ, NVDISASM=str(nvdisasm)))
     if res.returncode:
         row["error"] = f"sass_loop_stats failed: {res.stderr.strip()[-300:]}"
@@ -105,7 +116,7 @@ def static_row(m, tool: Path | None) -> dict:
     kernels = json.loads(res.stdout)
     k = max(kernels, key=lambda r: r["loop_body"])
     row.update({"kernel": k["kernel"], "sass_total": k["total"], "loop_body": k["loop_body"],
-                "inner_loops": k["inner_loops"], "thread_instr_per_weight": k.get("thread_instr_per_weight"),
+                "inner_loops": k["inner_loops"], "k_steps": steps, "thread_instr_per_weight": k.get("thread_instr_per_weight"),
                 "thread_instr_per_mac": k.get("thread_instr_per_weight", 0) / bm,
                 "top_ops": dict(list(k["loop_ops"].items())[:8])})
     return row
@@ -115,7 +126,8 @@ def static_line(r: dict) -> str:
     if "error" in r:
         return f"static: n/a ({r['error']})"
     warn = f" ({r['inner_loops']} loop(s) nested in the main loop: a lower bound)" if r["inner_loops"] else ""
-    return f"static: main loop {r['loop_body']} SASS, {r['thread_instr_per_weight']} thread-instr/weight{warn}"
+    steps = f" ({r['k_steps']} K steps)" if r.get("k_steps", 1) > 1 else ""
+    return f"static: main loop {r['loop_body']} SASS{steps}, {r['thread_instr_per_weight']} thread-instr/weight{warn}"
 
 
 # ------------------------------------------------------------------------------------------ report
@@ -239,7 +251,8 @@ def _static_section(rows) -> list[str]:
             out.append(f"| {r['side']} | {_cfg(r['config'])} | {r['path']} | | | | | n/a: {r['error']} |")
             continue
         top = ", ".join(f"{k} {v}" for k, v in list(r["top_ops"].items())[:6])
-        out.append(f"| {r['side']} | {_cfg(r['config'])} | {r['path']} | {r['loop_body']} | "
+        body = f"{r['loop_body']} ({r['k_steps']} K steps)" if r.get("k_steps", 1) > 1 else r["loop_body"]
+        out.append(f"| {r['side']} | {_cfg(r['config'])} | {r['path']} | {body} | "
                    f"{r['thread_instr_per_weight']} | {r['thread_instr_per_mac']:.3f} | {r['inner_loops']} | {top} |")
     best = {}
     for side in ("lowbit", "triton"):

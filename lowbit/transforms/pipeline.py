@@ -34,8 +34,42 @@ A transposed buffer becomes a natural one (16-byte copies cannot
 transpose); the read takes the transposed layout instead.
 
 Small tiles loaded straight into registers in the same loop (group scales
-and zeros) are prefetched one K step ahead as loop-carried values, so
-their latency overlaps a step of ``mma`` too.
+and zeros, layout 3's plane words) are prefetched one K step ahead as
+loop-carried values, so their latency overlaps a step of ``mma`` too.
+
+**Ping-pong pairs.**  A carried prefetch is live across the back edge
+together with its successor (the next step's load is issued before this
+step's last use), so LLVM and ptxas copy every carried word at the back
+edge: one ``mov`` / ``IMAD.MOV`` a word a step (31 of wx_matmul uint7's
+758 SASS a step at layout 3).  A loop with prefetched tiles is therefore
+emitted as pairs of K steps, each pair carrying register set 0: the first
+step reads set 0 and loads set 1, the second reads set 1 and loads the
+next set 0, whose lifetime begins after set 0's ends -- the same registers,
+no copy.  Then the odd step, under an ``if``::
+
+    for k in range(start, stop - step, 2*step) iter(..., rd, kn = start, set0):
+        <step k: read ring[rd], set0; copies into ring[rd-1], set1 = prefetch(k + step)>
+        <step k + step: read ring[rd+1], set1; copies into ring[rd], set0' = prefetch(k + 2*step)>
+        yield ..., (rd + 2) % S, k + 2*step, set0'
+    if kend < stop:                            # an odd trip count (1 included): the last step
+        <step kend: read ring[rd], set0; no copies, no prefetch -- nothing reads them>
+
+``kend`` (the carried ``kn``'s result) is where the pairs stopped: ``start``
+when they ran zero times, so trip counts 0 and 1 take no pair and 0 skips
+the ``if``.  The odd step's wait is right without a copy of its own: the
+groups in flight are those of its own step and the ``S - 2`` after it
+(zero-filled past the end).  With ``S == 2`` every pair starts at stage 0,
+so the stages are constants and nothing is carried for them.  The
+unrolled loop's bound ``stop - step`` must not overflow int32 (a K loop's
+``stop`` is a size; the single loop's ``k + step`` has the same limit).
+
+The cost rule (:func:`unrolls`): unroll exactly when the loop carries
+prefetched tiles -- the only values whose copies the pairs remove; other
+loops keep one step an iteration (the pairs would double the body, and
+the odd step triple it, for nothing).  Measured at sm_80 (wx_matmul,
+16x128x128, 3 stages, static SASS a K step): uint4 382 -> 349, uint7 758
+-> 700, reg-to-reg ``IMAD.MOV`` 24 -> 1 and 31 -> 0 a step; an
+iteration now consumes two K steps' weights.
 
 A loop is pipelined only when nothing in it writes global memory (the
 copies and prefetches read ahead of its iterations) and every staged load
@@ -49,9 +83,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 from lowbit.ir import ops as O
 from lowbit.ir.expr import Binary, Const, Expr, Select, Var, free_vars, substitute
+from lowbit.ir.op_base import Carried
 from lowbit.ir.program import Program
 from lowbit.ir.rewrite import Rewriter, walk
 from lowbit.ir.types import INT32, SharedType, TileType, Value
@@ -195,6 +229,46 @@ def _times(e: Expr, n: int) -> Expr:
     return Const(0, e.dtype) if n == 0 else e if n == 1 else Binary("mul", e, Const(n, e.dtype))
 
 
+def _like(v: Carried) -> Carried:
+    """A new scalar or value of ``v``'s kind and type."""
+    return Var(v.name, v.dtype) if isinstance(v, Var) else Value(v.type, v.hint)
+
+
+def _next(rd: Expr, S: int, n: int = 1) -> Expr:
+    """``(rd + n) % S`` for a stage ``0 <= rd < S`` and ``0 < n < S`` (one select, no division)."""
+    if isinstance(rd, Const):
+        return Const((int(rd.value) + n) % S, INT32)
+    if n == 1:
+        return Select(Binary("eq", rd, Const(S - 1, INT32)), Const(0, INT32), Binary("add", rd, Const(1, INT32)))
+    if n == S - 1:
+        return _prev(rd, S)
+    return Select(Binary("ge", rd, Const(S - n, INT32)), Binary("sub", rd, Const(S - n, INT32)),
+                  Binary("add", rd, Const(n, INT32)))
+
+
+def _prev(rd: Expr, S: int) -> Expr:
+    """``(rd - 1) % S`` for a stage ``0 <= rd < S``."""
+    if isinstance(rd, Const):
+        return _next(rd, S, S - 1)
+    return Select(Binary("eq", rd, Const(0, INT32)), Const(S - 1, INT32), Binary("sub", rd, Const(1, INT32)))
+
+
+def unrolls(plan: _Plan) -> bool:
+    """The cost rule: a loop is unrolled into ping-pong pairs exactly when it carries prefetched tiles (the
+    only values whose back-edge copies the unroll removes); otherwise the doubled body buys nothing."""
+    return bool(plan.prefetched)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every K step of one pipelined loop shares: the input loop, its plan, the staged loads, their rings."""
+
+    loop: O.For
+    plan: _Plan
+    loads: list
+    rings: list
+
+
 class _Pipeline(Rewriter):
     def __init__(self, prog: Program, opts: Options) -> None:
         super().__init__()
@@ -207,6 +281,12 @@ class _Pipeline(Rewriter):
                 self.sel.views[id(op.result)] = op
         self._skip: set[int] = set()
         self._reads: dict[int, tuple[_Staged | O.LoadGlobal, Value, Expr]] = {}
+        self._fresh = False  # define every value anew (a loop body emitted more than once)
+
+    def define(self, v: Carried, op: O.Op | None) -> Carried:
+        if self._fresh and op is not None:
+            return _like(v)
+        return v
 
     def visit(self, op: O.Op) -> None:
         if id(op) in self._skip:
@@ -223,9 +303,9 @@ class _Pipeline(Rewriter):
 
     # ------------------------------------------------------------------ the transformed loop
     def _copy(self, lg: O.LoadGlobal, ring: Value, stage: Expr, var: Var, k: Expr) -> None:
-        """``copy_async`` of the staged load's K step ``k`` into ``ring[stage]``."""
+        """``copy_async`` of the staged load's K step ``k`` (in the input program's terms) into ``ring[stage]``."""
         view = self._stage(ring, stage)
-        offs = tuple(substitute(self.expr(o), {id(var): k}) for o in lg.offsets)
+        offs = tuple(self.expr(substitute(o, {id(var): k})) for o in lg.offsets)
         cp = O.CopyAsync(dst=view, src=self.value(lg.src), offsets=offs, l2=lg.l2, prefetch=lg.prefetch, loc=lg.loc)
         self.emit(self.sel.vectorize_copy(cp))
 
@@ -262,7 +342,6 @@ class _Pipeline(Rewriter):
 
     def _pipelined(self, loop: O.For, plan: _Plan) -> None:
         S = self.S
-        start, step = self.expr(loop.start), self.expr(loop.step)
         loads = [s.load for s in plan.staged] + list(plan.direct)
         rings = []
         for lg in loads:
@@ -272,59 +351,123 @@ class _Pipeline(Rewriter):
             rings.append(ring)
         # prologue: the first S-1 K steps in flight, one group each
         for j in range(S - 1):
-            kj = _add(start, _times(step, j))
+            kj = _add(loop.start, _times(loop.step, j))
             for lg, ring in zip(loads, rings):
                 self._copy(lg, ring, Const(j, INT32), loop.var, kj)
             self.emit(O.CommitGroup(loc=loop.loc))
-        first = []
-        for lg in plan.prefetched:
-            v = Value(lg.result.type, lg.result.hint)
-            offs = tuple(substitute(self.expr(o), {id(loop.var): start}) for o in lg.offsets)
-            self.emit(self.copy(lg).replace(result=v, offsets=offs))
-            first.append(v)
-        # the loop
-        rd = Var("stage", INT32)
-        args = [Value(lg.result.type, lg.result.hint) for lg in plan.prefetched]
+        first = [self._prefetch(lg, loop.var, loop.start) for lg in plan.prefetched]
         self._skip.update(id(op) for s in plan.staged for op in s.ops)
         self._skip.update(id(b) for b in plan.barriers)
         self._skip.update(id(lg) for lg in plan.prefetched)
-        for s, ring in zip(plan.staged, rings):
-            self._reads[id(s.read)] = (s, ring, rd)
-        for lg, ring in zip(plan.direct, rings[len(plan.staged):]):
-            self._reads[id(lg)] = (lg, ring, rd)
-        for lg, a in zip(plan.prefetched, args):
-            self.bind(lg.result, a)
-        self._bodies.append([])
-        try:
-            self.emit(O.WaitGroup(pending=S - 2, loc=loop.loc))
-            self.emit(O.Barrier(loc=loop.loc))
-            wr = Select(Binary("eq", rd, Const(0, INT32)), Const(S - 1, INT32), Binary("sub", rd, Const(1, INT32)))
-            ahead = _add(loop.var, _times(step, S - 1))
-            for lg, ring in zip(loads, rings):
-                self._copy(lg, ring, wr, loop.var, ahead)
-            self.emit(O.CommitGroup(loc=loop.loc))
-            nxt = []
-            for lg in plan.prefetched:
-                v = Value(lg.result.type, lg.result.hint)
-                offs = tuple(substitute(self.expr(o), {id(loop.var): _add(loop.var, step)}) for o in lg.offsets)
-                self.emit(self.copy(lg).replace(result=v, offsets=offs))
-                nxt.append(v)
-            for op in loop.body:
-                self.visit(op)
-            yields = tuple(self.item(y) for y in loop.yields)
-        finally:
-            body = tuple(self._bodies.pop())
-        rd_next = Select(Binary("eq", rd, Const(S - 1, INT32)), Const(0, INT32), Binary("add", rd, Const(1, INT32)))
-        extra_results = [Var("stage_out", INT32)] + [Value(a.type, a.hint) for a in args]
-        self.emit(O.For(
-            var=loop.var, start=start, stop=self.expr(loop.stop), step=step,
-            inits=tuple(self.item(x) for x in loop.inits) + (Const(0, INT32), *first),
-            args=(*loop.args, rd, *args), body=body, yields=(*yields, rd_next, *nxt),
-            results=(*loop.results, *extra_results), loc=loop.loc,
-        ))  # fmt: skip
+        run = _Run(loop, plan, loads, rings)
+        if unrolls(plan):
+            self._ping_pong(run, first)
+        else:
+            self._single(run, first)
         self.emit(O.WaitGroup(pending=0, loc=loop.loc))  # copies past the end of K may still be in flight
         for ring in rings:
             self.emit(O.FreeShared(buf=ring, loc=loop.loc))
+
+    # ------------------------------------------------------------------ one K step, and the loops made of them
+    def _prefetch(self, lg: O.LoadGlobal, var: Var, k: Expr) -> Value:
+        """The prefetched load of K step ``k`` (in the input program's terms), into a new value."""
+        v = Value(lg.result.type, lg.result.hint)
+        offs = tuple(self.expr(substitute(o, {id(var): k})) for o in lg.offsets)
+        self.emit(lg.map_values(self.value, self.expr).replace(result=v, offsets=offs))
+        return v
+
+    def _step(self, run: _Run, k: Expr, carried: tuple, pre: list, rd: Expr, wr: Expr | None) -> tuple[tuple, list]:
+        """Emit one K step of the pipelined loop at K index ``k`` (an expression of the new program), with the
+        input loop's args reading ``carried``, its prefetched loads reading ``pre`` and its staged reads
+        ``ring[rd]``; ``wr`` is the stage the step's copies fill (None: the last step, which issues no copies
+        and no prefetches -- nothing would read them).  Returns the step's yields and its prefetched values."""
+        loop, plan = run.loop, run.plan
+        self.bind(loop.var, k)
+        for a, c in zip(loop.args, carried):
+            self.bind(a, c)
+        for lg, v in zip(plan.prefetched, pre):
+            self.bind(lg.result, v)
+        for s, ring in zip(plan.staged, run.rings):
+            self._reads[id(s.read)] = (s, ring, rd)
+        for lg, ring in zip(plan.direct, run.rings[len(plan.staged):]):
+            self._reads[id(lg)] = (lg, ring, rd)
+        self.emit(O.WaitGroup(pending=self.S - 2, loc=loop.loc))
+        self.emit(O.Barrier(loc=loop.loc))
+        nxt: list = []
+        if wr is not None:
+            ahead = _add(loop.var, _times(loop.step, self.S - 1))
+            for lg, ring in zip(run.loads, run.rings):
+                self._copy(lg, ring, wr, loop.var, ahead)
+            self.emit(O.CommitGroup(loc=loop.loc))
+            nxt = [self._prefetch(lg, loop.var, _add(loop.var, loop.step)) for lg in plan.prefetched]
+        for op in loop.body:
+            self.visit(op)
+        return tuple(self.item(y) for y in loop.yields), nxt
+
+    def _single(self, run: _Run, first: list) -> None:
+        """The pipelined loop, one K step an iteration: the stage and the prefetched tiles are carried."""
+        loop, S = run.loop, self.S
+        var, args = (self._fresh_var(loop.var), tuple(_like(a) for a in loop.args)) if self._fresh else (loop.var, loop.args)
+        rd = Var("stage", INT32)
+        pre = [Value(lg.result.type, lg.result.hint) for lg in run.plan.prefetched]
+        self._bodies.append([])
+        try:
+            yields, nxt = self._step(run, var, args, pre, rd, _prev(rd, S))
+        finally:
+            body = tuple(self._bodies.pop())
+        results = tuple(self._define(r, loop) for r in loop.results)
+        self.emit(O.For(
+            var=var, start=self.expr(loop.start), stop=self.expr(loop.stop), step=self.expr(loop.step),
+            inits=tuple(self.item(x) for x in loop.inits) + (Const(0, INT32), *first),
+            args=(*args, rd, *pre), body=body, yields=(*yields, _next(rd, S), *nxt),
+            results=(*results, Var("stage_out", INT32), *(_like(v) for v in pre)), loc=loop.loc,
+        ))  # fmt: skip
+
+    def _fresh_var(self, var: Var) -> Var:
+        """A new loop index standing for ``var`` (same divisibility facts, for the copies' alignment proofs)."""
+        new = Var(var.name, var.dtype)
+        self.sel.div.known[id(new)] = self.sel.div(var)
+        return new
+
+    def _ping_pong(self, run: _Run, first: list) -> None:
+        """The pipelined loop unrolled into pairs of K steps, then the odd step (see the module docstring)."""
+        loop, S = run.loop, self.S
+        start, stop, step = self.expr(loop.start), self.expr(loop.stop), self.expr(loop.step)
+        fresh, self._fresh = self._fresh, True  # the body is emitted three times: every definition anew
+        try:
+            var, kvar, kend = self._fresh_var(loop.var), self._fresh_var(loop.var), self._fresh_var(loop.var)
+            args = tuple(_like(a) for a in loop.args)
+            set0 = [Value(lg.result.type, lg.result.hint) for lg in run.plan.prefetched]
+            # S == 2: every pair starts at stage 0, so the stages are constants and nothing is carried
+            rd = Const(0, INT32) if S == 2 else Var("stage", INT32)
+            stage = () if S == 2 else (rd,)
+            self._bodies.append([])
+            try:
+                mid, set1 = self._step(run, var, args, set0, rd, _prev(rd, S))  # ping: reads set 0, loads set 1
+                ends, set0_next = self._step(run, Binary("add", var, step), mid, set1, _next(rd, S), rd)  # pong
+            finally:
+                body = tuple(self._bodies.pop())
+            done = tuple(_like(r) for r in loop.results)
+            rd_end = Const(0, INT32) if S == 2 else Var("stage_out", INT32)
+            set0_end = [Value(v.type, v.hint) for v in set0]
+            self.emit(O.For(
+                var=var, start=start, stop=Binary("sub", stop, step), step=Binary("mul", step, Const(2, INT32)),
+                inits=(*(self.item(x) for x in loop.inits), *(Const(0, INT32) for _ in stage), start, *first),
+                args=(*args, *stage, kvar, *set0), body=body,
+                yields=(*ends, *(_next(rd, S, 2) for _ in stage), Binary("add", var, _times(step, 2)), *set0_next),
+                results=(*done, *((rd_end,) if stage else ()), kend, *set0_end), loc=loop.loc,
+            ))  # fmt: skip
+            # the odd step, at K index kend (a trip count of 0 or 1 runs no pair)
+            self._bodies.append([])
+            try:
+                last, _ = self._step(run, kend, done, set0_end, rd_end, None)
+            finally:
+                then = tuple(self._bodies.pop())
+        finally:
+            self._fresh = fresh
+        results = tuple(self._define(r, loop) for r in loop.results)
+        self.emit(O.If(cond=Binary("lt", kend, stop), then_body=then, then_yields=last, else_body=(),
+                       else_yields=done, results=results, loc=loop.loc))
 
 
 def run(prog: Program, opts: Options) -> Program:
