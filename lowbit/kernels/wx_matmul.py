@@ -26,7 +26,7 @@ constexpr          meaning
                    scales (``s * 2**F`` rounded to A, ``v * 2**-F``, F = A's bias -
                    W's) -- exact, and then the same result, only when every
                    ``s * 2**F`` is an A value (the packer checks:
-                   :meth:`lowbit.ops.QuantizedWeight.fold_ok`); it saves one
+                   :meth:`lowbit.ops.QuantizedWeight.facts`); it saves one
                    multiply per weight pair in the packed dequantisation
 ``ACC_EXP``        with FOLD: the part of the fold exponent F that the f32
                    accumulator takes instead of the scales (``acc * 2**ACC_EXP``
@@ -77,6 +77,12 @@ Pointers that a configuration does not use are never read, and their
 declared dtypes let a caller pass arrays it already has instead of
 allocating: ``z`` is uint32 unless ``ZERO="float"`` (pass ``w``), ``ts`` is
 of dtype A unless ``TENSOR_SCALE`` (pass ``c``), ``bias`` is of dtype A.
+
+Launch options: 4 warps and ``num_stages=3`` -- the K loop's shared-memory
+tiles become a 3-deep ``cp.async`` ring and its register tiles (scales,
+zeros, layout 3's weight words) are prefetched a step ahead, in ping-pong
+pairs of K steps (:mod:`lowbit.transforms.pipeline`); this is what
+:mod:`lowbit.ops` launches and what ``benchmarks/bench_formats.py`` measures.
 """
 
 from __future__ import annotations
@@ -150,7 +156,7 @@ def scale_to_f32(x, F, A, PE):
     one exact widening cast and the main loop does no f32 work for it:
 
     * ``F == A``: the loaded scale, times ``2**PE`` in ``A`` (exact when the
-      packer said so: :func:`lowbit.ops.fold_ok`);
+      packer said so: :meth:`lowbit.ops.QuantizedWeight.facts`);
     * e8m0 (MX; 2**(e - 127)) under FOLD, where the packer checked that every
       folded scale is a *normal* ``A`` value: its ``A`` bits are the biased
       exponent shifted into place, built in integers; without FOLD through
@@ -197,7 +203,7 @@ def scale_to_f32(x, F, A, PE):
     return y
 
 
-@lowbit.kernel(num_warps=4)
+@lowbit.kernel(num_warps=4, num_stages=3)
 def wx_matmul(
     a_ptr: lowbit.ptr(A),
     w_ptr: lowbit.ptr("uint32"),
