@@ -231,16 +231,37 @@ def _times(ctx: Ctx, x: Operand, stride: Operand) -> Operand:
     return ctx.b.binary("mul", x, stride, "off")
 
 
-def _element(ctx: Ctx, view: GView, offsets: tuple, coords: tuple[Operand, ...]):  # noqa: ANN202
+def whole_units(ctx: Ctx, off: object, lim: object, extent: int) -> bool:
+    """Whether the tile's ``extent`` elements from ``off`` along a dimension of size ``lim`` (VM expressions)
+    are all in bounds or all out: both are multiples of a power of two ``D >= extent`` (the divisibility facts).
+
+    Then for every coordinate ``0 <= c < extent``: ``0 <= off + c < lim`` exactly when ``0 <= off < lim``.
+    If ``0 <= off < lim``, ``off <= lim - D`` (both multiples of D), so ``off + c < lim``; if ``off < 0``,
+    ``off <= -D`` and ``off + c < 0``; if ``off >= lim``, ``off + c >= lim``.  (No register wraps: ``off + c``
+    stays below the next multiple of D, which is at most ``2**(w-1)`` for a w-bit ``off``.)  So one compare of
+    ``off`` serves the whole dimension -- the per-row tests of, e.g., a K step of whole 16-row chunks of a
+    ``cdiv(K, 128) * 16``-row view collapse into one.
+    """
+    d = min(ctx.divisibility(off), ctx.divisibility(lim))  # type: ignore[arg-type]
+    return extent <= d
+
+
+def _element(ctx: Ctx, view: GView, offsets: tuple, coords: tuple[Operand, ...],
+             extent: tuple[int, ...] | None = None):  # noqa: ANN202
     """(in-bounds predicate, i64 element offset) of the element at ``offsets + coords`` of ``view``.
 
-    The offset is exact where the predicate holds (and only used there: accesses are predicated on it).
+    ``extent``: the tile's shape (every valid slot's coordinate ``c_d`` lies in ``[0, extent_d)``), which lets
+    a dimension whose offset and size are multiples of a ``D >= extent_d`` be tested once for the whole tile
+    (:func:`whole_units`).  The offset is exact where the predicate holds (and only used there: accesses are
+    predicated on it).
     """
     b = ctx.b
     ok = None
     for d, c in enumerate(coords):
         off = ctx.scalar(offsets[d])
         lim = ctx.scalar(view.shape[d])
+        if extent is not None and whole_units(ctx, offsets[d], view.shape[d], extent[d]):
+            c = Const(0, c.type)  # noqa: PLW2901 - the whole tile's test along d is its first row's
         key = ("elem", id(off), id(lim), c.value if isinstance(c, Const) else id(c))
         inb = ctx.find(key)
         if inb is None:  # one bounds test per distinct coordinate of a dimension, not per element
@@ -358,7 +379,7 @@ def _load_global(ctx: Ctx, op: V.LoadGlobal) -> None:
             if valid is False:  # a run of phantom elements (padded layout): the fill, no access
                 v = fill
             else:
-                ok, lin = _element(ctx, view, op.offsets, ctx.coords(lay, r * w))
+                ok, lin = _element(ctx, view, op.offsets, ctx.coords(lay, r * w), t.shape)
                 v = b.load(at, _byte_address(ctx, view, lin, dt), min(16, max(1, nbits // 8)),
                            _with_valid(ctx, ok, valid), fill, "ld", **_hints(ctx, op))  # fmt: skip
             _put_bits(ctx, acc, r * w * dt.bits, v, nbits)
@@ -372,7 +393,7 @@ def _load_global(ctx: Ctx, op: V.LoadGlobal) -> None:
         if valid is False:
             regs.append(other)
             continue
-        ok, lin = _element(ctx, view, op.offsets, ctx.coords(lay, s))
+        ok, lin = _element(ctx, view, op.offsets, ctx.coords(lay, s), t.shape)
         if mask is not None:
             ok = b.binary("and", ok, mask[s])
         ok = _with_valid(ctx, ok, valid)
@@ -402,7 +423,7 @@ def _store_global(ctx: Ctx, op: V.StoreGlobal) -> None:
             valid = ctx.valid(lay, op.value.type.shape, r * w)  # type: ignore[union-attr]
             if valid is False:
                 continue
-            ok, lin = _element(ctx, view, op.offsets, ctx.coords(lay, r * w))
+            ok, lin = _element(ctx, view, op.offsets, ctx.coords(lay, r * w), op.value.type.shape)  # type: ignore[union-attr]
             v = _get_bits(ctx, ws, r * w * dt.bits, nbits)
             b.store(_byte_address(ctx, view, lin, dt), v, min(16, max(1, nbits // 8)),
                     _with_valid(ctx, ctx.and_(ok, own), valid))  # fmt: skip
@@ -420,7 +441,7 @@ def _store_global(ctx: Ctx, op: V.StoreGlobal) -> None:
         valid = ctx.valid(lay, op.value.type.shape, s)  # type: ignore[union-attr]
         if valid is False:
             continue
-        ok, lin = _element(ctx, view, op.offsets, ctx.coords(lay, s))
+        ok, lin = _element(ctx, view, op.offsets, ctx.coords(lay, s), op.value.type.shape)  # type: ignore[union-attr]
         if mask is not None:
             ok = b.binary("and", ok, mask[s])
         ok = _with_valid(ctx, ctx.and_(ok, own), valid)

@@ -1,0 +1,137 @@
+"""Address and bounds rules of the memory lowering, checked in the PTX main loop and on the emulator.
+
+* Whole-unit bounds (:func:`lowbit.transforms._lower_memory.whole_units`): a tile dimension whose offset and
+  view extent are multiples of a power of two ``D`` at least the tile's extent is tested once per tile, not
+  once per distinct coordinate -- exact, since the tile is then all in bounds or all out.
+* Stage pointers (:func:`lowbit.transforms._lower_shared._pointer`): the address of a swizzled stage's byte is
+  a loop-invariant per-thread pointer plus the stage offset, one 64-bit add per access.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import lowbit
+from lowbit.compiler.cache import CompileCache
+from tests.transforms.harness import both, compiled
+from tests.transforms.ptx_loops import main_loop
+
+
+@lowbit.kernel(num_warps=4)
+def next_chunks(w_ptr: lowbit.ptr("uint32"), o_ptr: lowbit.ptr("uint32"), N: lowbit.int32, K: lowbit.int32,
+                BN: lowbit.constexpr = 128, AHEAD: lowbit.constexpr = 128):  # fmt: skip
+    """o[r, n] = sum over K steps k of w[(k + AHEAD) // 128 * 16 + r, n]: 16-row chunks of a
+    ``cdiv(K, 128) * 16``-row view, read one step ahead as a pipeline prefetches (past the end in the last step)."""
+    n0 = lowbit.program_id(0) * BN
+    w = lowbit.global_view(w_ptr, (lowbit.cdiv(K, 128) * 16, N))
+    acc = lowbit.zeros((16, BN), lowbit.uint32)
+    for k in range(0, K, 128):
+        acc = acc + lowbit.load(w, ((k + AHEAD) // 128 * 16, n0), (16, BN))
+    lowbit.store(lowbit.global_view(o_ptr, (16, N)), acc, (0, n0))
+
+
+def _next_chunks_reference(w: np.ndarray, k: int, ahead: int) -> np.ndarray:
+    rows = w.shape[0]
+    out = np.zeros((16, w.shape[1]), np.uint32)
+    for kk in range(0, k, 128):
+        r = (kk + ahead) // 128 * 16
+        if r < rows:
+            out += w[r:r + 16]
+    return out
+
+
+_REG = r"%[a-z]+\d+"
+
+
+def _defs(lines: list[str]) -> set[str]:
+    """Registers an instruction of ``lines`` writes (its first operand; vector loads' braces too)."""
+    out: set[str] = set()
+    for line in lines:
+        s = re.sub(r"^@!?%\w+\s+", "", line)
+        parts = s.split(None, 1)
+        if len(parts) < 2 or parts[0].startswith(("st.", "cp.async", "bar", "bra", "mma", "ldmatrix")):
+            if parts and parts[0].startswith("ldmatrix"):
+                out.update(re.findall(_REG, parts[1].split("}")[0]))
+            continue
+        head = parts[1].split("}")[0] if parts[1].startswith("{") else parts[1].split(",")[0]
+        out.update(re.findall(_REG, head))
+    return out
+
+
+def _row_tests(ptx: str) -> list[str]:
+    return [x for x in main_loop(ptx) if re.match(r"setp\.(lt|ge)\.u32", x)]
+
+
+@pytest.mark.parametrize(("n", "k"), [(200, 384), (128, 100), (56, 1000), (300, 128)])
+@pytest.mark.parametrize("ahead", [0, 128])
+def test_whole_chunk_loads_equal_numpy_on_odd_shapes(n: int, k: int, ahead: int, cache: CompileCache) -> None:
+    rows = -(-k // 128) * 16
+    rng = np.random.default_rng(n * 7 + k)
+    w = rng.integers(0, 1 << 20, (rows, n)).astype(np.uint32)
+    o = np.full((16, n), 0xDEADBEEF, np.uint32)
+    grid = (-(-n // 128),)
+    [(_, got)] = both(next_chunks, cache, grid, [w, o, n, k], [1], AHEAD=ahead)
+    np.testing.assert_array_equal(got, _next_chunks_reference(w, k, ahead))
+
+
+def test_a_tile_of_whole_chunks_is_bounds_tested_once_per_step(cache: CompileCache) -> None:
+    """Each thread reads 4 rows of the 16-row chunk; the rows share one compare (it was one per row)."""
+    ck = compiled(next_chunks, cache)
+    assert len(_row_tests(ck.ptx)) == 1, _row_tests(ck.ptx)
+
+
+def test_a_row_offset_not_proven_whole_is_still_tested_per_row(cache: CompileCache) -> None:
+    """The control: offsets that are multiples of 8 only, for a 16-row tile that may then straddle the view's
+    end, keep a compare per row (and equal numpy where the tile straddles)."""
+
+    @lowbit.kernel(num_warps=4)
+    def half_chunks(w_ptr: lowbit.ptr("uint32"), o_ptr: lowbit.ptr("uint32"), N: lowbit.int32, K: lowbit.int32):
+        w = lowbit.global_view(w_ptr, (lowbit.cdiv(K, 128) * 16, N))
+        acc = lowbit.zeros((16, 128), lowbit.uint32)
+        for k in range(0, K, 128):
+            acc = acc + lowbit.load(w, ((k + 128) // 128 * 8, 0), (16, 128))  # multiples of 8 only: not whole
+        lowbit.store(lowbit.global_view(o_ptr, (16, N)), acc, (0, 0))
+
+    ck = compiled(half_chunks, cache)
+    assert len(_row_tests(ck.ptx)) > 1
+    k, n = 300, 128
+    rows = -(-k // 128) * 16
+    w = np.random.default_rng(3).integers(0, 1 << 20, (rows, n)).astype(np.uint32)
+    o = np.zeros((16, n), np.uint32)
+    [(_, got)] = both(half_chunks, cache, (1,), [w, o, n, k], [1])
+    want = np.zeros((16, n), np.uint32)
+    for kk in range(0, k, 128):
+        r = (kk + 128) // 128 * 8
+        part = np.zeros((16, n), np.uint32)
+        part[:max(0, min(16, rows - r))] = w[r:r + 16]
+        want += part
+    np.testing.assert_array_equal(got, want)
+
+
+def test_the_uint4_kernel_addresses_each_ldmatrix_with_one_add_of_the_stage_offset() -> None:
+    """wx_matmul's swizzled A stages (uint4, layout 3, as lowbit.ops launches it): each of the 8 ldmatrix
+    addresses is a per-thread pointer made before the loop plus the one stage offset of the step (it was an
+    i32 add, a widening and a 64-bit add each)."""
+    from benchmarks import bench_formats as bf
+
+    qw = bf.quantize("uint4", 1024, 256, 0, 3)
+    loop = main_loop(bf.build(qw, 16, "f16", (16, 128, 128)).compiled.ptx)
+    inside = _defs(loop)
+    defs = {}
+    for line in loop:
+        m = re.match(rf"(\w[\w.]*)\s+({_REG}),\s*({_REG}),\s*({_REG});", line)
+        if m:
+            defs[m.group(2)] = (m.group(1), m.group(3), m.group(4))
+    in_loop_parts = set()
+    addrs = [re.search(rf"\[({_REG})\]", x).group(1) for x in loop if x.startswith("ldmatrix")]
+    assert len(addrs) == 8
+    for a in addrs:
+        opc, x, y = defs[a]
+        assert opc == "add.s64", (a, defs[a])
+        parts = {r for r in (x, y) if r in inside}
+        assert len(parts) <= 1, (a, defs[a])
+        in_loop_parts |= parts
+    assert len(in_loop_parts) == 1, in_loop_parts
