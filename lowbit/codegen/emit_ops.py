@@ -237,9 +237,18 @@ def _vote(em: _Emitter, op: O.Vote) -> None:
 
 def _lop3(em: _Emitter, op: O.Lop3) -> None:
     # no lop3 intrinsic exists and LLVM never selects lop3 (TOOLCHAIN.md): pure inline asm, CSE-able
-    fnty = ir.FunctionType(I32T, [I32T, I32T, I32T])
-    text = f"lop3.b32 $0, $1, $2, $3, 0x{op.lut:02x};"
-    em.bind(op.result, em.b.asm(fnty, text, "=r,r,r,r", [em.val(op.a), em.val(op.b), em.val(op.c)], False))
+    # constant operands are written as immediates (PTX takes them in any source slot): an "r" operand would be
+    # a mov.b32 of the constant, which LLVM rematerialises next to each use -- inside the loop
+    fields, args = [], []
+    for x in (em.val(op.a), em.val(op.b), em.val(op.c)):
+        if isinstance(x, ir.Constant) and isinstance(x.constant, int):
+            fields.append(f"0x{x.constant & 0xFFFFFFFF:08x}")
+        else:
+            args.append(x)
+            fields.append(f"${len(args)}")
+    fnty = ir.FunctionType(I32T, [I32T] * len(args))
+    text = f"lop3.b32 $0, {', '.join(fields)}, 0x{op.lut:02x};"
+    em.bind(op.result, em.b.asm(fnty, text, ",".join(["=r"] + ["r"] * len(args)), args, False))
 
 
 def _prmt(em: _Emitter, op: O.Prmt) -> None:
