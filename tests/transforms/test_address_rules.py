@@ -135,3 +135,16 @@ def test_the_uint4_kernel_addresses_each_ldmatrix_with_one_add_of_the_stage_offs
         assert len(parts) <= 1, (a, defs[a])
         in_loop_parts |= parts
     assert len(in_loop_parts) == 1, in_loop_parts
+
+
+def test_lop3_constants_are_immediates_not_movs_in_the_loop() -> None:
+    """uint4's dequantisation lop3s take their masks and magic numbers as immediates: as "r" operands each was
+    a mov.b32 that LLVM rematerialised inside the loop."""
+    from benchmarks import bench_formats as bf
+
+    qw = bf.quantize("uint4", 1024, 256, 0, 3)
+    loop = main_loop(bf.build(qw, 16, "f16", (16, 128, 128)).compiled.ptx)
+    lops = [x for x in loop if x.startswith("lop3")]
+    assert len(lops) == 64
+    for x in lops:
+        assert re.fullmatch(r"lop3\.b32 %r\d+, %r\d+, 0x[0-9a-f]{8}, 0x[0-9a-f]{8}, 0x[0-9a-f]{2};", x), x
