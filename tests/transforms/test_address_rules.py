@@ -148,3 +148,15 @@ def test_lop3_constants_are_immediates_not_movs_in_the_loop() -> None:
     assert len(lops) == 64
     for x in lops:
         assert re.fullmatch(r"lop3\.b32 %r\d+, %r\d+, 0x[0-9a-f]{8}, 0x[0-9a-f]{8}, 0x[0-9a-f]{2};", x), x
+
+
+def test_scale_splats_take_one_unpack_per_word_and_one_move_per_splat() -> None:
+    """uint4's f16 scales arrive two to a 32-bit word; each weight pair multiplies by one scale in both lanes.
+    Each word is unpacked once and each splat is one move: 3 moves a word, 6 for the thread's two words (the
+    scalar lshr/trunc/insert chain took 6 a word)."""
+    from benchmarks import bench_formats as bf
+
+    qw = bf.quantize("uint4", 1024, 256, 0, 3)
+    loop = main_loop(bf.build(qw, 16, "f16", (16, 128, 128)).compiled.ptx)
+    moves = [x for x in loop if x.startswith("mov.b32") and "{" in x]
+    assert len(moves) == 6, moves
