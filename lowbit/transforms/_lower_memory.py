@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from lowbit.dtypes import DType
 from lowbit.ir import ops as V
+from lowbit.ir.expr import Const as EConst
 from lowbit.ir.simt import Const, Operand, Reg
 from lowbit.ir.simt import ops as S
 from lowbit.ir.simt.types import I8, I16, I32, I64, PRED, PTR_GLOBAL, ScalarType, VectorType
@@ -211,6 +212,32 @@ def offset_parts(ctx: Ctx, view: GView, offsets: tuple,
     return base, inv
 
 
+def offset_address(ctx: Ctx, view: GView, offsets: tuple, coords: tuple[Operand, ...], st: ScalarType) -> Operand:
+    """The address of element ``offsets + coords`` of ``view`` (elements of storage type ``st``), built as
+    ``ptr + coords' part`` and then one add per dimension's offset term, not as one sum of the terms.
+
+    The sums are the same (offsets in i64 wrap alike, the geps are not ``inbounds``), but each partial pointer
+    that depends only on loop-invariant terms is itself invariant and hoisted: where a K step moves one
+    dimension's offset, the step's address is one add (and that term's scaling) to a hoisted pointer -- the
+    row term of ``(m0 + r) * K + k`` no longer joins the loop's sum.
+    """
+    b = ctx.b
+    _, inv = offset_parts(ctx, view, tuple(EConst(0, o.dtype) for o in offsets), coords)
+    ptr = view.ptr if inv is None else b.gep(view.ptr, inv, st, "ga")
+    for d in range(len(coords)):
+        off = ctx.scalar(offsets[d])
+        if isinstance(off, Const) and off.value == 0:
+            continue
+        stride = _wide(ctx, ctx.scalar(view.strides[d]))
+        key = ("off_part", id(off), id(stride))
+        term = ctx.find(key)
+        if term is None:
+            term = _times(ctx, _wide(ctx, off), stride)
+            ctx.put(key, term)
+        ptr = b.gep(ptr, term, st, "ga")  # type: ignore[arg-type]
+    return ptr
+
+
 def _wide(ctx: Ctx, x: Operand) -> Operand:
     """``x`` sign-extended to i64, once per scope."""
     if x.type == I64 or isinstance(x, Const):
@@ -381,8 +408,10 @@ def _load_global(ctx: Ctx, op: V.LoadGlobal) -> None:
             if valid is False:  # a run of phantom elements (padded layout): the fill, no access
                 v = fill
             else:
-                ok, lin = _element(ctx, view, op.offsets, ctx.coords(lay, r * w), t.shape)
-                v = b.load(at, _byte_address(ctx, view, lin, dt), min(16, max(1, nbits // 8)),
+                coords = ctx.coords(lay, r * w)
+                ok, lin = _element(ctx, view, op.offsets, coords, t.shape)
+                addr = _byte_address(ctx, view, lin, dt) if st is None else offset_address(ctx, view, op.offsets, coords, st)
+                v = b.load(at, addr, min(16, max(1, nbits // 8)),
                            _with_valid(ctx, ok, valid), fill, "ld", **_hints(ctx, op))  # fmt: skip
             _put_bits(ctx, acc, r * w * dt.bits, v, nbits)
         put_tile(ctx, op.result, wrds=[a if a is not None else Const(0, I32) for a in acc])

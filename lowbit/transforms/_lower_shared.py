@@ -501,10 +501,7 @@ def _copy_aligned_run(ctx: Ctx, op: V.CopyAsync, view: GView, dst: Operand, coor
         ok = ctx.and_(ok, inb)
         col, ext = idx, lim
     assert ok is not None and col is not None  # noqa: S101
-    base, inv = m.offset_parts(ctx, view, op.offsets, coords)
-    st = m.storage_type(view.dtype)
-    ptr = view.ptr if inv is None else b.gep(view.ptr, inv, st, "ga")  # loop-invariant: hoisted
-    src = ptr if base is None else b.gep(ptr, base, st, "ga")
+    src = m.offset_address(ctx, view, op.offsets, coords, m.storage_type(view.dtype))  # hoisted pointer + k's term
     cache = "cg" if size == 16 else "ca"
     if op.whole:
         cp = S.CpAsync(dst, src, size, cache, ignore_src=b.unary("not", ok, "skip"), **_cp_hints(ctx, op))
