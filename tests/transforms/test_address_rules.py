@@ -160,3 +160,38 @@ def test_scale_splats_take_one_unpack_per_word_and_one_move_per_splat() -> None:
     loop = main_loop(bf.build(qw, 16, "f16", (16, 128, 128)).compiled.ptx)
     moves = [x for x in loop if x.startswith("mov.b32") and "{" in x]
     assert len(moves) == 6, moves
+
+
+def test_each_global_access_is_one_add_of_the_steps_term_to_a_hoisted_pointer() -> None:
+    """uint4 layout 3: the 4 word loads, 2 cp.async (A) and the scale load each add one in-loop term -- the
+    same for every access to one tensor -- to a pointer made before the loop (the words' third and fourth
+    loads added the thread's column block in the loop, A's row term joined k's in the loop)."""
+    from benchmarks import bench_formats as bf
+
+    qw = bf.quantize("uint4", 1024, 256, 0, 3)
+    loop = main_loop(bf.build(qw, 16, "f16", (16, 128, 128)).compiled.ptx)
+    inside = _defs(loop)
+    defs = {}
+    for line in loop:
+        m = re.match(rf"(\w[\w.]*)\s+({_REG}),\s*({_REG}),\s*({_REG});", line)
+        if m:
+            defs[m.group(2)] = (m.group(1), m.group(3), m.group(4))
+
+    def in_loop_terms(lines: list[str], pattern: str) -> set[str]:
+        terms: set[str] = set()
+        for x in lines:
+            if not re.match(pattern, re.sub(r"^@!?%\w+\s+", "", x)):
+                continue
+            addr = re.findall(rf"\[({_REG})\]", x)[-1]
+            opc, a, b = defs[addr]
+            assert opc == "add.s64", (x, defs[addr])
+            parts = {r for r in (a, b) if r in inside}
+            assert len(parts) == 1, (x, defs[addr])
+            terms |= parts
+        return terms
+
+    assert len(in_loop_terms(loop, r"ld\.global\.v4\.b32")) == 1
+    assert len(in_loop_terms(loop, r"cp\.async\.cg")) == 1
+    term = in_loop_terms(loop, r"cp\.async\.cg").pop()  # k * 2 bytes: one instruction from the loop's counter
+    [made] = [x for x in loop if re.match(rf"\S+\s+{re.escape(term)},", x)]
+    assert made.startswith(("mul.wide.s32", "shl.b64")), made
