@@ -23,6 +23,8 @@ handlers are part of :data:`HANDLERS`.
 
 from __future__ import annotations
 
+import math
+
 from lowbit.dtypes import DType
 from lowbit.ir import ops as V
 from lowbit.ir.expr import Const as EConst
@@ -238,6 +240,50 @@ def offset_address(ctx: Ctx, view: GView, offsets: tuple, coords: tuple[Operand,
     return ptr
 
 
+def packed_address(ctx: Ctx, view: GView, offsets: tuple, coords: tuple[Operand, ...], bits: int) -> Operand | None:
+    """:func:`offset_address` for elements of ``bits < 8`` (a run that starts on a byte): the coordinates'
+    byte ``floor(inv * bits / 8)`` plus each offset term in bytes, where every term ``off_d * stride_d * bits``
+    is proven a multiple of 8 (constants, or the divisibility facts of the offset or the stride) -- then
+    ``floor((inv + T) * bits / 8) = floor(inv * bits / 8) + T * bits / 8`` exactly; None where one is not."""
+    b = ctx.b
+    terms: list[Operand] = []
+    for d in range(len(coords)):
+        off = ctx.scalar(offsets[d])
+        if isinstance(off, Const) and off.value == 0:
+            continue
+        stride = _wide(ctx, ctx.scalar(view.strides[d]))
+        if isinstance(stride, Const) and stride.value * bits % 8 == 0:
+            terms.append(_times(ctx, _wide(ctx, off), Const(stride.value * bits // 8, I64)))
+        elif not isinstance(stride, Const) and ctx.divisibility(view.strides[d]) * bits % 8 == 0:
+            # stride * bits / 8 bytes a row, exact, made in the stride's own i32 (it is below the stride, so it
+            # fits): (stride >> 3) * bits, or stride >> log2(8 / bits) where bits divides 8 -- then the term
+            # is a widening multiply of two i32s, as an element stride's is
+            s32 = ctx.scalar(view.strides[d])
+            skey = ("stride_bytes", id(s32), bits)
+            sb = ctx.find(skey)
+            if sb is None:
+                g = math.gcd(bits, 8)  # stride * bits / 8 = (stride / (8 / g)) * (bits / g), 8 / g dividing stride
+                sb = b.binary("ashr", s32, Const((8 // g).bit_length() - 1, s32.type), "sb")
+                if bits // g != 1:
+                    sb = b.binary("mul", sb, Const(bits // g, s32.type), "sb")
+                ctx.put(skey, sb)
+            terms.append(_times(ctx, _wide(ctx, off), _wide(ctx, sb)))  # type: ignore[arg-type]
+        elif ctx.divisibility(offsets[d]) * bits % 8 == 0:
+            ob = b.binary("ashr", b.binary("mul", _wide(ctx, off), Const(bits, I64), "ob"), Const(3, I64), "ob")
+            terms.append(_times(ctx, ob, stride))
+        else:
+            return None
+    _, inv = offset_parts(ctx, view, tuple(EConst(0, o.dtype) for o in offsets), coords)
+    ptr = view.ptr
+    if inv is not None:
+        byte = Const((inv.value * bits) >> 3, I64) if isinstance(inv, Const) else \
+            b.binary("ashr", b.binary("mul", inv, Const(bits, I64), "bit"), Const(3, I64), "by")
+        ptr = b.gep(ptr, byte, I8, "ga")
+    for t in terms:
+        ptr = b.gep(ptr, t, I8, "ga")
+    return ptr
+
+
 def _wide(ctx: Ctx, x: Operand) -> Operand:
     """``x`` sign-extended to i64, once per scope."""
     if x.type == I64 or isinstance(x, Const):
@@ -410,7 +456,10 @@ def _load_global(ctx: Ctx, op: V.LoadGlobal) -> None:
             else:
                 coords = ctx.coords(lay, r * w)
                 ok, lin = _element(ctx, view, op.offsets, coords, t.shape)
-                addr = _byte_address(ctx, view, lin, dt) if st is None else offset_address(ctx, view, op.offsets, coords, st)
+                addr = offset_address(ctx, view, op.offsets, coords, st) if st is not None else \
+                    packed_address(ctx, view, op.offsets, coords, dt.bits)
+                if addr is None:  # a packed term not proven whole bytes: the byte of the whole offset
+                    addr = _byte_address(ctx, view, lin, dt)
                 v = b.load(at, addr, min(16, max(1, nbits // 8)),
                            _with_valid(ctx, ok, valid), fill, "ld", **_hints(ctx, op))  # fmt: skip
             _put_bits(ctx, acc, r * w * dt.bits, v, nbits)
