@@ -199,33 +199,40 @@ def test_each_global_access_is_one_add_of_the_steps_term_to_a_hoisted_pointer() 
 
 @lowbit.kernel(num_warps=1)
 def packed_rows(z_ptr: lowbit.ptr("uint32"), o_ptr: lowbit.ptr("int32"), G: lowbit.int32, N: lowbit.int32,
-                BN: lowbit.constexpr = 64):  # fmt: skip
-    """o[0, n] = sum over rows g of the uint4 code z[g, n] (a dense LSB-first stream of G x N codes)."""
+                BN: lowbit.constexpr = 64, W: lowbit.constexpr = lowbit.uint4):  # fmt: skip
+    """o[0, n] = sum over rows g of the W code z[g, n] (a dense LSB-first stream of G x N codes)."""
     n0 = lowbit.program_id(0) * BN
-    zv = lowbit.global_view(z_ptr, (G, N), dtype=lowbit.uint4)
+    zv = lowbit.global_view(z_ptr, (G, N), dtype=W)
     acc = lowbit.zeros((1, BN), lowbit.int32)
     for g in range(G):
         acc = acc + lowbit.cast(lowbit.load(zv, (g, n0), (1, BN)), lowbit.int32)
     lowbit.store(lowbit.global_view(o_ptr, (1, N)), acc, (0, n0))
 
 
+@pytest.mark.parametrize("bits", [4, 3, 2])
 @pytest.mark.parametrize(("g", "n"), [(7, 80), (1, 208), (13, 64), (5, 16)])
-def test_packed_rows_in_whole_bytes_equal_numpy(g: int, n: int, cache: CompileCache) -> None:
-    """With N a multiple of 16 (the launch's fact) each row of 4-bit codes is whole bytes: the row's byte is a
-    hoisted multiple of the row index, one multiply-add in the loop, no bit-offset shift; N not a multiple of
-    the 64-code tile leaves a masked tail."""
+def test_packed_rows_in_whole_bytes_equal_numpy(g: int, n: int, bits: int, cache: CompileCache) -> None:
+    """With N a multiple of 16 (the launch's fact) each row of 4-, 3- or 2-bit codes is whole bytes
+    (N * bits / 8, made as (N >> 3) * 3 or N >> 2...): the row's byte is a multiple of the row index, no
+    bit-offset shift in the loop; N not a multiple of the 64-code tile leaves a masked tail."""
     from lowbit.compiler import compile_program, run_on_emulator  # noqa: PLC0415
 
-    prog = packed_rows.specialize().with_facts({"z_ptr": 16, "o_ptr": 16, "N": 16})
+    w = {4: lowbit.uint4, 3: lowbit.uint3, 2: lowbit.uint2}[bits]
+    bn = 128 if bits == 2 else 64  # 2-bit: 4 codes a thread, one byte
+    prog = packed_rows.specialize(W=w, BN=bn).with_facts({"z_ptr": 16, "o_ptr": 16, "N": 16})
     ck = compile_program(prog, "sm_80", cache)
     loop = main_loop(ck.ptx)
-    assert not [x for x in loop if x.startswith(("shr.s64", "shr.u64"))], loop
-    rng = np.random.default_rng(g * 31 + n)
-    codes = rng.integers(0, 16, (g, n)).astype(np.uint32)
+    if bits != 3:  # (3-bit codes load one by one: the per-element path, no whole-byte rule)
+        assert not [x for x in loop if x.startswith(("shr.s64", "shr.u64"))], loop
+    rng = np.random.default_rng(g * 31 + n + bits)
+    codes = rng.integers(0, 1 << bits, (g, n)).astype(np.uint32)
     flat = codes.reshape(-1)
-    words = np.zeros(-(-flat.size // 8), np.uint32)
+    words = np.zeros(-(-flat.size * bits // 32) + 1, np.uint32)
     for i, v in enumerate(flat):
-        words[i // 8] |= np.uint32(v) << np.uint32(4 * (i % 8))
+        bit = i * bits
+        words[bit // 32] |= np.uint32((int(v) << (bit % 32)) & 0xFFFFFFFF)
+        if bit % 32 + bits > 32:
+            words[bit // 32 + 1] |= np.uint32(int(v) >> (32 - bit % 32))
     o = np.full((1, n), -1, np.int32)
-    run_on_emulator(ck, (-(-n // 64),), [words, o, g, n])
+    run_on_emulator(ck, (-(-n // bn),), [words, o, g, n])
     np.testing.assert_array_equal(o[0], codes.sum(axis=0).astype(np.int32))
