@@ -111,7 +111,38 @@ def _cast(em: _Emitter, op: O.Cast) -> None:
     em.bind(op.result, v)
 
 
+def _half_of_word(x: ir.Value) -> tuple[ir.Value, int] | None:
+    """``(w, lane)`` when the 16-bit float ``x`` is ``bitcast(trunc(w & 0xffff))`` (lane 0), ``bitcast(trunc(w >> 16))``
+    (lane 1) or ``bitcast(trunc(w))`` (lane 0) of an i32 ``w``: the half's bits are lane ``lane`` of ``w``."""
+    if not (isinstance(x, ir.CastInstr) and x.opname == "bitcast" and isinstance(x.operands[0], ir.CastInstr)):
+        return None
+    t = x.operands[0]
+    if t.opname != "trunc" or t.type != ir.IntType(16) or t.operands[0].type != I32T:
+        return None
+    w = t.operands[0]
+    if isinstance(w, ir.Instruction) and w.opname in ("and", "lshr") and isinstance(w.operands[1], ir.Constant):
+        k = w.operands[1].constant
+        if w.opname == "and" and k == 0xFFFF:
+            return w.operands[0], 0
+        if w.opname == "lshr" and k == 16:
+            return w.operands[0], 1
+    return w, 0
+
+
 def _pack(em: _Emitter, op: O.Pack) -> None:
+    t = op.result.type
+    if len(op.elems) == 2 and op.elems[0] is op.elems[1] and t.elem.name in ("f16", "bf16"):  # type: ignore[attr-defined]
+        # a 16-bit float splat taken from a half of a 32-bit word (a scale of a packed pair): shuffle that half of
+        # the word viewed as two lanes -- NVPTX's unpack of the word (shared by both halves' splats) and a
+        # re-pack, where the scalar lshr/trunc/insert chain cost up to four moves a splat
+        got = _half_of_word(em.val(op.elems[0]))
+        if got is not None:
+            w, lane = got
+            vt = lltype(t)
+            pair = em.b.bitcast(w, vt)
+            em.bind(op.result, em.b.shuffle_vector(pair, ir.Constant(vt, ir.Undefined),
+                                                   ir.Constant(ir.VectorType(I32T, 2), [lane, lane])))
+            return
     v: ir.Value = ir.Constant(lltype(op.result.type), ir.Undefined)
     for i, e in enumerate(op.elems):
         v = em.b.insert_element(v, em.val(e), ir.Constant(I32T, i))
@@ -238,9 +269,18 @@ def _vote(em: _Emitter, op: O.Vote) -> None:
 
 def _lop3(em: _Emitter, op: O.Lop3) -> None:
     # no lop3 intrinsic exists and LLVM never selects lop3 (TOOLCHAIN.md): pure inline asm, CSE-able
-    fnty = ir.FunctionType(I32T, [I32T, I32T, I32T])
-    text = f"lop3.b32 $0, $1, $2, $3, 0x{op.lut:02x};"
-    em.bind(op.result, em.b.asm(fnty, text, "=r,r,r,r", [em.val(op.a), em.val(op.b), em.val(op.c)], False))
+    # constant operands are written as immediates (PTX takes them in any source slot): an "r" operand would be
+    # a mov.b32 of the constant, which LLVM rematerialises next to each use -- inside the loop
+    fields, args = [], []
+    for x in (em.val(op.a), em.val(op.b), em.val(op.c)):
+        if isinstance(x, ir.Constant) and isinstance(x.constant, int):
+            fields.append(f"0x{x.constant & 0xFFFFFFFF:08x}")
+        else:
+            args.append(x)
+            fields.append(f"${len(args)}")
+    fnty = ir.FunctionType(I32T, [I32T] * len(args))
+    text = f"lop3.b32 $0, {', '.join(fields)}, 0x{op.lut:02x};"
+    em.bind(op.result, em.b.asm(fnty, text, ",".join(["=r"] + ["r"] * len(args)), args, False))
 
 
 def _prmt(em: _Emitter, op: O.Prmt) -> None:

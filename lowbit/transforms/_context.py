@@ -17,6 +17,7 @@ the region that computed it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from lowbit.dtypes import DType
@@ -91,6 +92,9 @@ class Ctx:
         self.shared_area: str | None = None
         #: L2 eviction policies (createpolicy registers) by priority, made once at the kernel's entry
         self.policies: dict[str, Operand] = {}
+        #: the largest power of two known to divide a VM scalar expression (``lower_simt`` sets the program's
+        #: :class:`~lowbit.transforms._divisibility.Divisibility`; 1, nothing known, when lowering without one)
+        self.divisibility: Callable[[Expr], int] = lambda e: 1
 
     def l2_policy(self, priority: str) -> Operand:
         """The ``createpolicy.fractional.L2::<priority>`` register (made at entry by ``lower_simt``)."""

@@ -123,7 +123,22 @@ def shared_byte_offset(ctx: Ctx, buf: SBuf, local: Operand) -> Operand:
 
 
 def _pointer(ctx: Ctx, buf: SBuf, local: Operand) -> Operand:
-    return ctx.b.gep(ctx.b.shared_addr(buf.name), shared_byte_offset(ctx, buf, local), I8, "sa")
+    """The address of byte ``local`` of the view: ``area + (offset + swizzle(local)) + dyn`` where the swizzle
+    commutes with the stage (:func:`shared_byte_offset`), as two steps, so the per-thread part is one
+    loop-invariant pointer (hoisted) and a stage's access is one add of the stage offset to it -- not an i32 add,
+    its widening and a 64-bit add per access.  Both parts are non-negative i32 byte offsets of one allocation,
+    whose sum fits too, so the two widened adds are the one add of the sum."""
+    sw = buf.swizzle
+    if buf.dyn is None or not (sw is None or buf.dyn_align % sw.period == 0):
+        return ctx.b.gep(ctx.b.shared_addr(buf.name), shared_byte_offset(ctx, buf, local), I8, "sa")
+    inv = _swizzle(ctx, sw, local)
+    inv = _add(ctx, Const(buf.offset, I32), inv) if buf.offset else inv
+    key = ("thread_base", buf.name, id(inv) if not isinstance(inv, Const) else inv.value)
+    base = ctx.find(key)
+    if base is None:
+        base = ctx.b.gep(ctx.b.shared_addr(buf.name), inv, I8, "sa")
+        ctx.put(key, base)
+    return ctx.b.gep(base, buf.dyn, I8, "sa")
 
 
 def _allocation_pointer(ctx: Ctx, buf: SBuf, rel: Operand) -> Operand:
@@ -486,10 +501,7 @@ def _copy_aligned_run(ctx: Ctx, op: V.CopyAsync, view: GView, dst: Operand, coor
         ok = ctx.and_(ok, inb)
         col, ext = idx, lim
     assert ok is not None and col is not None  # noqa: S101
-    base, inv = m.offset_parts(ctx, view, op.offsets, coords)
-    st = m.storage_type(view.dtype)
-    ptr = view.ptr if inv is None else b.gep(view.ptr, inv, st, "ga")  # loop-invariant: hoisted
-    src = ptr if base is None else b.gep(ptr, base, st, "ga")
+    src = m.offset_address(ctx, view, op.offsets, coords, m.storage_type(view.dtype))  # hoisted pointer + k's term
     cache = "cg" if size == 16 else "ca"
     if op.whole:
         cp = S.CpAsync(dst, src, size, cache, ignore_src=b.unary("not", ok, "skip"), **_cp_hints(ctx, op))

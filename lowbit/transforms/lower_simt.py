@@ -41,6 +41,7 @@ from lowbit.ir.simt.types import I32, I64, PTR_GLOBAL
 from lowbit.ir.types import PointerType, TileType, Value, is_bool
 from lowbit.transforms import _values as vals
 from lowbit.transforms._context import Ctx, fail
+from lowbit.transforms._divisibility import Divisibility
 from lowbit.transforms._lower_atomic import HANDLERS as ATOMIC
 from lowbit.transforms._lower_codebook import HANDLERS as CODEBOOK
 from lowbit.transforms._lower_compute import HANDLERS as COMPUTE
@@ -180,6 +181,7 @@ def run(prog: Program, opts: Options) -> Kernel:
             regs.append((p.value, b.param(p.name, I32 if is_bool(dt) else vals.reg_type(dt))))
     ctx = Ctx(b, threads, opts.arch)
     ctx.step_loops = runtime_step_loops(prog.body)  # type: ignore[attr-defined]
+    ctx.divisibility = Divisibility(prog)
     area = storage(prog, opts.arch)
     if area.total:
         b.shared.append(SharedBuffer(SHARED_AREA, area.total, area.align, dynamic=area.dynamic))
