@@ -17,6 +17,7 @@ import pytest
 import lowbit
 from lowbit.compiler.cache import CompileCache
 from tests.transforms.harness import both, compiled
+from benchmarks.decode_report import k_steps_per_iteration
 from tests.transforms.ptx_loops import main_loop
 
 
@@ -118,7 +119,8 @@ def test_the_uint4_kernel_addresses_each_ldmatrix_with_one_add_of_the_stage_offs
     from benchmarks import bench_formats as bf
 
     qw = bf.quantize("uint4", 1024, 256, 0, 3)
-    loop = main_loop(bf.build(qw, 16, "f16", (16, 128, 128)).compiled.ptx)
+    ptx = bf.build(qw, 16, "f16", (16, 128, 128)).compiled.ptx
+    loop, steps = main_loop(ptx), k_steps_per_iteration(ptx)  # the pipelined loop runs K steps in pairs
     inside = _defs(loop)
     defs = {}
     for line in loop:
@@ -127,14 +129,14 @@ def test_the_uint4_kernel_addresses_each_ldmatrix_with_one_add_of_the_stage_offs
             defs[m.group(2)] = (m.group(1), m.group(3), m.group(4))
     in_loop_parts = set()
     addrs = [re.search(rf"\[({_REG})\]", x).group(1) for x in loop if x.startswith("ldmatrix")]
-    assert len(addrs) == 8
+    assert len(addrs) == 8 * steps
     for a in addrs:
         opc, x, y = defs[a]
         assert opc == "add.s64", (a, defs[a])
         parts = {r for r in (x, y) if r in inside}
         assert len(parts) <= 1, (a, defs[a])
         in_loop_parts |= parts
-    assert len(in_loop_parts) == 1, in_loop_parts
+    assert len(in_loop_parts) == steps, in_loop_parts  # one stage offset a K step
 
 
 def test_lop3_constants_are_immediates_not_movs_in_the_loop() -> None:
@@ -143,9 +145,10 @@ def test_lop3_constants_are_immediates_not_movs_in_the_loop() -> None:
     from benchmarks import bench_formats as bf
 
     qw = bf.quantize("uint4", 1024, 256, 0, 3)
-    loop = main_loop(bf.build(qw, 16, "f16", (16, 128, 128)).compiled.ptx)
+    ptx = bf.build(qw, 16, "f16", (16, 128, 128)).compiled.ptx
+    loop, steps = main_loop(ptx), k_steps_per_iteration(ptx)  # the pipelined loop runs K steps in pairs
     lops = [x for x in loop if x.startswith("lop3")]
-    assert len(lops) == 64
+    assert len(lops) == 64 * steps
     for x in lops:
         assert re.fullmatch(r"lop3\.b32 %r\d+, %r\d+, 0x[0-9a-f]{8}, 0x[0-9a-f]{8}, 0x[0-9a-f]{2};", x), x
 
@@ -157,9 +160,10 @@ def test_scale_splats_take_one_unpack_per_word_and_one_move_per_splat() -> None:
     from benchmarks import bench_formats as bf
 
     qw = bf.quantize("uint4", 1024, 256, 0, 3)
-    loop = main_loop(bf.build(qw, 16, "f16", (16, 128, 128)).compiled.ptx)
+    ptx = bf.build(qw, 16, "f16", (16, 128, 128)).compiled.ptx
+    loop, steps = main_loop(ptx), k_steps_per_iteration(ptx)  # the pipelined loop runs K steps in pairs
     moves = [x for x in loop if x.startswith("mov.b32") and "{" in x]
-    assert len(moves) == 6, moves
+    assert len(moves) == 6 * steps, moves
 
 
 def test_each_global_access_is_one_add_of_the_steps_term_to_a_hoisted_pointer() -> None:
@@ -169,7 +173,8 @@ def test_each_global_access_is_one_add_of_the_steps_term_to_a_hoisted_pointer() 
     from benchmarks import bench_formats as bf
 
     qw = bf.quantize("uint4", 1024, 256, 0, 3)
-    loop = main_loop(bf.build(qw, 16, "f16", (16, 128, 128)).compiled.ptx)
+    ptx = bf.build(qw, 16, "f16", (16, 128, 128)).compiled.ptx
+    loop, steps = main_loop(ptx), k_steps_per_iteration(ptx)  # the pipelined loop runs K steps in pairs
     inside = _defs(loop)
     defs = {}
     for line in loop:
@@ -190,11 +195,11 @@ def test_each_global_access_is_one_add_of_the_steps_term_to_a_hoisted_pointer() 
             terms |= parts
         return terms
 
-    assert len(in_loop_terms(loop, r"ld\.global\.v4\.b32")) == 1
-    assert len(in_loop_terms(loop, r"cp\.async\.cg")) == 1
-    term = in_loop_terms(loop, r"cp\.async\.cg").pop()  # k * 2 bytes: one instruction from the loop's counter
-    [made] = [x for x in loop if re.match(rf"\S+\s+{re.escape(term)},", x)]
-    assert made.startswith(("mul.wide.s32", "shl.b64")), made
+    assert len(in_loop_terms(loop, r"ld\.global\.v4\.b32")) == steps  # one term a K step
+    assert len(in_loop_terms(loop, r"cp\.async\.cg")) == steps
+    for term in in_loop_terms(loop, r"cp\.async\.cg"):  # k * 2 bytes: one instruction from the step's counter
+        [made] = [x for x in loop if re.match(rf"\S+\s+{re.escape(term)},", x)]
+        assert made.startswith(("mul.wide.s32", "shl.b64")), made
 
 
 @lowbit.kernel(num_warps=1)
