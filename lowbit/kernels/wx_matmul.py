@@ -56,7 +56,10 @@ words hold exactly its mma B fragments' codes; K steps of whole 128-row
 chunks); ``s`` is
 ``(G, N)``, G = ``ceil(K/GROUP)`` (1 per channel); int zeros are one dense
 LSB-first stream of G*N codes of ``W`` bits, row-major ``(g, n)``, in
-uint32 words (GPTQ's ``qzeros`` layout once its off-by-one is undone);
+uint32 words (GPTQ's ``qzeros`` layout once its off-by-one is undone) --
+except in layout 3 for widths 3, 5, 6, 7, where each zero code takes a
+byte (4 a word, row-major ``(g, n)``: a thread's adjacent zeros are one
+aligned word, never a straddling run; :func:`lowbit.ops.layouts.zero_bits`);
 float zeros are ``(G, N)`` of ``S``; ``ts`` is one f32; ``bias`` is (N,).
 
 Numerics.  The weight is dequantised in f32 and rounded **once** to A's
@@ -91,7 +94,7 @@ import math
 
 import lowbit
 
-__all__ = ["LAYOUTS", "LAYOUT_KERNEL", "LAYOUT_LSB", "LAYOUT_PLANES", "kernel_order_code", "plane_code", "scale_to_f32", "tile_config", "wx_matmul"]
+__all__ = ["LAYOUTS", "LAYOUT_KERNEL", "LAYOUT_LSB", "LAYOUT_PLANES", "kernel_order_code", "plane_code", "scale_to_f32", "tile_config", "wx_matmul", "zero_code"]
 
 #: Layout version 1: codes packed by ``lowbit.pack(codes, bits, axis=0)`` (LSB-first along K).
 LAYOUT_LSB = 1
@@ -144,6 +147,24 @@ def kernel_order_code(w, r0, k, n0, T, BK, BN):
     codes = lowbit.reshape(lowbit.view(words, T, axis=0), (C, 4, WP, 2, P // 4, 2, BN))  # (c, t, q, e, j//2, j%2, n)
     codes = lowbit.permute(codes, (0, 2, 4, 5, 1, 3, 6))  # (c, q, j//2, j%2, t, e, n): row-major is k's digits
     return lowbit.reshape(codes, (BK, BN))
+
+
+@lowbit.func
+def zero_code(z, W, ZB):
+    """Integer zeros as values of ``W``: loaded as ``W`` already, or (``ZB``: layout 3's byte zeros, widths
+    3, 5, 6, 7) bytes whose low ``W.bits`` bits are the code -- the cast to the code's unsigned width says so
+    (it wraps: the bits above are 0 by the layout), so that the dequantisation sees a ``W.bits``-bit zero (its
+    integer path needs ``M + z`` inside the magic's binade: bf16's holds 7 bits, not a byte), and the view
+    reads the code as ``W`` (signed codes)."""
+    if ZB:
+        u = lowbit.cast(z, _UINTS[W.bits - 1])
+        if W == _UINTS[W.bits - 1]:
+            y = u
+        else:
+            y = lowbit.view(u, W)
+    else:
+        y = z
+    return y
 
 
 @lowbit.func
@@ -258,7 +279,9 @@ def wx_matmul(
         w2 = lowbit.global_view(w_ptr, (e2, N))
         w1 = lowbit.global_view(w_ptr, (e1, N))
     sv = lowbit.global_view(s_ptr, (groups, N))
-    zv = lowbit.global_view(z_ptr, (groups, N), dtype=W if ZERO == "int" else None)
+    # integer zeros: W-bit fields, or one a byte in layout 3 for widths 3, 5, 6, 7 (:func:`zero_code` decodes them)
+    ZB = ZERO == "int" and LAYOUT == 3 and W.bits & (W.bits - 1) != 0
+    zv = lowbit.global_view(z_ptr, (groups, N), dtype=(lowbit.uint8 if ZB else W) if ZERO == "int" else None)
     acc = lowbit.zeros((BM, BN), lowbit.f32)
     for k in range(0, K, BK):
         ta = lowbit.load(a, (m0, k), (BM, BK))
@@ -299,14 +322,14 @@ def wx_matmul(
         if GROUP == -1 or GROUP >= BK:  # one group for the whole K step: [1, BN] broadcasts
             s = scale_to_f32(lowbit.load(sv, (g, n0), (1, BN)), S, A, PE)
             if ZERO != "none":
-                z = lowbit.cast(lowbit.load(zv, (g, n0), (1, BN)), lowbit.f32)
+                z = lowbit.cast(zero_code(lowbit.load(zv, (g, n0), (1, BN)), W, ZB), lowbit.f32)
         else:  # BK // GROUP groups in this step: each row of scales repeats GROUP times along K
             ng = BK // GROUP
             # rows past G (layout 3's last K step reads past the padded K): a finite scale (f16/bf16/e8m0 1.0, ue4m3 code 0x38 = 1.0)
             s = scale_to_f32(lowbit.load(sv, (g, n0), (ng, BN), other=(1.0 if S.bits % 8 == 0 else 0x38)), S, A, PE)
             s = lowbit.reshape(lowbit.broadcast(lowbit.reshape(s, (ng, 1, BN)), (ng, GROUP, BN)), (BK, BN))
             if ZERO != "none":
-                z = lowbit.cast(lowbit.load(zv, (g, n0), (ng, BN)), lowbit.f32)
+                z = lowbit.cast(zero_code(lowbit.load(zv, (g, n0), (ng, BN)), W, ZB), lowbit.f32)
                 z = lowbit.reshape(lowbit.broadcast(lowbit.reshape(z, (ng, 1, BN)), (ng, GROUP, BN)), (BK, BN))
         if EXP != 0:
             v = v * ((1 << EXP) if EXP > 0 else 1.0 / (1 << -EXP))  # a power of two: exact

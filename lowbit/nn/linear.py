@@ -9,11 +9,13 @@ QuantizedWeight fields -- ``qweight``, ``scales``, ``zeros``, ``perm``,
 (safetensors-friendly).  The format, group size and zero convention are
 constructor arguments, as ``in_features``/``out_features`` are for
 ``nn.Linear``: build the module, then ``load_state_dict``.  So is the
-``qweight`` layout version (``layout=1`` "lsb", the default, or 2
-"planes", see :mod:`lowbit.ops.layouts`): a state dict does not record it,
+``qweight`` layout version (``layout=1`` "lsb", the default, 2 "planes" or 3
+"kernel", see :mod:`lowbit.ops.layouts`): a state dict does not record it,
 and a version-2 ``qweight`` loads only into a module built with ``layout=2``
 (for widths 3, 5, 6, 7 the two versions have the same shape whenever K is a
-multiple of 32, so the module's argument is what tells them apart).
+multiple of 32, so the module's argument is what tells them apart).  The
+buffers' shapes follow the version: in version 3 the integer ``zeros`` of
+widths 3, 5, 6, 7 take one byte each (``(ceil(G*N/4),)`` words).
 
 ``module.half()`` / ``.to(torch.bfloat16)`` convert ``bias`` only: the
 quantization buffers keep their stored dtypes (a scale rounded to another

@@ -20,7 +20,7 @@ from lowbit.kernels.wx_matmul import LAYOUTS, tile_config, wx_matmul
 from lowbit.ops._fold import block_fold, codebook_in, finite_twin
 from lowbit.ops._tensors import dtype_name, shape_of
 from lowbit.ops.layouts import LAYOUTS as WEIGHT_LAYOUTS
-from lowbit.ops.layouts import qweight_rows
+from lowbit.ops.layouts import qweight_rows, zero_bits, zero_words
 
 __all__ = ["ACTIVATION_DTYPES", "LaunchPlan", "check_operands", "kernel_arguments", "plan"]
 
@@ -116,8 +116,10 @@ def check_operands(a2d: object, qweight: object, scales: object, zeros: object, 
         raise LaunchError(f"argument 'scales': expected ({groups}, {n}), got {shape_of(scales)}")
     if zero != "none" and zeros is None:
         raise LaunchError(f"argument 'zeros': zero={zero!r} needs a zeros tensor, got None")
-    if zero == "int" and shape_of(zeros) != (-(-groups * n * bits // 32),):
-        raise LaunchError(f"argument 'zeros': expected ({-(-groups * n * bits // 32)},) words, got {shape_of(zeros)}")
+    if zero == "int" and shape_of(zeros) != (zero_words(groups, n, bits, layout),):
+        raise LaunchError(f"argument 'zeros': expected ({zero_words(groups, n, bits, layout)},) words "
+                          f"({groups}x{n} zeros of {zero_bits(bits, layout)} bits in layout {layout}), "
+                          f"got {shape_of(zeros)}")  # fmt: skip
     if zero == "float" and (shape_of(zeros) != (groups, n) or dtype_name(zeros) != dtype_name(scales)):
         raise LaunchError(f"argument 'zeros': expected ({groups}, {n}) {dtype_name(scales)}, "
                           f"got {shape_of(zeros)} {dtype_name(zeros)}")  # fmt: skip

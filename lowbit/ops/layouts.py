@@ -45,11 +45,29 @@ Every version packs each column's codes along K (axis 0), LSB-first, with
   is a multiple of 128; the padding rows hold zero codes.  The kernel reads
   it in K steps that are multiples of 128 rows.
 
-Zeros (``zero="int"``) and scales are the same in every version: zeros
-stay a dense version-1 stream (they are G*N codes, tiny next to the weight).
-A kernel-order thread holds whole columns' codes, and the (interleaved)
-columns of a thread are adjacent, so its scales and zeros are contiguous
-runs of a (G, N) row already: no reorder of them would save a load.
+Scales are the same in every version: a kernel-order thread holds whole
+columns' codes, and the (interleaved) columns of a thread are adjacent, so
+its scales and zeros are contiguous runs of a (G, N) row already: no
+reorder of them would save a load.
+
+Integer zeros (``zero="int"``): the (G, N) zero codes, row-major ``(g, n)``,
+as one dense LSB-first stream (``lowbit.pack(z.reshape(-1), zbits)``,
+``ceil(G*N*zbits/32)`` uint32 words), where ``zbits``
+(:func:`zero_bits`) is
+
+* the code width ``bits`` in versions 1 and 2, and in version 3 for widths
+  1, 2, 4, 8 (GPTQ's ``qzeros`` order once its off-by-one is undone);
+* **8 in version 3 for widths 3, 5, 6, 7**: one zero a byte, 4 a word,
+  zero code ``(g, n)`` in byte ``(g*N + n) % 4`` of word ``(g*N + n) // 4``
+  (the high bits of each byte are 0).  A 7-bit dense stream straddles words,
+  so a thread's 4 adjacent zeros cost ~8 byte loads and ~45 address and
+  extract instructions a K step; as bytes they are one aligned 32-bit load
+  (when N is a multiple of 4).  The zeros grow by at most 8/3 of a tiny
+  array (G*N bytes instead of G*N*bits/8); the weight array is unchanged.
+
+:func:`pack_zeros` / :func:`unpack_zeros` convert (G, N) zero codes to and
+from a version's words; ``QuantizedWeight.repack`` converts them with the
+codes.
 """
 
 from __future__ import annotations
@@ -59,7 +77,10 @@ import numpy as np
 import lowbit
 from lowbit.errors import QuantizeError
 
-__all__ = ["KCHUNK", "LAYOUTS", "kernel_order_rows", "pack_codes", "plane_rows", "qweight_rows", "resolve_layout", "unpack_codes"]
+__all__ = [
+    "KCHUNK", "LAYOUTS", "kernel_order_rows", "pack_codes", "pack_zeros", "plane_rows", "qweight_rows", "resolve_layout",
+    "unpack_codes", "unpack_zeros", "zero_bits", "zero_words",
+]  # fmt: skip
 
 #: Layout versions of ``qweight``: version -> name.
 LAYOUTS: dict[int, str] = {1: "lsb", 2: "planes", 3: "kernel"}
@@ -117,6 +138,35 @@ def unpack_codes(words: np.ndarray, bits: int, k: int, layout: int) -> np.ndarra
     else:
         planes = [lowbit.unpack(words[r0 : r0 + rows], w, k, axis=0) for r0, rows, w in plane_rows(k, bits, layout)]
     return lowbit.join_planes(planes, bits)
+
+
+def zero_bits(bits: int, layout: int) -> int:
+    """Bits one stored integer zero takes in ``layout``: 8 (a byte) in version 3 for widths 3, 5, 6, 7, else ``bits``."""
+    return 8 if layout == 3 and bits & (bits - 1) != 0 else bits
+
+
+def zero_words(groups: int, n: int, bits: int, layout: int) -> int:
+    """Length of the 1-D ``zeros`` word array of (groups, n) integer zeros of ``bits``-bit codes in ``layout``."""
+    return -(-groups * n * zero_bits(bits, layout) // 32)
+
+
+def pack_zeros(zeros: np.ndarray, bits: int, layout: int) -> np.ndarray:
+    """(G, N) integer zero codes (each in ``[0, 2**bits)``) -> the ``(zero_words(G, N, bits, layout),)`` uint32
+    words of ``layout`` (the module docstring)."""
+    z = np.asarray(zeros)
+    if z.ndim != 2:
+        raise QuantizeError(f"pack_zeros: expected (G, N) zero codes, got shape {z.shape}")
+    if z.size and (not np.issubdtype(z.dtype, np.integer) or int(z.min()) < 0 or int(z.max()) >= 1 << bits):
+        raise QuantizeError(f"pack_zeros: zero codes must be integers in [0, {1 << bits}) for {bits}-bit codes")
+    return lowbit.pack(z.reshape(-1), zero_bits(bits, layout))
+
+
+def unpack_zeros(words: np.ndarray, bits: int, groups: int, n: int, layout: int) -> np.ndarray:
+    """Inverse of :func:`pack_zeros`: the (groups, n) uint8 zero codes."""
+    z = lowbit.unpack(np.asarray(words).reshape(-1), zero_bits(bits, layout), groups * n).reshape(groups, n)
+    if zero_bits(bits, layout) != bits and z.size and int(z.max()) >= 1 << bits:
+        raise QuantizeError(f"unpack_zeros: a byte holds {int(z.max())}, not a {bits}-bit zero code (layout {layout})")
+    return z
 
 
 def kernel_order_rows(w: int) -> np.ndarray:

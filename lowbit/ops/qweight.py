@@ -40,7 +40,10 @@ Fields (numpy dtype / torch dtype):
   or f32; for MX/NVFP4 the uint8 block-scale codes (e8m0 / ue4m3).
 * ``zeros`` -- ``zero="int"``: the (G, N) integer zero *codes* of the
   element type as one dense LSB-first stream, row-major, packed in
-  uint32 / int32 words, shape ``(ceil(G*N*bits/32),)``;
+  uint32 / int32 words of ``zbits``-bit fields, shape
+  ``(ceil(G*N*zbits/32),)``: ``zbits = bits``, except in version 3 for
+  widths 3, 5, 6, 7, where each zero takes a byte (``zbits = 8``, so that a
+  thread's zeros never straddle words; :func:`lowbit.ops.layouts.zero_bits`);
   ``zero="float"``: (G, N) floats of the scales' dtype; ``"none"``: None.
 * ``perm`` -- None, or (K,) int64: stored row k is row ``perm[k]`` of the
   original weight, so ``A @ W == A[:, perm] @ W_stored``.
@@ -94,7 +97,9 @@ import lowbit
 from lowbit.errors import QuantizeError
 from lowbit.ops._fold import ACTIVATIONS, NO_FACTS, DequantFacts, weight_facts
 from lowbit.ops._tensors import dtype_name, is_torch, numpy_of, shape_of, torch_of
-from lowbit.ops.layouts import LAYOUTS, pack_codes, qweight_rows, resolve_layout, unpack_codes
+from lowbit.ops.layouts import (
+    LAYOUTS, pack_codes, pack_zeros, qweight_rows, resolve_layout, unpack_codes, unpack_zeros, zero_bits, zero_words,
+)  # fmt: skip
 
 __all__ = [
     "LAYOUTS", "QuantizedWeight", "ZERO_CONVENTIONS", "default_config", "quantize_weight", "resolve_wtype",
@@ -144,9 +149,10 @@ def tensor_specs(fmt: object, k: int, n: int, group_size: int, zero: str, scale_
     scaled = isinstance(fmt, lowbit.ScaledType)
     bits = int((fmt.element if scaled else fmt).bits)
     g = -(-k // (k if group_size == -1 else group_size))
-    specs = {"qweight": ((qweight_rows(k, bits, resolve_layout(layout)), n), "uint32"), "scales": ((g, n), "uint8" if scaled else scale_dtype)}
+    version = resolve_layout(layout)
+    specs = {"qweight": ((qweight_rows(k, bits, version), n), "uint32"), "scales": ((g, n), "uint8" if scaled else scale_dtype)}
     if zero == "int":
-        specs["zeros"] = ((-(-g * n * bits // 32),), "uint32")
+        specs["zeros"] = ((zero_words(g, n, bits, version),), "uint32")
     elif zero == "float":
         specs["zeros"] = ((g, n), scale_dtype)
     if act_order:
@@ -336,24 +342,27 @@ class QuantizedWeight:
         (numpy, or torch on the same device) and shares the other fields'
         arrays with ``self`` (they are the same in every layout); ``qweight``
         is a new array unless the layout is already ``layout`` (then the
-        result shares every array).  For widths 1, 2, 4, 8 versions 1 and 2
-        are the same bytes.  Any round trip (``qw.repack(3).repack(1)``...)
+        result shares every array), and so are integer ``zeros`` where the
+        two versions store them differently (one byte a zero in version 3 for
+        widths 3, 5, 6, 7: :mod:`lowbit.ops.layouts`).  For widths 1, 2, 4, 8
+        versions 1 and 2 are the same bytes.  Any round trip (``qw.repack(3).repack(1)``...)
         equals ``qw`` bit for bit.
         """
         version = resolve_layout(layout, "QuantizedWeight.repack")
         if version == self.layout:
             return self._pass_facts(replace(self))
-        words = pack_codes(self.codes(), self.bits, version)
+        new = {"qweight": pack_codes(self.codes(), self.bits, version), "layout": version}
+        if self.zero == "int" and zero_bits(self.bits, version) != zero_bits(self.bits, self.layout):
+            new["zeros"] = pack_zeros(self.zero_codes(), self.bits, version)
         if self.is_torch:
-            words = torch_of(words, self.device)
-        return self._pass_facts(replace(self, qweight=words, layout=version))  # the same codes: the same facts
+            new.update({f: torch_of(v, self.device) for f, v in new.items() if f != "layout"})
+        return self._pass_facts(replace(self, **new))  # the same codes and zeros: the same facts
 
     def zero_codes(self) -> np.ndarray | None:
         """The (G, N) integer zero codes (``zero="int"``), else None."""
         if self.zero != "int":
             return None
-        g, n = self.num_groups, self.shape[1]
-        return lowbit.unpack(numpy_of(self.zeros), self.bits, g * n).reshape(g, n)
+        return unpack_zeros(numpy_of(self.zeros), self.bits, self.num_groups, self.shape[1], self.layout)
 
     def to_quantized_tensor(self) -> lowbit.QuantizedTensor:
         """The :class:`lowbit.QuantizedTensor` of the *stored* rows (the permutation is not applied)."""
@@ -386,7 +395,7 @@ class QuantizedWeight:
         bits = int((fmt.element if isinstance(fmt, lowbit.ScaledType) else fmt).bits)
         zero = q.zero or "none"
         if zero == "int":
-            zeros = lowbit.pack(np.asarray(q.zeros).reshape(-1), bits)
+            zeros = pack_zeros(np.asarray(q.zeros), bits, version)
         elif zero == "float":
             zeros = np.ascontiguousarray(q.zeros)
         else:
@@ -504,7 +513,8 @@ def _validate(qw: QuantizedWeight) -> None:
     else:
         _check(qw.scales, "scales", (g, n), _SCALE_NAMES)
     if qw.zero == "int":
-        _check(qw.zeros, "zeros", (-(-g * n * bits // 32),), words)
+        _check(qw.zeros, "zeros", (zero_words(g, n, bits, qw.layout),), words,
+               f" (layout {qw.layout}: {g}x{n} zeros of {zero_bits(bits, qw.layout)} bits)")
     elif qw.zero == "float":
         _check(qw.zeros, "zeros", (g, n), (dtype_name(qw.scales),))
     elif qw.zeros is not None:

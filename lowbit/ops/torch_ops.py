@@ -55,7 +55,7 @@ from lowbit.ops import _launch
 from lowbit.ops._device import launch_cuda
 from lowbit.ops._tensors import _TORCH_NAMES
 from lowbit.ops.matmul import reference_torch
-from lowbit.ops.layouts import qweight_rows, resolve_layout
+from lowbit.ops.layouts import qweight_rows, resolve_layout, zero_words
 from lowbit.ops.qweight import QuantizedWeight, resolve_wtype
 
 __all__ = ["SCHEMA", "activation_name", "prepare_cuda", "weight_operands"]
@@ -126,7 +126,7 @@ class _CudaConfig:
         got = self.shapes.get((k, n))
         if got is None:
             groups = -(-k // (k if self.group == -1 else self.group))
-            zshape = {"int": (-(-groups * n * self.bits // 32),), "float": (groups, n)}.get(self.zero, ())
+            zshape = {"int": (zero_words(groups, n, self.bits, self.layout),), "float": (groups, n)}.get(self.zero, ())
             got = self.shapes[(k, n)] = ((qweight_rows(k, self.bits, self.layout), n), (groups, n), zshape)
         return got
 

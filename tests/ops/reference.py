@@ -84,6 +84,24 @@ def extract_weight_codes(words: np.ndarray, bits: int, count: int, layout: int) 
     return out
 
 
+def extract_zeros(words: np.ndarray, bits: int, groups: int, n: int, layout: int) -> np.ndarray:
+    """Integer ``zeros`` words -> the (groups, n) zero codes, row-major (g, n).
+
+    One LSB-first stream of ``bits``-bit fields, except layout 3 for widths that are not a power of two
+    (3, 5, 6, 7): one zero per byte, zero ``i = g*n + col`` in bits ``[8*(i % 4), 8*(i % 4) + 8)`` of word
+    ``i // 4``, whose bits above ``bits`` must be 0.
+    """
+    w = np.asarray(words).reshape(-1)
+    if layout == 3 and bits not in (1, 2, 4, 8):
+        assert w.shape == (-(-groups * n // 4),), (w.shape, groups, n)
+        i = np.arange(groups * n)
+        byte = (w.astype(np.uint64)[i // 4] >> (np.uint64(8) * (i % 4).astype(np.uint64))) & np.uint64(0xFF)
+        assert int(byte.max(initial=0)) < 1 << bits, "the bits of a zero byte above the code width must be 0"
+        return byte.astype(np.int64).reshape(groups, n)
+    assert w.shape == (-(-groups * n * bits // 32),), (w.shape, groups, n, bits)
+    return extract_codes(w.reshape(-1, 1), bits, groups * n).reshape(groups, n)
+
+
 def dequantize_reference(qw: lowbit.ops.QuantizedWeight) -> np.ndarray:
     """The (K, N) weight in original row order, float64, from the packed fields."""
     q = qw.numpy()
@@ -100,7 +118,7 @@ def dequantize_reference(qw: lowbit.ops.QuantizedWeight) -> np.ndarray:
         s = q.scales.astype(np.float64)
     if q.zero == "int":
         groups = s.shape[0]
-        z = extract_codes(q.zeros.reshape(-1, 1), elem.bits, groups * n).reshape(groups, n)
+        z = extract_zeros(q.zeros, elem.bits, groups, n, q.layout)
         w = (v - elem.decode(z.astype(np.uint64))[g]) * s[g]
     elif q.zero == "float":
         w = v * s[g] - q.zeros.astype(np.float64)[g]
