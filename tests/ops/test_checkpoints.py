@@ -14,7 +14,7 @@ import pytest
 import lowbit.ops as ops
 from lowbit.errors import CheckpointError
 from tests.conftest import IN_CI
-from tests.ops.reference import gemm_bound
+from tests.ops.reference import dequantize_reference, gemm_bound
 
 AWQ_ORDER = [0, 2, 4, 6, 1, 3, 5, 7]
 
@@ -142,6 +142,20 @@ def test_gptq_matches_its_dequantisation_exactly(bits: int, act_order: bool) -> 
         np.testing.assert_array_equal(x, y)
     if act_order:  # each group is a contiguous run of `group` stored rows
         np.testing.assert_array_equal(g_idx[qw.perm], np.arange(k) // group)
+
+
+def test_gptq_3_bit_repacked_to_the_kernel_order_keeps_its_dequantisation() -> None:
+    """Imports give layout 1; ``repack(3)`` turns the 3-bit zero stream into one byte a zero (and back)."""
+    k, n, group = 256, 64, 64
+    qweight, qzeros, scales, g_idx = make_gptq(k, n, 3, group, True, seed=21)
+    qw = ops.from_gptq(qweight, qzeros, scales, g_idx, bits=3, group_size=group)
+    v3 = qw.repack(3)
+    assert qw.zeros.shape == (4 * 64 * 3 // 32,) and v3.zeros.shape == (4 * 64 // 4,)
+    np.testing.assert_array_equal(v3.zeros.view(np.uint8), qw.zero_codes().reshape(-1))
+    ref = gptq_reference(qweight, qzeros, scales, g_idx, 3, k)
+    np.testing.assert_array_equal(v3.dequantize(), ref)
+    np.testing.assert_array_equal(dequantize_reference(v3), ref)
+    np.testing.assert_array_equal(v3.repack(1).zeros, qw.zeros)
 
 
 def test_gptq_v2_per_channel_and_the_matmul() -> None:
