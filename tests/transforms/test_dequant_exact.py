@@ -28,7 +28,7 @@ import lowbit
 from lowbit.compiler import compile_program
 from lowbit.kernels.wx_matmul import tile_config, wx_matmul
 from lowbit.ops._fold import finite_twin
-from lowbit.ops.layouts import pack_codes
+from lowbit.ops.layouts import pack_codes, pack_zeros
 from tests.transforms.ptx_loops import main_loop, mix
 
 SCALES = (2.0**-14, 1.0, 8.0, 60000.0)
@@ -208,6 +208,9 @@ def _run(fmt: str, act: str, shape: tuple[int, int], layout: int = 1) -> None:
     dt, zero, words, scales, zwords = _problem(fmt, act, k, n, seed=k + n, finite=True)
     if layout != 1:
         words = pack_codes(_codes(dt, k, n), dt.bits, layout)
+        if zwords is not None:  # the layout's zeros (version 3, widths 3, 5, 6, 7: one byte a zero)
+            g = -(-k // 128)
+            zwords = pack_zeros(lowbit.unpack(zwords, dt.bits, g * n).reshape(g, n), dt.bits, layout)
     a = np.eye(k, dtype=_np(act))
     bm, bn, bk = tile_config(dt.bits, 128, k, layout)
     cx = dict(W=dt, GROUP=128, ZERO=zero, S=lowbit.dtype(act), A=lowbit.dtype(act), LAYOUT=layout, BM=bm, BN=bn, BK=bk)
