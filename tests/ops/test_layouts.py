@@ -221,8 +221,8 @@ def _v1_v2(fmt: str, m: int, k: int, n: int, seed: int) -> None:
     assert c2.tobytes() == c1.tobytes(), f"{fmt}: layout 2 differs from layout 1"
 
 
-@pytest.mark.parametrize("m", [1, 3])
-@pytest.mark.parametrize("fmt", ["uint3", "int5", "uint6", "uint7"])
+@pytest.mark.parametrize("fmt, m", [pytest.param(f, m, id=f"{f}-{m}", marks=pytest.mark.full if m == 3 and f != "uint6" else ())
+                                    for f in ("uint3", "int5", "uint6", "uint7") for m in (1, 3)])  # fmt: skip (M=3 of the slow three: full tier)
 def test_kernel_reads_planes_bit_for_bit_as_version_1(fmt: str, m: int) -> None:
     _v1_v2(fmt, m, 288, 136, seed=zlib.crc32(f"{fmt}/{m}".encode()))
 
