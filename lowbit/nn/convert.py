@@ -62,8 +62,10 @@ def _set_module(root: nn.Module, name: str, new: nn.Module) -> None:
     setattr(parent, child, new)
 
 
-def convert_checkpoint(state_dict: Mapping[str, torch.Tensor], config: Mapping[str, object]) -> dict[str, QuantLinear]:
-    """``{layer prefix: QuantLinear}`` for every layer of a quantized state dict (``prefix.qweight`` keys)."""
+def convert_checkpoint(state_dict: Mapping[str, torch.Tensor], config: Mapping[str, object],
+                       layout: int | str = 1) -> dict[str, QuantLinear]:  # fmt: skip
+    """``{layer prefix: QuantLinear}`` for every layer of a quantized state dict (``prefix.qweight`` keys), their
+    weights in ``layout`` (1, the checkpoint's own stream, or 3 / "kernel": :func:`lowbit.ops.from_gptq`)."""
     method = str(config.get("quant_method", "")).lower().replace("_", "-")
     if method not in ("gptq", "awq", "auto-round", "autoround"):
         raise CheckpointError(f"quantization_config: quant_method must be gptq, awq or auto-round, got {method!r}")
@@ -81,21 +83,23 @@ def convert_checkpoint(state_dict: Mapping[str, torch.Tensor], config: Mapping[s
         try:
             if method == "awq":
                 qw = from_awq(state_dict[key], _required(state_dict, f"{prefix}.qzeros"), scales, bits=bits,
-                              group_size=group_size)  # fmt: skip
+                              group_size=group_size, layout=layout)  # fmt: skip
             else:
                 fmt = str(config.get("checkpoint_format", "gptq"))
                 fmt = "gptq" if fmt in ("gptq", "auto-gptq", "auto_gptq") else fmt
                 qw = from_gptq(state_dict[key], qzeros, scales, state_dict.get(f"{prefix}.g_idx"), bits=bits,
-                               group_size=group_size, checkpoint_format=fmt)  # fmt: skip
+                               group_size=group_size, checkpoint_format=fmt, layout=layout)  # fmt: skip
         except CheckpointError as exc:
             raise CheckpointError(f"layer {prefix!r}: {exc}") from None
         layers[prefix] = QuantLinear.from_quantized_weight(qw, state_dict.get(f"{prefix}.bias"))
     return layers
 
 
-def load_quantized(model: nn.Module, state_dict: Mapping[str, torch.Tensor], config: Mapping[str, object]) -> nn.Module:
-    """Put the checkpoint's quantized layers into ``model`` (in place) and load the rest; returns ``model``."""
-    layers = convert_checkpoint(state_dict, config)
+def load_quantized(model: nn.Module, state_dict: Mapping[str, torch.Tensor], config: Mapping[str, object],
+                   layout: int | str = 1) -> nn.Module:  # fmt: skip
+    """Put the checkpoint's quantized layers into ``model`` (in place), their weights in ``layout``
+    (:func:`convert_checkpoint`), and load the rest; returns ``model``."""
+    layers = convert_checkpoint(state_dict, config, layout)
     for prefix, layer in layers.items():
         try:
             old = model.get_submodule(prefix)

@@ -39,8 +39,9 @@ from __future__ import annotations
 import numpy as np
 
 import lowbit
-from lowbit.errors import CheckpointError
+from lowbit.errors import CheckpointError, QuantizeError
 from lowbit.ops._tensors import is_torch, numpy_of
+from lowbit.ops.layouts import resolve_layout
 from lowbit.ops.qweight import QuantizedWeight
 
 __all__ = ["AWQ_ORDER", "GPTQ_FORMATS", "from_awq", "from_gptq"]
@@ -60,8 +61,13 @@ def from_gptq(
     bits: int,
     group_size: int,
     checkpoint_format: str = "gptq",
+    layout: int | str = 1,
 ) -> QuantizedWeight:
-    """A GPTQ layer's tensors as a QuantizedWeight (``qzeros=None``: symmetric with the implicit zero)."""
+    """A GPTQ layer's tensors as a QuantizedWeight (``qzeros=None``: symmetric with the implicit zero).
+
+    ``layout``: the result's ``qweight`` layout version (1 / "lsb", the checkpoint's own stream, by default;
+    3 / "kernel" is the order the kernel reads fastest): the same as ``from_gptq(...).repack(layout)``."""
+    version = _layout(layout, "GPTQ")
     if bits not in (2, 3, 4, 8):
         raise CheckpointError(f"GPTQ: bits must be 2, 3, 4 or 8, got {bits!r}")
     if checkpoint_format not in GPTQ_FORMATS:
@@ -87,7 +93,7 @@ def from_gptq(
             wtype=f"int{bits}", shape=(k, n), group_size=group_size, zero="none",
             qweight=lowbit.pack(codes ^ np.uint8(half), bits, axis=0), scales=s, perm=perm,
         )  # fmt: skip
-        return _placed(out, torch_in)
+        return _placed(out, torch_in, version)
     qz = _int32_words(qzeros, "qzeros", 2)
     if qz.shape != (groups, -(-n * bits // 32)):
         raise CheckpointError(f"GPTQ: qzeros has shape {qz.shape}, expected ({groups}, {-(-n * bits // 32)})")
@@ -105,11 +111,14 @@ def from_gptq(
         qweight=lowbit.pack(codes, bits, axis=0), scales=s,
         zeros=lowbit.pack(z.astype(np.uint8).reshape(-1), bits), perm=perm,
     )  # fmt: skip
-    return _placed(out, torch_in)
+    return _placed(out, torch_in, version)
 
 
-def from_awq(qweight: object, qzeros: object, scales: object, *, bits: int = 4, group_size: int) -> QuantizedWeight:
-    """An AWQ (GEMM) layer's tensors as a QuantizedWeight of uint4 with integer zeros."""
+def from_awq(qweight: object, qzeros: object, scales: object, *, bits: int = 4, group_size: int,
+             layout: int | str = 1) -> QuantizedWeight:  # fmt: skip
+    """An AWQ (GEMM) layer's tensors as a QuantizedWeight of uint4 with integer zeros (``layout``: as
+    :func:`from_gptq`'s)."""
+    version = _layout(layout, "AWQ")
     if bits != 4:
         raise CheckpointError(f"AWQ: only the 4-bit GEMM packing is supported, got bits={bits!r}")
     torch_in = is_torch(qweight)
@@ -128,13 +137,23 @@ def from_awq(qweight: object, qzeros: object, scales: object, *, bits: int = 4, 
         wtype="uint4", shape=(k, n), group_size=group_size, zero="int",
         qweight=lowbit.pack(codes, 4, axis=0), scales=s, zeros=lowbit.pack(z.reshape(-1), 4),
     )  # fmt: skip
-    return _placed(out, torch_in)
+    return _placed(out, torch_in, version)
 
 
-def _placed(qw: QuantizedWeight, torch_in: bool) -> QuantizedWeight:
-    """The imported weight with its dequantisation facts decided on these host arrays, as torch tensors if the
-    checkpoint's were (``to`` carries the facts)."""
+def _layout(layout: object, method: str) -> int:
+    """The layout version ``layout`` names; a CheckpointError naming the method otherwise."""
+    try:
+        return resolve_layout(layout, f"{method}: layout")
+    except QuantizeError as exc:
+        raise CheckpointError(str(exc)) from None
+
+
+def _placed(qw: QuantizedWeight, torch_in: bool, version: int = 1) -> QuantizedWeight:
+    """The imported weight in layout ``version`` with its dequantisation facts decided on these host arrays, as
+    torch tensors if the checkpoint's were (``to`` carries the facts)."""
     qw = qw._decided()
+    if version != qw.layout:
+        qw = qw.repack(version)
     return qw.to("cpu") if torch_in else qw
 
 

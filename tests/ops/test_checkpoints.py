@@ -196,6 +196,48 @@ def test_awq_matches_its_dequantisation_exactly() -> None:
     assert (np.abs(c.astype(np.float64) - r) <= bound).all()
 
 
+def _same_fields(x: ops.QuantizedWeight, y: ops.QuantizedWeight) -> None:
+    assert (x.layout, x.wtype.name, x.zero, x.group_size) == (y.layout, y.wtype.name, y.zero, y.group_size)
+    assert x.facts("f16") == y.facts("f16") and x.facts("bf16") == y.facts("bf16")
+    tx, ty = x.tensors(), y.tensors()
+    assert tx.keys() == ty.keys()
+    for name in tx:
+        np.testing.assert_array_equal(tx[name], ty[name], err_msg=name)
+
+
+@pytest.mark.parametrize("bits, act_order", [(3, True), (4, False)])
+def test_gptq_imports_straight_into_the_kernel_order(bits: int, act_order: bool) -> None:
+    """``layout=3`` / "kernel" gives what ``repack(3)`` of the default import gives, field for field, with the
+    checkpoint's dequantisation; and the kernel reads it bit for bit as it reads the layout-1 import."""
+    k, n, group = 256, 64, 64
+    qweight, qzeros, scales, g_idx = make_gptq(k, n, bits, group, act_order, seed=30 + bits)
+    saved = [x.copy() for x in (qweight, qzeros, scales, g_idx)]
+    v1 = ops.from_gptq(qweight, qzeros, scales, g_idx, bits=bits, group_size=group)
+    for layout in (3, "kernel"):
+        v3 = ops.from_gptq(qweight, qzeros, scales, g_idx, bits=bits, group_size=group, layout=layout)
+        _same_fields(v3, v1.repack(3))
+    assert v3.layout == 3 and v1.layout == 1
+    np.testing.assert_array_equal(v3.dequantize(), gptq_reference(qweight, qzeros, scales, g_idx, bits, k))
+    for x, y in zip((qweight, qzeros, scales, g_idx), saved):
+        np.testing.assert_array_equal(x, y)
+    a = np.random.default_rng(bits).standard_normal((3, k)).astype(np.float16)
+    assert ops.matmul(a, v3, backend="emulator").tobytes() == ops.matmul(a, v1, backend="emulator").tobytes()
+
+
+def test_awq_and_symmetric_gptq_import_into_the_kernel_order() -> None:
+    rng = np.random.default_rng(31)
+    k, n, group = 256, 64, 128
+    qweight, qzeros = awq_pack(rng.integers(0, 16, size=(k, n))), awq_pack(rng.integers(0, 16, size=(k // group, n)))
+    scales = (rng.random((k // group, n)) * 0.02 + 0.001).astype(np.float16)
+    v3 = ops.from_awq(qweight, qzeros, scales, group_size=group, layout="kernel")
+    _same_fields(v3, ops.from_awq(qweight, qzeros, scales, group_size=group).repack(3))
+    np.testing.assert_array_equal(v3.dequantize(), awq_reference(qweight, qzeros, scales, group))
+    gq, _, gs, g_idx = make_gptq(128, 32, 4, 32, True, seed=32)
+    sym = ops.from_gptq(gq, None, gs, g_idx, bits=4, group_size=32, layout=3)
+    assert sym.layout == 3 and sym.zero == "none"
+    np.testing.assert_array_equal(sym.dequantize(), gptq_reference(gq, None, gs, g_idx, 4, 128))
+
+
 def test_conversion_errors_name_the_tensor() -> None:
     qweight, qzeros, scales, g_idx = make_gptq(64, 32, 4, 32, False, seed=7)
     bad_zero = gptq_pack_cols(np.full((2, 32), 15), 4)  # field 15 + 1 = 16: a zero of 0 stored as -1
@@ -209,6 +251,8 @@ def test_conversion_errors_name_the_tensor() -> None:
         (lambda: ops.from_gptq(qweight, qzeros, scales, bits=5, group_size=32), "bits must be"),
         (lambda: ops.from_gptq(qweight, qzeros, scales, bits=4, group_size=32, checkpoint_format="v3"), "checkpoint_format"),
         (lambda: ops.from_awq(qweight, qzeros, scales, bits=3, group_size=32), "only the 4-bit"),
+        (lambda: ops.from_gptq(qweight, qzeros, scales, bits=4, group_size=32, layout="marlin"), "GPTQ: layout: unknown"),
+        (lambda: ops.from_awq(qweight, qzeros, scales, group_size=32, layout=4), "AWQ: layout: unknown"),
     ]  # fmt: skip
     for call, match in cases:
         with pytest.raises(CheckpointError, match=match):
@@ -222,8 +266,8 @@ def _torch():  # noqa: ANN202
     return __import__("torch") if IN_CI else pytest.importorskip("torch")
 
 
-@pytest.mark.parametrize("method", ["gptq", "awq", "auto-round"])
-def test_load_quantized_state_dict_into_a_model(method: str) -> None:
+@pytest.mark.parametrize("method, layout", [("gptq", 1), ("awq", 1), ("auto-round", 1), ("gptq", "kernel")])
+def test_load_quantized_state_dict_into_a_model(method: str, layout: int | str) -> None:
     torch = _torch()
     from lowbit.nn import QuantLinear, load_quantized  # noqa: PLC0415
 
@@ -247,8 +291,9 @@ def test_load_quantized_state_dict_into_a_model(method: str) -> None:
         sd.update({f"{i}.{name}": torch.from_numpy(np.ascontiguousarray(v)) for name, v in tensors.items()})
         sd[f"{i}.bias"] = torch.randn(n, dtype=torch.float16)
     config = {"quant_method": method, "bits": 4, "group_size": 32, "desc_act": True, "sym": method != "gptq"}
-    load_quantized(model, sd, config)
+    load_quantized(model, sd, config, layout=layout)
     assert isinstance(model[0], QuantLinear) and isinstance(model[2], QuantLinear)
+    assert {model[i].quantized_weight().layout for i in (0, 2)} == {1 if layout == 1 else 3}
     assert torch.equal(model[1].weight, sd["1.weight"])
     for i in (0, 2):
         np.testing.assert_array_equal(model[i].quantized_weight().numpy().dequantize(), weights[i])
