@@ -115,6 +115,10 @@ def static_row(m, tool: Path | None) -> dict:
         return row
     kernels = json.loads(res.stdout)
     k = max(kernels, key=lambda r: r["loop_body"])
+    if not k["loop_body"]:  # a figure of 0 would pass every target: no loop found is an error, not a count
+        row["error"] = (f"sass_loop_stats found no main loop in {k['kernel']} ({k['total']} SASS): no backward "
+                        "branch whose target it reads (it skips a `BRA.U` to a label, as ptxas emits for sm_100a)")
+        return row
     row.update({"kernel": k["kernel"], "sass_total": k["total"], "loop_body": k["loop_body"],
                 "inner_loops": k["inner_loops"], "k_steps": steps, "thread_instr_per_weight": k.get("thread_instr_per_weight"),
                 "thread_instr_per_mac": k.get("thread_instr_per_weight", 0) / bm,

@@ -86,3 +86,21 @@ def test_static_mode_counts_sass_of_both_cubins(bench, tmp_path) -> None:
         weights = r["k_steps"] * 32 * 32  # lowbit's loop runs example 04's K steps in pairs (prefetched scales)
         assert r["loop_body"] > 0 and r["thread_instr_per_weight"] == round(r["loop_body"] * 128 / weights, 3)
     assert [r["k_steps"] for r in rows] == [2, 1]
+
+
+def test_a_cubin_without_a_loop_the_tool_can_read_is_an_error_not_zero(tmp_path) -> None:
+    """sass_loop_stats reports loop_body 0 when it finds no backward branch it can resolve; that 0 would pass
+    every per-weight target, so the row carries an error and no figure (bench_formats then shows n/a)."""
+    from types import SimpleNamespace
+
+    from benchmarks import decode_report
+
+    require_tool("nvdisasm")
+    fake = tmp_path / "sass_loop_stats.py"  # the tool's JSON for a kernel whose loop it could not find
+    fake.write_text("import json\nprint(json.dumps([{'kernel': 'k', 'total': 1608, 'loop_body': 0, "
+                    "'inner_loops': 0, 'thread_instr_per_weight': 0.0, 'loop_ops': {}}]))\n")
+    m = SimpleNamespace(side="lowbit", shape=[16, 128, 128], config=(16, 128, 128, 4), path="", error="",
+                        cubin=b"not read by the stand-in", k_steps=2)
+    row = decode_report.static_row(m, fake)
+    assert "no main loop" in row["error"] and "thread_instr_per_weight" not in row and "loop_body" not in row
+    assert decode_report.static_line(row).startswith("static: n/a (sass_loop_stats found no main loop")
