@@ -30,7 +30,10 @@ matmul       lowbit.ops.matmul (uint4, group 128, int zeros, f16) against torch'
              {1, 16, 256}: CUDA events, median of many runs, 4 weight sets rotated
              (a 4096x4096 fp16 weight fits in an H200's L2); kernel time from a
              CUDA graph of 8 calls, and eager per-call time; error against an
-             fp32 reference dequantised independently on the GPU
+             fp32 reference dequantised independently on the GPU; then the same
+             weights in layout 3 (kernel order): equal bit for bit, and its
+             kernel time from the same graph (``kernel_order``: which layout
+             decode should default to)
 ===========  ==================================================================
 
 CI (no GPU): ``python -m benchmarks.gpu_check_ops --dry-run PREPARED`` runs the
@@ -62,6 +65,9 @@ LAYER_K, LAYER_N, LAYER_M = 256, 136, (1, 37)
 #: the timed GEMM: uint4, group 128, int zeros, f16 scales and activations
 BENCH_K = BENCH_N = 4096
 BENCH_M = (1, 16, 256)
+#: the timed GEMM's weight layouts: 1 (lsb, lowbit.ops' default, 16x32 tiles) and 3 (kernel order, 16x128 tiles,
+#: the static tables' kernel) -- which is faster at decode on a GPU decides the default (issue 13's open question)
+BENCH_LAYOUTS = (1, 3)
 BENCH_SETS = 4  # weight sets rotated through, so repeated runs do not read one weight from L2
 GRAPH_CALLS = 8  # calls per captured graph when timing the kernel alone
 TIME_BUDGET_S = 0.5  # per timed quantity (the whole section has 25 s, start-up included)
@@ -188,9 +194,16 @@ def prepare(out: Path) -> int:
 # ============================================================================== the launches, on any "device"
 
 
-def bench_weight(torch, s: int, to_dev):  # noqa: ANN001,ANN201
-    """Weight set ``s`` of the timed GEMM: random words (= random uint4 codes), scales and zero codes."""
+def bench_weight(torch, s: int, to_dev, layout: int = 1):  # noqa: ANN001,ANN201
+    """Weight set ``s`` of the timed GEMM: random words (= random uint4 codes), scales and zero codes; in
+    ``layout`` 3 (kernel order) the same weight, repacked on the host before it moves to the device."""
     import lowbit.ops as ops
+
+    if layout != 1:
+        qw = bench_weight(torch, s, lambda t: t).repack(layout)
+        return ops.QuantizedWeight(wtype="uint4", shape=qw.shape, group_size=qw.group_size, zero="int",
+                                   qweight=to_dev(qw.qweight), scales=to_dev(qw.scales), zeros=to_dev(qw.zeros),
+                                   layout=qw.layout)  # fmt: skip
 
     g = torch.Generator().manual_seed(77 + s)
     k, n, group = BENCH_K, BENCH_N, 128
@@ -222,12 +235,13 @@ def dry_run(prepared: Path) -> list[dict]:
             _, _, _, dev_layer, _, dx, _ = load_check(path, fc.to)
             with torch.no_grad():
                 dev_layer(dx)
-        for m in BENCH_M:  # matmul
-            qw = bench_weight(torch, 0, fc.tensor)
-            ops.matmul(fc.tensor(torch.zeros(m, BENCH_K, dtype=torch.float16)), qw)
+        for m in BENCH_M:  # matmul, in each layout
+            for layout in BENCH_LAYOUTS:
+                qw = bench_weight(torch, 0, fc.tensor, layout)
+                ops.matmul(fc.tensor(torch.zeros(m, BENCH_K, dtype=torch.float16)), qw)
         kernel = torch_ops._launch.kernel()
         loaded = [gk for per in _device.loaded_variants(kernel).values() for gk in per.values()]
-        assert len(fc.driver.launches) == len(paths) + len(BENCH_M), len(fc.driver.launches)
+        assert len(fc.driver.launches) == len(paths) + len(BENCH_M) * len(BENCH_LAYOUTS), len(fc.driver.launches)
     return [{"kernel": gk.compiled.kernel_name, "arch": gk.compiled.arch, "spec": gk.compiled.spec,
              "key": gk.compiled.key, "cubin": gk.compiled.cubin is not None,
              "facts": sorted(gk.compiled.program.facts)} for gk in loaded]  # fmt: skip
@@ -408,6 +422,7 @@ def part_matmul(torch, prepared: Path, to_dev=_cuda) -> dict:  # noqa: ANN001
 
     torch.backends.cuda.matmul.allow_tf32 = False
     weights = [bench_weight(torch, s, to_dev) for s in range(BENCH_SETS)]
+    kernel_order = [bench_weight(torch, s, to_dev, 3) for s in range(BENCH_SETS)]  # the same weights, layout 3
     w32 = [dequant_uint4(torch, qw) for qw in weights]
     w16 = [w.half() for w in w32]
     rows = []
@@ -437,7 +452,17 @@ def part_matmul(torch, prepared: Path, to_dev=_cuda) -> dict:  # noqa: ANN001
         row["lowbit_TFLOPS"] = 2 * m * BENCH_K * BENCH_N / (row["lowbit_kernel_us"] * 1e-6) / 1e12
         row["torch_fp16_TFLOPS"] = 2 * m * BENCH_K * BENCH_N / (row["torch_fp16_kernel_us"] * 1e-6) / 1e12
         row["speedup_vs_torch_fp16"] = row["torch_fp16_kernel_us"] / row["lowbit_kernel_us"]
-        row["verdict"] = "pass" if row["finite"] and rel < 2e-3 else "fail"
+        # layout 3: the same weight in kernel order must give the same bits (as on the emulator), and its kernel
+        # time (graph only: one timed quantity more an M keeps the section in its 25 s)
+        l3 = lambda i: ops.matmul(acts[i % BENCH_SETS], kernel_order[i % BENCH_SETS])  # noqa: E731
+        got3 = ops.matmul(acts[0], kernel_order[0])
+        torch.cuda.synchronize()
+        k3 = {"equals_layout_1": bool(torch.equal(got3, got))}
+        k3["lowbit_kernel_us"], k3["graph_runs"] = _graph_per_call(torch, l3, calls)
+        k3["speedup_vs_layout_1"] = row["lowbit_kernel_us"] / k3["lowbit_kernel_us"]
+        k3["speedup_vs_torch_fp16"] = row["torch_fp16_kernel_us"] / k3["lowbit_kernel_us"]
+        row["kernel_order"] = k3
+        row["verdict"] = "pass" if row["finite"] and rel < 2e-3 and k3["equals_layout_1"] else "fail"
         ok &= row["verdict"] == "pass"
         rows.append(row)
     return {"verdict": "pass" if ok else "fail", "rows": rows, "weight": "uint4 g128 int zeros f16", "sets": BENCH_SETS}

@@ -96,8 +96,9 @@ def test_prepare_carries_every_variant_the_ops_section_launches(prepared: Path) 
     m = json.loads((prepared / "ops" / "manifest.json").read_text())
     layers, ms = len(gpu_check_ops.LAYERS), len(gpu_check_ops.LAYER_M)
     assert len(m["checks"]) == layers * ms and all((prepared / "ops" / c).exists() for c in m["checks"])
-    # each (layer, M) is its own variant (format, or M <= 16 / > 16), plus one per timed M of the 4096 GEMM
-    assert len(m["variants"]) == layers * ms + len(gpu_check_ops.BENCH_M)
+    # each (layer, M) is its own variant (format, or M <= 16 / > 16), plus one per timed M and weight layout of the
+    # 4096 GEMM (layout 1 and the kernel order: its own tiles and constexprs)
+    assert len(m["variants"]) == layers * ms + len(gpu_check_ops.BENCH_M) * len(gpu_check_ops.BENCH_LAYOUTS)
     cache, index = CompileCache(prepared / "cache" / "kernels"), SpecIndex(prepared / "cache" / "kernels")
     for v in m["variants"]:
         assert v["kernel"] == "wx_matmul" and v["arch"] == "sm_90" and v["cubin"]
@@ -194,3 +195,4 @@ def test_every_gpu_part_runs_its_code_on_the_stand_in(prepared: Path, monkeypatc
             assert "error" not in res and res["verdict"] in ("pass", "fail"), (name, res)
         assert len(fc.driver.launches) > 10
     assert set(res["rows"][0]) >= {"lowbit_kernel_us", "torch_fp16_kernel_us", "speedup_vs_torch_fp16"}
+    assert set(res["rows"][0]["kernel_order"]) >= {"equals_layout_1", "lowbit_kernel_us", "speedup_vs_layout_1"}
