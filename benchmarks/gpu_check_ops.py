@@ -199,19 +199,15 @@ def bench_weight(torch, s: int, to_dev, layout: int = 1):  # noqa: ANN001,ANN201
     ``layout`` 3 (kernel order) the same weight, repacked on the host before it moves to the device."""
     import lowbit.ops as ops
 
-    if layout != 1:
-        qw = bench_weight(torch, s, lambda t: t).repack(layout)
-        return ops.QuantizedWeight(wtype="uint4", shape=qw.shape, group_size=qw.group_size, zero="int",
-                                   qweight=to_dev(qw.qweight), scales=to_dev(qw.scales), zeros=to_dev(qw.zeros),
-                                   layout=qw.layout)  # fmt: skip
-
     g = torch.Generator().manual_seed(77 + s)
     k, n, group = BENCH_K, BENCH_N, 128
     words = torch.randint(-(2**31), 2**31, (k * 4 // 32, n), generator=g, dtype=torch.int64).to(torch.int32)
     zeros = torch.randint(-(2**31), 2**31, ((k // group) * n * 4 // 32,), generator=g, dtype=torch.int64)
     scales = (torch.rand(k // group, n, generator=g) * 0.01 + 0.005).to(torch.float16)
-    return ops.QuantizedWeight(wtype="uint4", shape=(k, n), group_size=group, zero="int", qweight=to_dev(words),
-                               scales=to_dev(scales), zeros=to_dev(zeros.to(torch.int32)))  # fmt: skip
+    qw = ops.QuantizedWeight(wtype="uint4", shape=(k, n), group_size=group, zero="int", qweight=words, scales=scales,
+                             zeros=zeros.to(torch.int32)).repack(layout)  # fmt: skip (layout 1: the same arrays)
+    return ops.QuantizedWeight(wtype="uint4", shape=(k, n), group_size=group, zero="int", qweight=to_dev(qw.qweight),
+                               scales=to_dev(qw.scales), zeros=to_dev(qw.zeros), layout=qw.layout)  # fmt: skip
 
 
 def dry_run(prepared: Path) -> list[dict]:

@@ -148,7 +148,7 @@ def _layout(layout: object, method: str) -> int:
         raise CheckpointError(str(exc)) from None
 
 
-def _placed(qw: QuantizedWeight, torch_in: bool, version: int = 1) -> QuantizedWeight:
+def _placed(qw: QuantizedWeight, torch_in: bool, version: int) -> QuantizedWeight:
     """The imported weight in layout ``version`` with its dequantisation facts decided on these host arrays, as
     torch tensors if the checkpoint's were (``to`` carries the facts)."""
     qw = qw._decided()
